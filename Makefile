@@ -1,0 +1,99 @@
+# Everything a newcomer needs: `make demo-sync` and `make test` install what they use.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+PROTOS := $(shell find protos -name '*.proto' | sort)
+# protoc finds the mypy-protobuf plugins (protoc-gen-mypy, protoc-gen-mypy_grpc) in the venv.
+PROTOC := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos
+BASELINE := protos/baseline.binpb
+
+.PHONY: help venv tools gen check-gen lint-proto breaking baseline lint test test-fast up \
+        demo-sync demo-events streams dead-letters bench bench-events compare chaos clean
+
+help:
+	@echo "make demo-sync | demo-events   start the stack, place a few orders, show who did what, stop"
+	@echo "make test                      install, check contracts, run every test"
+	@echo "make up                        run Redis + the four services in the foreground (Ctrl-C stops)"
+	@echo "make streams                   operations view of the Redis streams (needs REDIS_URL)"
+	@echo "make bench | bench-events      speed figures of the sync / events pipelines"
+	@echo "make gen                       regenerate gen/ from protos/"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
+	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+node_modules/.installed: package.json
+	@npm install --silent --no-audit --no-fund --no-package-lock
+	@touch $@
+
+tools: venv node_modules/.installed
+
+gen: venv
+	@rm -rf gen/shop
+	@$(PROTOC) --python_out=gen --grpc_python_out=gen \
+	    --mypy_out=gen --mypy_grpc_out=gen $(PROTOS) 2>&1 | { grep -v "^Writing mypy" || true; }
+	@find gen/shop -type d -exec touch {}/__init__.py \;
+	@echo "gen/ regenerated from $(words $(PROTOS)) proto files"
+
+# Fails when gen/ is not what `make gen` would write now.
+check-gen: venv
+	@tmp=$$(mktemp -d) && \
+	$(PROTOC) --python_out=$$tmp --grpc_python_out=$$tmp \
+	    --mypy_out=$$tmp --mypy_grpc_out=$$tmp $(PROTOS) 2>/dev/null && \
+	find $$tmp/shop -type d -exec touch {}/__init__.py \; && \
+	if diff -r -x __pycache__ $$tmp/shop gen/shop >/dev/null; then echo "gen/ is up to date"; rm -rf $$tmp; \
+	else echo "gen/ is stale: run 'make gen' and commit the result"; diff -r -x __pycache__ $$tmp/shop gen/shop | head -20; rm -rf $$tmp; exit 1; fi
+
+lint-proto: node_modules/.installed
+	@$(BUF) lint && echo "buf lint: clean"
+
+# Backward compatibility of the contract against the committed baseline.
+breaking: node_modules/.installed
+	@$(BUF) breaking --against $(BASELINE) && echo "buf breaking: compatible with $(BASELINE)"
+
+# Deliberately move the compatibility baseline (after a reviewed, compatible release).
+baseline: node_modules/.installed
+	@$(BUF) build -o $(BASELINE) && echo "baseline written to $(BASELINE)"
+
+lint: venv
+	@$(VENV)/bin/ruff check .
+
+test: tools check-gen lint-proto breaking lint
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+up: venv
+	@$(PY) -m shopctl up
+
+demo-sync: venv
+	@$(PY) -m shopctl demo --mode sync
+
+demo-events: venv
+	@$(PY) -m shopctl demo --mode events
+
+streams: venv
+	@$(PY) -m shoplib.streams status
+
+dead-letters: venv
+	@$(PY) -m shoplib.streams dead-letters
+
+bench: venv
+	@$(PY) bench/sync_chain.py
+
+bench-events: venv
+	@$(PY) bench/events.py
+
+compare: venv
+	@$(PY) -m shopctl compare
+
+chaos: venv
+	@$(PY) -m shopctl chaos
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache
