@@ -1,0 +1,25 @@
+"""Wires the gateway."""
+
+from __future__ import annotations
+
+from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, order_service_pb2_grpc
+
+from gateway.config import Settings
+from gateway.grpc_api import GatewayServicer
+from shoplib import grpc_client
+from shoplib.grpc_server import ServiceSpec
+from shoplib.health import Dependency, grpc_health_probe
+
+
+async def build(settings: Settings | None = None) -> ServiceSpec:
+    settings = settings or Settings.from_env()
+    orders = grpc_client.channel(settings.order_addr)
+    api = GatewayServicer(order_service_pb2_grpc.OrderServiceStub(orders), settings.default_mode)
+    return ServiceSpec(
+        name="gateway",
+        port=settings.port,
+        registrations=[lambda server: gateway_service_pb2_grpc.add_GatewayServiceServicer_to_server(api, server)],
+        service_names=[gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name],
+        dependencies=[Dependency("order", grpc_health_probe(orders), continuous=False)],
+        on_stop=[orders.close],
+    )

@@ -1,0 +1,10 @@
+"""The gateway's one decision: which flow an order takes."""
+
+from __future__ import annotations
+
+from shop.v1 import types_pb2
+
+
+def resolve_mode(requested: int, default: int) -> int:
+    """The request's mode, or the configured default when it left the mode unspecified."""
+    return default if requested == types_pb2.FLOW_MODE_UNSPECIFIED else requested

@@ -1,0 +1,34 @@
+"""Wires the notification service: real adapters by default."""
+
+from __future__ import annotations
+
+from shop.v1 import notification_service_pb2, notification_service_pb2_grpc
+
+from notification_svc.adapters import NotificationUnitOfWork
+from notification_svc.config import Settings
+from notification_svc.grpc_api import NotificationServicer
+from shoplib import redis_conn
+from shoplib.grpc_server import ServiceSpec
+from shoplib.health import Dependency
+from shoplib.tx import RedisCommitter
+from shoplib.uow import NoPublisher
+
+SOURCE = "/shop/notification-service"
+
+
+async def build(settings: Settings | None = None) -> ServiceSpec:
+    settings = settings or Settings.from_env()
+    client = redis_conn.connect(settings.redis_url)
+    committer = RedisCommitter(client)
+    sync_publisher = NoPublisher()  # in sync mode nobody listens to NotificationSent
+    api = NotificationServicer(lambda: NotificationUnitOfWork(client, committer, sync_publisher))
+    name = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
+    return ServiceSpec(
+        name="notification",
+        port=settings.port,
+        registrations=[lambda server: notification_service_pb2_grpc.add_NotificationServiceServicer_to_server(
+            api, server)],
+        service_names=[name],
+        dependencies=[Dependency("redis", client.ping)],
+        on_stop=[client.aclose],
+    )

@@ -1,0 +1,36 @@
+"""What a notification says. Pure: no I/O."""
+
+from __future__ import annotations
+
+import uuid
+
+from google.protobuf import timestamp_pb2
+from shop.v1 import types_pb2
+
+from shoplib import money
+
+KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT,
+                   types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED})
+
+
+def problems(order_id: str, customer_id: str, kind: int) -> list[tuple[str, str]]:
+    found = [] if order_id.strip() else [("order_id", "must not be empty")]
+    if not customer_id.strip():
+        found.append(("customer_id", "must not be empty"))
+    if kind not in KINDS:
+        found.append(("kind", "must be a NOTIFICATION_KIND other than UNSPECIFIED"))
+    return found
+
+
+def compose(order_id: str, customer_id: str, kind: int, amount: types_pb2.Money, reason: str
+            ) -> types_pb2.Notification:
+    total = money.format_money(amount) if amount.currency_code else "your order"
+    text = {
+        types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED: f"We received your order {order_id} ({total}).",
+        types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT: f"Payment of {total} for order {order_id} received. Thank you!",
+        types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED: f"Payment of {total} for order {order_id} declined: {reason}.",
+    }[kind]
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    return types_pb2.Notification(notification_id=f"ntf_{uuid.uuid4().hex[:24]}", order_id=order_id,
+                                  customer_id=customer_id, kind=kind, message=text, create_time=now)

@@ -1,0 +1,1 @@
+"""The order service: owns orders (Redis keys order:*) and starts the payment flow."""

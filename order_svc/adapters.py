@@ -1,0 +1,145 @@
+"""Order service adapters: the Redis order store, live updates over pub/sub, the sync chain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Protocol
+
+import grpc
+import redis.asyncio as aioredis
+from google.protobuf.message import Message
+from shop.v1 import (
+    events_pb2,
+    notification_service_pb2,
+    notification_service_pb2_grpc,
+    payment_service_pb2,
+    payment_service_pb2_grpc,
+    types_pb2,
+)
+
+from shoplib import grpc_client, log
+from shoplib.tx import Ack, Committer
+from shoplib.uow import Publisher, UnitOfWork
+
+UPDATES_CHANNEL = "order:updates"  # pub/sub: every stored status change, for live watchers
+_logger = log.get("order_svc")
+
+
+class Reader(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+
+class Orders:
+    """Keys: order:{id} -> Order bytes; order:key:{idempotency key} -> "{fingerprint} {order id}"."""
+
+    def __init__(self, reader: Reader, uow: UnitOfWork) -> None:
+        self._reader, self._uow = reader, uow
+
+    async def get(self, order_id: str) -> types_pb2.Order | None:
+        raw = await self._reader.get(f"order:{order_id}")
+        return None if raw is None else types_pb2.Order.FromString(raw)
+
+    async def claimed(self, idempotency_key: str) -> tuple[str, str] | None:
+        """(fingerprint, order id) of the order placed with this key, if any."""
+        raw = await self._reader.get(f"order:key:{idempotency_key}")
+        if raw is None:
+            return None
+        fingerprint, _, order_id = raw.decode().partition(" ")
+        return fingerprint, order_id
+
+    @staticmethod
+    def claim(idempotency_key: str, fingerprint: str, order_id: str) -> tuple[str, str]:
+        return f"order:key:{idempotency_key}", f"{fingerprint} {order_id}"
+
+    @staticmethod
+    def settled_marker(order_id: str) -> tuple[str, str]:
+        return f"order:settled:{order_id}", "1"
+
+    def add(self, order: types_pb2.Order) -> None:
+        data = order.SerializeToString()
+        self._uow.writes.set(f"order:{order.order_id}", data)
+        self._uow.writes.publish(UPDATES_CHANNEL, data)
+
+
+class OrderUnitOfWork(UnitOfWork):
+    def __init__(self, reader: Reader, committer: Committer, publisher: Publisher,
+                 ack: Ack | None = None) -> None:
+        super().__init__(committer, publisher, ack)
+        self.orders = Orders(reader, self)
+
+
+class SyncChain:
+    """Sync mode: after the order is stored, tell the customer, charge, and settle the order,
+    each by a direct gRPC call with the caller's remaining deadline."""
+
+    def __init__(self, notification: grpc.aio.Channel, payment: grpc.aio.Channel,
+                 settle: Callable[[types_pb2.Payment], Awaitable[object]]) -> None:
+        self._notify = notification_service_pb2_grpc.NotificationServiceStub(notification)
+        self._charge = payment_service_pb2_grpc.PaymentServiceStub(payment)
+        self._settle = settle
+        self._handlers = {events_pb2.OrderPlaced: self._on_order_placed}
+
+    def stage(self, emitted: Sequence[Message], writes: object) -> None:
+        return None
+
+    async def after_commit(self, emitted: Sequence[Message]) -> None:
+        for event in emitted:
+            await self._handlers[type(event)](event)  # type: ignore[operator]
+
+    async def redeliver(self, emitted: Sequence[Message]) -> None:
+        await self.after_commit(emitted)
+
+    async def _on_order_placed(self, event: events_pb2.OrderPlaced) -> None:
+        order = event.order
+        await self._notify.SendNotification(notification_service_pb2.SendNotificationRequest(
+            order_id=order.order_id, customer_id=order.customer_id,
+            kind=types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, amount=order.total),
+            **grpc_client.call_options())
+        charged = await self._charge.Charge(payment_service_pb2.ChargeRequest(
+            order_id=order.order_id, customer_id=order.customer_id, amount=order.total),
+            **grpc_client.call_options())
+        await self._settle(charged.payment)
+
+
+# A watcher re-reads the order after this long without news, in case a pub/sub message was
+# lost (pub/sub is fire-and-forget); status changes themselves arrive by push.
+RESYNC_S = 5.0
+
+
+class OrderUpdates:
+    """One pub/sub subscription per process, fanned out to the watchers of each order."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._watchers: dict[str, set[asyncio.Queue[types_pb2.Order]]] = defaultdict(set)
+
+    @contextlib.asynccontextmanager
+    async def watch(self, order_id: str) -> AsyncIterator[asyncio.Queue[types_pb2.Order]]:
+        queue: asyncio.Queue[types_pb2.Order] = asyncio.Queue()
+        self._watchers[order_id].add(queue)
+        try:
+            yield queue
+        finally:
+            self._watchers[order_id].discard(queue)
+            if not self._watchers[order_id]:
+                del self._watchers[order_id]
+
+    async def run(self) -> None:
+        """Listen for ever; reconnects after Redis comes back (watchers resync meanwhile)."""
+        while True:
+            try:
+                await self._listen()
+            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+                _logger.warning("order.updates_disconnected", error=type(exc).__name__)
+                await asyncio.sleep(RESYNC_S / 10)
+
+    async def _listen(self) -> None:
+        async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(UPDATES_CHANNEL)
+            async for message in pubsub.listen():
+                order = types_pb2.Order.FromString(message["data"])
+                for queue in self._watchers.get(order.order_id, ()):
+                    queue.put_nowait(order)

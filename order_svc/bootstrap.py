@@ -1,0 +1,60 @@
+"""Wires the order service: real adapters by default, fakes by keyword (tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shop.v1 import order_service_pb2, order_service_pb2_grpc, types_pb2
+
+from order_svc import handlers
+from order_svc.adapters import OrderUnitOfWork, OrderUpdates, SyncChain
+from order_svc.config import Settings
+from order_svc.grpc_api import OrderServicer
+from shoplib import grpc_client, redis_conn
+from shoplib.grpc_server import ServiceSpec
+from shoplib.health import Dependency, grpc_health_probe
+from shoplib.tx import RedisCommitter
+from shoplib.uow import NoPublisher, Publisher, StreamPublisher
+
+SOURCE = "/shop/order-service"
+
+
+def unit_of_work_factory(reader: object, committer: object, publishers: dict[int, Publisher]
+                         ) -> Callable[[int], OrderUnitOfWork]:
+    """A unit of work whose publisher is the order's mode: the only place the mode is looked at."""
+    fallback = NoPublisher()
+    return lambda mode: OrderUnitOfWork(reader, committer, publishers.get(mode, fallback))  # type: ignore[arg-type]
+
+
+async def build(settings: Settings | None = None) -> ServiceSpec:
+    settings = settings or Settings.from_env()
+    client = redis_conn.connect(settings.redis_url)
+    committer = RedisCommitter(client)
+    payment, notification = grpc_client.channel(settings.payment_addr), grpc_client.channel(settings.notification_addr)
+
+    async def settle(payment_result: types_pb2.Payment) -> object:
+        return await handlers.settle_order(payment_result, OrderUnitOfWork(client, committer, NoPublisher()))
+
+    publishers: dict[int, Publisher] = {
+        types_pb2.FLOW_MODE_SYNC: SyncChain(notification, payment, settle),
+        types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE),
+    }
+    updates = OrderUpdates(client)
+    api = OrderServicer(unit_of_work_factory(client, committer, publishers), updates.watch)
+
+    async def close() -> None:
+        await payment.close()
+        await notification.close()
+        await client.aclose()
+
+    return ServiceSpec(
+        name="order",
+        port=settings.port,
+        registrations=[lambda server: order_service_pb2_grpc.add_OrderServiceServicer_to_server(api, server)],
+        service_names=[order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name],
+        dependencies=[Dependency("redis", client.ping),
+                      Dependency("payment", grpc_health_probe(payment), continuous=False),
+                      Dependency("notification", grpc_health_probe(notification), continuous=False)],
+        background=[updates.run],
+        on_stop=[close],
+    )

@@ -1,0 +1,26 @@
+"""Order service settings, from the environment; required ones have no default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shoplib import config
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    redis_url: str
+    payment_addr: str
+    notification_addr: str
+    instance: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            port=config.port("ORDER_PORT", 50052),
+            redis_url=config.required("REDIS_URL"),
+            payment_addr=config.required("PAYMENT_SERVICE_ADDR"),
+            notification_addr=config.required("NOTIFICATION_SERVICE_ADDR"),
+            instance=config.optional("SERVICE_INSTANCE", "1", str),
+        )

@@ -1,0 +1,89 @@
+"""Order rules: what a valid order is, its total, its identity. Pure: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from google.protobuf import timestamp_pb2
+from shop.v1 import types_pb2
+
+from shoplib import money
+
+MAX_LINES = 100  # an order with more lines is a bulk import, not a checkout
+MAX_QUANTITY = 10_000  # per line; far above a shop's stock, far below overflow
+MAX_ID_LENGTH = 128  # for customer, product and idempotency key
+TERMINAL = frozenset({types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED})
+MODES = frozenset({types_pb2.FLOW_MODE_SYNC, types_pb2.FLOW_MODE_EVENTS})
+
+
+def _id_problems(field: str, value: str) -> list[tuple[str, str]]:
+    if not value.strip():
+        return [(field, "must not be empty")]
+    if len(value) > MAX_ID_LENGTH or not value.isprintable():
+        return [(field, f"must be at most {MAX_ID_LENGTH} printable characters")]
+    return []
+
+
+def _line_problems(index: int, line: types_pb2.OrderLine) -> list[tuple[str, str]]:
+    field = f"lines[{index}]"
+    found = _id_problems(f"{field}.product_id", line.product_id)
+    if not 1 <= line.quantity <= MAX_QUANTITY:
+        found.append((f"{field}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
+    if not line.HasField("unit_price"):
+        return [*found, (f"{field}.unit_price", "is required")]
+    return found + money.problems(f"{field}.unit_price", line.unit_price)
+
+
+def problems(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
+             mode: int) -> list[tuple[str, str]]:
+    """Every field violation of an order request; empty when the order is valid."""
+    found = _id_problems("idempotency_key", idempotency_key) + _id_problems("customer_id", customer_id)
+    if not lines:
+        found.append(("lines", "must contain at least one line"))
+    elif len(lines) > MAX_LINES:
+        found.append(("lines", f"must contain at most {MAX_LINES} lines"))
+    else:
+        for index, line in enumerate(lines):
+            found += _line_problems(index, line)
+        currencies = {line.unit_price.currency_code for line in lines}
+        if len(currencies) > 1:
+            found.append(("lines", f"must share one currency, got {sorted(currencies)}"))
+    if mode not in MODES:
+        found.append(("mode", "must be FLOW_MODE_SYNC or FLOW_MODE_EVENTS"))
+    if not found and total_of(lines).amount_minor > money.MAX_AMOUNT_MINOR:
+        found.append(("lines", f"order total must be at most {money.MAX_AMOUNT_MINOR} minor units"))
+    return found
+
+
+def total_of(lines: list[types_pb2.OrderLine]) -> types_pb2.Money:
+    amount = sum(line.quantity * line.unit_price.amount_minor for line in lines)
+    return money.money(lines[0].unit_price.currency_code, amount)
+
+
+def fingerprint(customer_id: str, lines: list[types_pb2.OrderLine], mode: int) -> str:
+    """Identifies what was asked, so a reused idempotency key with another request is caught."""
+    digest = hashlib.sha256(f"{customer_id}\x00{mode}".encode())
+    for line in lines:
+        digest.update(line.SerializeToString(deterministic=True))
+    return digest.hexdigest()[:32]
+
+
+def new_order(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
+              mode: int) -> types_pb2.Order:
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    return types_pb2.Order(
+        order_id=f"ord_{uuid.uuid4().hex[:24]}", customer_id=customer_id, lines=lines,
+        total=total_of(lines), status=types_pb2.ORDER_STATUS_PENDING, mode=mode,
+        create_time=now, update_time=now, idempotency_key=idempotency_key)
+
+
+def settle(order: types_pb2.Order, payment: types_pb2.Payment) -> types_pb2.Order:
+    """The order once its payment outcome is known."""
+    settled = types_pb2.Order()
+    settled.CopyFrom(order)
+    succeeded = payment.status == types_pb2.PAYMENT_STATUS_SUCCEEDED
+    settled.status = types_pb2.ORDER_STATUS_PAID if succeeded else types_pb2.ORDER_STATUS_PAYMENT_DECLINED
+    settled.update_time.GetCurrentTime()
+    return settled

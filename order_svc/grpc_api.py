@@ -1,0 +1,31 @@
+"""OrderService over gRPC: translate requests to handler calls, nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+from shop.v1 import order_service_pb2 as pb
+from shop.v1 import order_service_pb2_grpc
+
+from order_svc import handlers
+from order_svc.adapters import OrderUnitOfWork
+
+
+class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
+    def __init__(self, unit_of_work: Callable[[int], OrderUnitOfWork], watch: handlers.Watch) -> None:
+        self._uow, self._watch = unit_of_work, watch
+
+    async def CreateOrder(self, request: pb.CreateOrderRequest, context: grpc.aio.ServicerContext
+                          ) -> pb.CreateOrderResponse:
+        order = await handlers.place_order(request, self._uow(request.mode))
+        return pb.CreateOrderResponse(order=order)
+
+    async def FetchOrder(self, request: pb.FetchOrderRequest, context: grpc.aio.ServicerContext
+                         ) -> pb.FetchOrderResponse:
+        return pb.FetchOrderResponse(order=await handlers.get_order(request.order_id, self._uow(0)))
+
+    async def FollowOrder(self, request: pb.FollowOrderRequest, context: grpc.aio.ServicerContext
+                          ) -> AsyncIterator[pb.FollowOrderResponse]:
+        async for order in handlers.follow_order(request.order_id, self._uow(0), self._watch):
+            yield pb.FollowOrderResponse(order=order)

@@ -1,0 +1,90 @@
+"""Order decisions, shared by both modes: place an order, settle it, show it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+
+from shop.v1 import events_pb2, order_service_pb2, types_pb2
+
+from order_svc import domain
+from order_svc.adapters import RESYNC_S, OrderUnitOfWork
+from shoplib import errors, log
+
+_logger = log.get("order_svc")
+Watch = Callable[[str], AbstractAsyncContextManager[asyncio.Queue[types_pb2.Order]]]
+
+
+async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: OrderUnitOfWork) -> types_pb2.Order:
+    """Store a new order with its OrderPlaced event, or return the one this key already placed."""
+    lines = list(cmd.lines)
+    if violations := domain.problems(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode):
+        raise errors.InvalidArgument(violations)
+    fingerprint = domain.fingerprint(cmd.customer_id, lines, cmd.mode)
+    if claimed := await uow.orders.claimed(cmd.idempotency_key):
+        return await _replay(fingerprint, claimed, uow)
+    order = domain.new_order(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode)
+    log.bind(order_id=order.order_id)
+    uow.orders.add(order)
+    uow.emit(events_pb2.OrderPlaced(order=order))
+    if not await uow.commit(once=uow.orders.claim(cmd.idempotency_key, fingerprint, order.order_id)):
+        return await _replay(fingerprint, await uow.orders.claimed(cmd.idempotency_key), uow)
+    _logger.info("order.placed", total_minor=order.total.amount_minor, mode=types_pb2.FlowMode.Name(order.mode))
+    return await _existing(order.order_id, uow)
+
+
+async def _replay(fingerprint: str, claimed: tuple[str, str] | None, uow: OrderUnitOfWork) -> types_pb2.Order:
+    """A retry with a known key: same request → same order (resumed if still pending)."""
+    if claimed is None or claimed[0] != fingerprint:
+        raise errors.AlreadyExists("idempotency_key was already used for a different order",
+                                   reason="IDEMPOTENCY_KEY_REUSED")
+    order = await _existing(claimed[1], uow)
+    log.bind(order_id=order.order_id)
+    _logger.info("order.replayed", status=types_pb2.OrderStatus.Name(order.status))
+    if order.status not in domain.TERMINAL:
+        await uow.redeliver(events_pb2.OrderPlaced(order=order))
+        order = await _existing(order.order_id, uow)
+    return order
+
+
+async def _existing(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:
+    order = await uow.orders.get(order_id)
+    if order is None:
+        raise errors.NotFound(f"order {order_id!r} not found")
+    return order
+
+
+async def settle_order(payment: types_pb2.Payment, uow: OrderUnitOfWork) -> types_pb2.Order:
+    """Move the order to PAID or PAYMENT_DECLINED, once."""
+    log.bind(order_id=payment.order_id)
+    order = await _existing(payment.order_id, uow)
+    if order.status in domain.TERMINAL:
+        return order
+    settled = domain.settle(order, payment)
+    uow.orders.add(settled)
+    if await uow.commit(once=uow.orders.settled_marker(order.order_id)):
+        _logger.info("order.settled", status=types_pb2.OrderStatus.Name(settled.status))
+    return settled
+
+
+async def get_order(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:
+    if not order_id.strip():
+        raise errors.InvalidArgument([("order_id", "must not be empty")])
+    return await _existing(order_id, uow)
+
+
+async def follow_order(order_id: str, uow: OrderUnitOfWork, watch: Watch) -> AsyncIterator[types_pb2.Order]:
+    """The order now and at every status change, until terminal (subscribe first, then read,
+    so no change between the two is missed)."""
+    async with watch(order_id) as updates:
+        order = await get_order(order_id, uow)
+        yield order
+        while order.status not in domain.TERMINAL:
+            try:
+                latest = await asyncio.wait_for(updates.get(), RESYNC_S)
+            except TimeoutError:
+                latest = await _existing(order_id, uow)
+            if latest.status != order.status:
+                yield latest
+            order = latest

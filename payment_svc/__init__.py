@@ -1,0 +1,1 @@
+"""The payment service: charges orders (Redis keys payment:*), once per order, ever."""

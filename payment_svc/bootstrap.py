@@ -1,0 +1,40 @@
+"""Wires the payment service: real adapters by default."""
+
+from __future__ import annotations
+
+from shop.v1 import payment_service_pb2, payment_service_pb2_grpc
+
+from payment_svc import domain
+from payment_svc.adapters import PaymentUnitOfWork, SyncReceipts
+from payment_svc.config import Settings
+from payment_svc.grpc_api import PaymentServicer
+from shoplib import grpc_client, redis_conn
+from shoplib.grpc_server import ServiceSpec
+from shoplib.health import Dependency, grpc_health_probe
+from shoplib.tx import RedisCommitter
+
+SOURCE = "/shop/payment-service"
+
+
+async def build(settings: Settings | None = None) -> ServiceSpec:
+    settings = settings or Settings.from_env()
+    client = redis_conn.connect(settings.redis_url)
+    committer = RedisCommitter(client)
+    notification = grpc_client.channel(settings.notification_addr)
+    receipts = SyncReceipts(notification)
+    rules = domain.Rules(decline_above_minor=settings.decline_above_minor)
+    api = PaymentServicer(lambda: PaymentUnitOfWork(client, committer, receipts), rules, settings.delay_ms / 1000)
+
+    async def close() -> None:
+        await notification.close()
+        await client.aclose()
+
+    return ServiceSpec(
+        name="payment",
+        port=settings.port,
+        registrations=[lambda server: payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(api, server)],
+        service_names=[payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name],
+        dependencies=[Dependency("redis", client.ping),
+                      Dependency("notification", grpc_health_probe(notification), continuous=False)],
+        on_stop=[close],
+    )

@@ -1,0 +1,41 @@
+"""Payment rules. Pure: no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from google.protobuf import timestamp_pb2
+from shop.v1 import events_pb2, types_pb2
+
+from shoplib import money
+
+
+@dataclass(frozen=True)
+class Rules:
+    decline_above_minor: int = 100_000  # 1,000.00 in the order's currency
+
+
+def problems(order_id: str, customer_id: str, amount: types_pb2.Money) -> list[tuple[str, str]]:
+    found = [] if order_id.strip() else [("order_id", "must not be empty")]
+    if not customer_id.strip():
+        found.append(("customer_id", "must not be empty"))
+    return found + money.problems("amount", amount)
+
+
+def decide(order_id: str, customer_id: str, amount: types_pb2.Money, rules: Rules) -> types_pb2.Payment:
+    """Declined, deterministically, when the amount is above the limit; otherwise succeeded."""
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    declined = amount.amount_minor > rules.decline_above_minor
+    return types_pb2.Payment(
+        payment_id=f"pay_{uuid.uuid4().hex[:24]}", order_id=order_id, customer_id=customer_id,
+        amount=amount, create_time=now,
+        status=types_pb2.PAYMENT_STATUS_DECLINED if declined else types_pb2.PAYMENT_STATUS_SUCCEEDED,
+        decline_reason=f"amount above the limit of {rules.decline_above_minor} minor units" if declined else "")
+
+
+def outcome_event(payment: types_pb2.Payment) -> events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined:
+    if payment.status == types_pb2.PAYMENT_STATUS_SUCCEEDED:
+        return events_pb2.PaymentSucceeded(payment=payment)
+    return events_pb2.PaymentDeclined(payment=payment)

@@ -1,0 +1,1 @@
+"""What every service needs: config, logging, gRPC server bootstrap, Redis, transactions, streams."""

@@ -1,0 +1,50 @@
+"""Structured logging: one JSON line per event, request context bound once per RPC or message."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import uuid
+from contextvars import ContextVar
+
+import structlog
+
+CORRELATION_HEADER = "x-correlation-id"
+correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def configure(service: str) -> None:
+    """Configure structlog for a service process (LOG_LEVEL, LOG_FORMAT=json|console)."""
+    level = getattr(logging, os.environ.get("LOG_LEVEL", "INFO").upper(), logging.INFO)
+    renderer = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if os.environ.get("LOG_FORMAT") == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service)
+
+
+def bind(**fields: object) -> None:
+    """Bind fields to every log line of the current task (RPC or message)."""
+    structlog.contextvars.bind_contextvars(**fields)
+
+
+def get(name: str | None = None) -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger(name)  # type: ignore[no-any-return]

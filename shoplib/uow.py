@@ -1,0 +1,89 @@
+"""Unit of work: what one handler reads, writes and emits, committed as one atomic step.
+
+Where emitted events go is the communication mode, injected as a Publisher:
+- StreamPublisher (events mode) stages an XADD per event inside the same commit (the outbox);
+- a service's sync publisher calls the next service over gRPC after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from google.protobuf.message import Message
+
+from shoplib import events
+from shoplib.tx import Ack, Committer, Value, Writes
+
+
+class Publisher(Protocol):
+    def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
+        """Add what must be committed with the effect (stream entries)."""
+
+    async def after_commit(self, emitted: Sequence[Message]) -> None:
+        """Act once the effect is durable (direct calls to the next service)."""
+
+    async def redeliver(self, emitted: Sequence[Message]) -> None:
+        """Follow up an effect done by an earlier attempt (a retried request): sync mode calls
+        the next service again (it is idempotent); events mode has nothing to do, since the
+        event was committed with the effect."""
+
+
+class StreamPublisher:
+    def __init__(self, source: str) -> None:
+        self._source = source
+
+    def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
+        for event in emitted:
+            envelope = events.wrap(event, self._source)
+            writes.xadd(events.BY_MESSAGE[type(event)].stream, events.entry_fields(envelope))
+
+    async def after_commit(self, emitted: Sequence[Message]) -> None:
+        return None
+
+    async def redeliver(self, emitted: Sequence[Message]) -> None:
+        return None
+
+
+class NoPublisher:
+    """For handlers whose events nobody needs in this mode."""
+
+    def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
+        return None
+
+    async def after_commit(self, emitted: Sequence[Message]) -> None:
+        return None
+
+    async def redeliver(self, emitted: Sequence[Message]) -> None:
+        return None
+
+
+class UnitOfWork:
+    def __init__(self, committer: Committer, publisher: Publisher, ack: Ack | None = None) -> None:
+        self._committer, self._publisher, self._ack = committer, publisher, ack
+        self.writes = Writes()
+        self.emitted: list[Message] = []
+        self.committed = False
+
+    def emit(self, event: Message) -> None:
+        self.emitted.append(event)
+
+    async def commit(self, once: tuple[str, Value] | None = None) -> bool:
+        """True when the effect was applied now; False when `once` showed it was done before
+        (then nothing but the ack is written, and nothing is published)."""
+        self._publisher.stage(self.emitted, self.writes)
+        applied = await self._committer.commit(self.writes, once, self._ack)
+        self.committed = True
+        emitted, self.writes, self.emitted = self.emitted, Writes(), []
+        if applied:
+            await self._publisher.after_commit(emitted)
+        return applied
+
+    async def redeliver(self, *emitted: Message) -> None:
+        await self._publisher.redeliver(emitted)
+
+    async def finish(self) -> None:
+        """Acknowledge a consumed entry whose handler had nothing to write."""
+        if not self.committed and self._ack is not None:
+            await self._committer.commit(Writes(), None, self._ack)
+            self.committed = True
