@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from shop.v1 import notification_service_pb2, notification_service_pb2_grpc
 
+from notification_svc import consumers
 from notification_svc.adapters import NotificationUnitOfWork
 from notification_svc.config import Settings
 from notification_svc.grpc_api import NotificationServicer
 from shoplib import redis_conn
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency
+from shoplib.streams import consumer as stream_consumer
 from shoplib.tx import RedisCommitter
-from shoplib.uow import NoPublisher
+from shoplib.uow import NoPublisher, StreamPublisher
 
 SOURCE = "/shop/notification-service"
 
@@ -22,6 +24,9 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
     committer = RedisCommitter(client)
     sync_publisher = NoPublisher()  # in sync mode nobody listens to NotificationSent
     api = NotificationServicer(lambda: NotificationUnitOfWork(client, committer, sync_publisher))
+    outbox = StreamPublisher(SOURCE)
+    consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
+        f"notification-{settings.instance}", lambda ack: NotificationUnitOfWork(client, committer, outbox, ack)))
     name = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
     return ServiceSpec(
         name="notification",
@@ -30,5 +35,6 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
             api, server)],
         service_names=[name],
         dependencies=[Dependency("redis", client.ping)],
+        consumers=[consumer],
         on_stop=[client.aclose],
     )

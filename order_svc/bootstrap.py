@@ -6,13 +6,14 @@ from collections.abc import Callable
 
 from shop.v1 import order_service_pb2, order_service_pb2_grpc, types_pb2
 
-from order_svc import handlers
+from order_svc import consumers, handlers
 from order_svc.adapters import OrderUnitOfWork, OrderUpdates, SyncChain
 from order_svc.config import Settings
 from order_svc.grpc_api import OrderServicer
 from shoplib import grpc_client, redis_conn
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
+from shoplib.streams import consumer as stream_consumer
 from shoplib.tx import RedisCommitter
 from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
@@ -40,6 +41,8 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE),
     }
     updates = OrderUpdates(client)
+    consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
+        f"order-{settings.instance}", lambda ack: OrderUnitOfWork(client, committer, NoPublisher(), ack)))
     api = OrderServicer(unit_of_work_factory(client, committer, publishers), updates.watch)
 
     async def close() -> None:
@@ -56,5 +59,6 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
                       Dependency("payment", grpc_health_probe(payment), continuous=False),
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
         background=[updates.run],
+        consumers=[consumer],
         on_stop=[close],
     )

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from shop.v1 import payment_service_pb2, payment_service_pb2_grpc
 
-from payment_svc import domain
+from payment_svc import consumers, domain
 from payment_svc.adapters import PaymentUnitOfWork, SyncReceipts
 from payment_svc.config import Settings
 from payment_svc.grpc_api import PaymentServicer
 from shoplib import grpc_client, redis_conn
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
+from shoplib.streams import consumer as stream_consumer
 from shoplib.tx import RedisCommitter
+from shoplib.uow import StreamPublisher
 
 SOURCE = "/shop/payment-service"
 
@@ -23,7 +25,11 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
     notification = grpc_client.channel(settings.notification_addr)
     receipts = SyncReceipts(notification)
     rules = domain.Rules(decline_above_minor=settings.decline_above_minor)
-    api = PaymentServicer(lambda: PaymentUnitOfWork(client, committer, receipts), rules, settings.delay_ms / 1000)
+    delay_s = settings.delay_ms / 1000
+    api = PaymentServicer(lambda: PaymentUnitOfWork(client, committer, receipts), rules, delay_s)
+    outbox = StreamPublisher(SOURCE)
+    consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
+        f"payment-{settings.instance}", lambda ack: PaymentUnitOfWork(client, committer, outbox, ack), rules, delay_s))
 
     async def close() -> None:
         await notification.close()
@@ -36,5 +42,6 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         service_names=[payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name],
         dependencies=[Dependency("redis", client.ping),
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
+        consumers=[consumer],
         on_stop=[close],
     )

@@ -7,6 +7,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +27,11 @@ Register = Callable[[grpc.aio.Server], None]
 Background = Callable[[], Awaitable[None]]
 
 
+class Consumer(Protocol):
+    async def run(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 @dataclass
 class ServiceSpec:
     """What a service's bootstrap hands to `serve`."""
@@ -36,6 +42,8 @@ class ServiceSpec:
     service_names: Sequence[str]
     dependencies: Sequence[Dependency] = ()
     background: Sequence[Background] = ()
+    # Stream consumers: started once ready; on stop they finish their batch before the server goes.
+    consumers: Sequence[Consumer] = ()
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
     # "localhost" binds the loopback addresses (127.0.0.1 and ::1); BIND_HOST widens it.
     host: str = field(default_factory=lambda: os.environ.get("BIND_HOST", "localhost"))
@@ -68,6 +76,7 @@ class Running:
         self.server, self.health, self.port = build_server(spec)
         self.monitor = HealthMonitor(self.health, spec.service_names, spec.dependencies)
         self._tasks: list[asyncio.Task[None]] = []
+        self._consuming: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.server.start()
@@ -77,15 +86,20 @@ class Running:
     async def _become_ready(self) -> None:
         await self.monitor.wait_ready()
         self._tasks += [asyncio.create_task(job()) for job in self.spec.background]
+        self._consuming = [asyncio.create_task(consumer.run()) for consumer in self.spec.consumers]
         self._tasks.append(asyncio.create_task(self.monitor.run()))
         _logger.info("server.ready")
 
     async def stop(self, grace: float = GRACE_S) -> None:
         _logger.info("server.stopping", grace_s=grace)
         await self.monitor.shutdown()
-        for task in self._tasks:
+        for consumer in self.spec.consumers:
+            consumer.stop()
+        if self._consuming:
+            await asyncio.wait(self._consuming, timeout=grace)
+        for task in [*self._tasks, *self._consuming]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._consuming, return_exceptions=True)
         await self.server.stop(grace)
         for hook in self.spec.on_stop:
             await hook()

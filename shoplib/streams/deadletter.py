@@ -1,0 +1,47 @@
+"""Dead letters: entries no handler can process, kept with everything needed to look and re-drive."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from shoplib.streams.settings import DEAD_LETTERS
+from shoplib.tx import Ack, Committer, Writes
+
+# Dead letters wait for a person; past this many the oldest go (approximate MAXLEN bounds memory).
+DEAD_LETTER_MAXLEN = 100_000
+
+
+def original_bytes(fields: dict[bytes, bytes]) -> bytes:
+    """The envelope as it was, or (no envelope field) every field, so nothing is lost."""
+    if b"envelope" in fields:
+        return fields[b"envelope"]
+    return b"\n".join(k + b"=" + v for k, v in fields.items())
+
+
+async def dead_letter(committer: Committer, ack: Ack, consumer: str, deliveries: int, error: str,
+                      fields: dict[bytes, bytes]) -> None:
+    """Move one entry to the dead letters and acknowledge it, in one atomic step."""
+    writes = Writes()
+    writes.xadd(DEAD_LETTERS, {
+        "stream": ack.stream, "entry_id": ack.entry_id, "group": ack.group, "consumer": consumer,
+        "deliveries": deliveries, "error": error[:1000],
+        "type": fields.get(b"type", b""), "event_id": fields.get(b"id", b""),
+        "original": original_bytes(fields), "has_envelope": int(b"envelope" in fields)})
+    await committer.commit(writes, None, ack)
+
+
+async def redrive(client: aioredis.Redis, entry_id: str) -> str:
+    """Put a dead letter's original envelope back on its stream (consumers are idempotent), then
+    remove the dead letter. Returns the new entry id."""
+    found = await client.xrange(DEAD_LETTERS, entry_id, entry_id)
+    if not found:
+        raise KeyError(f"no dead letter {entry_id}")
+    fields = found[0][1]
+    if fields.get(b"has_envelope") != b"1":
+        raise ValueError(f"dead letter {entry_id} has no envelope to re-drive (it was not one of our events)")
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.xadd(fields[b"stream"], {"id": fields[b"event_id"], "type": fields[b"type"],
+                                      "envelope": fields[b"original"]})
+        pipe.xdel(DEAD_LETTERS, entry_id)
+        new_id, _ = await pipe.execute()
+    return str(new_id.decode())
