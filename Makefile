@@ -81,7 +81,7 @@ streams: venv
 	@$(PY) -m shoplib.streams status
 
 dead-letters: venv
-	@$(PY) -m shoplib.streams dead-letters
+	@$(PY) -m shoplib.streams dead-letters $(ARGS)
 
 bench: venv
 	@$(PY) bench/sync_chain.py

@@ -17,14 +17,14 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         self._orders, self._default_mode = orders, default_mode
 
     async def PlaceOrder(self, request: pb.PlaceOrderRequest, ctx: grpc.aio.ServicerContext) -> pb.PlaceOrderResponse:
-        reply = await self._orders.CreateOrder(order_service_pb2.CreateOrderRequest(
+        reply = await grpc_client.invoke("order", self._orders.CreateOrder(order_service_pb2.CreateOrderRequest(
             idempotency_key=request.idempotency_key, customer_id=request.customer_id, lines=request.lines,
-            mode=handlers.resolve_mode(request.mode, self._default_mode)), **grpc_client.call_options())
+            mode=handlers.resolve_mode(request.mode, self._default_mode)), **grpc_client.call_options()))
         return pb.PlaceOrderResponse(order=reply.order)
 
     async def GetOrder(self, request: pb.GetOrderRequest, ctx: grpc.aio.ServicerContext) -> pb.GetOrderResponse:
-        reply = await self._orders.FetchOrder(order_service_pb2.FetchOrderRequest(order_id=request.order_id),
-                                              **grpc_client.call_options())
+        reply = await grpc_client.invoke("order", self._orders.FetchOrder(
+            order_service_pb2.FetchOrderRequest(order_id=request.order_id), **grpc_client.call_options()))
         return pb.GetOrderResponse(order=reply.order)
 
     async def WatchOrder(self, request: pb.WatchOrderRequest, ctx: grpc.aio.ServicerContext

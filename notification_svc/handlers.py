@@ -17,14 +17,12 @@ async def send(cmd: notification_service_pb2.SendNotificationRequest, uow: Notif
     if violations := domain.problems(cmd.order_id, cmd.customer_id, cmd.kind):
         raise errors.InvalidArgument(violations)
     log.bind(order_id=cmd.order_id)
-    if existing := await uow.notifications.get(cmd.order_id, cmd.kind):
-        return existing
     note = domain.compose(cmd.order_id, cmd.customer_id, cmd.kind, cmd.amount, cmd.reason)
     uow.emit(events_pb2.NotificationSent(notification=note))
-    if not await uow.commit(once=uow.notifications.record(note)):
-        return await uow.notifications.get(cmd.order_id, cmd.kind) or note
-    _logger.info("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
-    return note
+    if await uow.commit(once=uow.notifications.record(note)):
+        _logger.info("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
+        return note
+    return await uow.notifications.get(cmd.order_id, cmd.kind) or note  # sent before
 
 
 async def list_for_order(order_id: str, uow: NotificationUnitOfWork) -> list[types_pb2.Notification]:

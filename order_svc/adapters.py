@@ -21,15 +21,18 @@ from shop.v1 import (
 )
 
 from shoplib import grpc_client, log
-from shoplib.tx import Ack, Committer
+from shoplib.tx import Ack, Committer, Writes
 from shoplib.uow import Publisher, UnitOfWork
 
 UPDATES_CHANNEL = "order:updates"  # pub/sub: every stored status change, for live watchers
+# Sync-mode orders not settled yet, scored by creation time (ms): what the reconciler resumes.
+PENDING_SYNC = "order:pending-sync"
 _logger = log.get("order_svc")
 
 
 class Reader(Protocol):
     async def get(self, key: str) -> bytes | None: ...
+    async def zrangebyscore(self, key: str, low: str, high: int, start: int, num: int) -> list[bytes]: ...
 
 
 class Orders:
@@ -62,6 +65,12 @@ class Orders:
         data = order.SerializeToString()
         self._uow.writes.set(f"order:{order.order_id}", data)
         self._uow.writes.publish(UPDATES_CHANNEL, data)
+        if order.status != types_pb2.ORDER_STATUS_PENDING:
+            self._uow.writes.zrem(PENDING_SYNC, order.order_id)
+
+    async def pending_sync(self, older_than_ms: int, limit: int) -> list[str]:
+        raw = await self._reader.zrangebyscore(PENDING_SYNC, "-inf", older_than_ms, start=0, num=limit)
+        return [item.decode() for item in raw]
 
 
 class OrderUnitOfWork(UnitOfWork):
@@ -82,8 +91,11 @@ class SyncChain:
         self._settle = settle
         self._handlers = {events_pb2.OrderPlaced: self._on_order_placed}
 
-    def stage(self, emitted: Sequence[Message], writes: object) -> None:
-        return None
+    def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
+        """Remember the order until it is settled, so an interrupted chain is resumed later."""
+        for event in emitted:
+            if isinstance(event, events_pb2.OrderPlaced):
+                writes.zadd(PENDING_SYNC, event.order.create_time.ToMilliseconds(), event.order.order_id)
 
     async def after_commit(self, emitted: Sequence[Message]) -> None:
         for event in emitted:
@@ -94,13 +106,14 @@ class SyncChain:
 
     async def _on_order_placed(self, event: events_pb2.OrderPlaced) -> None:
         order = event.order
-        await self._notify.SendNotification(notification_service_pb2.SendNotificationRequest(
-            order_id=order.order_id, customer_id=order.customer_id,
-            kind=types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, amount=order.total),
-            **grpc_client.call_options())
-        charged = await self._charge.Charge(payment_service_pb2.ChargeRequest(
+        await grpc_client.invoke("notification", self._notify.SendNotification(
+            notification_service_pb2.SendNotificationRequest(
+                order_id=order.order_id, customer_id=order.customer_id,
+                kind=types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, amount=order.total),
+            **grpc_client.call_options()))
+        charged = await grpc_client.invoke("payment", self._charge.Charge(payment_service_pb2.ChargeRequest(
             order_id=order.order_id, customer_id=order.customer_id, amount=order.total),
-            **grpc_client.call_options())
+            **grpc_client.call_options()))
         await self._settle(charged.payment)
 
 

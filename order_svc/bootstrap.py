@@ -10,6 +10,7 @@ from order_svc import consumers, handlers
 from order_svc.adapters import OrderUnitOfWork, OrderUpdates, SyncChain
 from order_svc.config import Settings
 from order_svc.grpc_api import OrderServicer
+from order_svc.reconciler import Reconciler
 from shoplib import grpc_client, redis_conn
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
@@ -36,11 +37,13 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
     async def settle(payment_result: types_pb2.Payment) -> object:
         return await handlers.settle_order(payment_result, OrderUnitOfWork(client, committer, NoPublisher()))
 
+    chain = SyncChain(notification, payment, settle)
     publishers: dict[int, Publisher] = {
-        types_pb2.FLOW_MODE_SYNC: SyncChain(notification, payment, settle),
+        types_pb2.FLOW_MODE_SYNC: chain,
         types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE),
     }
     updates = OrderUpdates(client)
+    reconciler = Reconciler(lambda: OrderUnitOfWork(client, committer, chain), settings.resume_after_ms)
     consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
         f"order-{settings.instance}", lambda ack: OrderUnitOfWork(client, committer, NoPublisher(), ack)))
     api = OrderServicer(unit_of_work_factory(client, committer, publishers), updates.watch)
@@ -58,7 +61,7 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         dependencies=[Dependency("redis", client.ping),
                       Dependency("payment", grpc_health_probe(payment), continuous=False),
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
-        background=[updates.run],
+        background=[updates.run, reconciler.run],
         consumers=[consumer],
         on_stop=[close],
     )

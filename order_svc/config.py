@@ -14,6 +14,8 @@ class Settings:
     payment_addr: str
     notification_addr: str
     instance: str
+    # A sync order still PENDING this long after creation is resumed by the reconciler.
+    resume_after_ms: int = 10_000
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -23,4 +25,5 @@ class Settings:
             payment_addr=config.required("PAYMENT_SERVICE_ADDR"),
             notification_addr=config.required("NOTIFICATION_SERVICE_ADDR"),
             instance=config.optional("SERVICE_INSTANCE", "1", str),
+            resume_after_ms=config.optional("ORDER_RESUME_AFTER_MS", 10_000, int),
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -17,13 +18,12 @@ Watch = Callable[[str], AbstractAsyncContextManager[asyncio.Queue[types_pb2.Orde
 
 
 async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: OrderUnitOfWork) -> types_pb2.Order:
-    """Store a new order with its OrderPlaced event, or return the one this key already placed."""
+    """Store a new order with its OrderPlaced event, or return the one this key already placed.
+    Optimistic: the commit's once key (the idempotency key) tells a retry from a new order."""
     lines = list(cmd.lines)
     if violations := domain.problems(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode):
         raise errors.InvalidArgument(violations)
     fingerprint = domain.fingerprint(cmd.customer_id, lines, cmd.mode)
-    if claimed := await uow.orders.claimed(cmd.idempotency_key):
-        return await _replay(fingerprint, claimed, uow)
     order = domain.new_order(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode)
     log.bind(order_id=order.order_id)
     uow.orders.add(order)
@@ -66,6 +66,16 @@ async def settle_order(payment: types_pb2.Payment, uow: OrderUnitOfWork) -> type
     if await uow.commit(once=uow.orders.settled_marker(order.order_id)):
         _logger.info("order.settled", status=types_pb2.OrderStatus.Name(settled.status))
     return settled
+
+
+async def resume_order(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:
+    """Finish the flow of an order left PENDING (its caller gave up, a service was down)."""
+    log.bind(order_id=order_id)
+    order = await _existing(order_id, uow)
+    if order.status not in domain.TERMINAL:
+        _logger.info("order.resuming", age_s=round(time.time() - order.create_time.seconds))
+        await uow.redeliver(events_pb2.OrderPlaced(order=order))
+    return await _existing(order_id, uow)
 
 
 async def get_order(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:

@@ -61,9 +61,10 @@ class SyncReceipts:
     async def after_commit(self, emitted: Sequence[Message]) -> None:
         for event in emitted:
             payment = event.payment  # type: ignore[attr-defined]
-            await self._notify.SendNotification(notification_service_pb2.SendNotificationRequest(
-                order_id=payment.order_id, customer_id=payment.customer_id, kind=_KIND[type(event)],
-                amount=payment.amount, reason=payment.decline_reason), **grpc_client.call_options())
+            await grpc_client.invoke("notification", self._notify.SendNotification(
+                notification_service_pb2.SendNotificationRequest(
+                    order_id=payment.order_id, customer_id=payment.customer_id, kind=_KIND[type(event)],
+                    amount=payment.amount, reason=payment.decline_reason), **grpc_client.call_options()))
 
     async def redeliver(self, emitted: Sequence[Message]) -> None:
         await self.after_commit(emitted)

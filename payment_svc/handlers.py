@@ -15,22 +15,22 @@ _logger = log.get("payment_svc")
 
 async def charge(cmd: payment_service_pb2.ChargeRequest, uow: PaymentUnitOfWork, rules: domain.Rules,
                  delay_s: float = 0.0) -> types_pb2.Payment:
-    """Charge the order once, ever: a repeat returns the first outcome and charges nothing."""
+    """Charge the order once, ever: a repeat returns the first outcome and charges nothing.
+    Optimistic: the commit itself finds out (once key) whether the order was charged before."""
     if violations := domain.problems(cmd.order_id, cmd.customer_id, cmd.amount):
         raise errors.InvalidArgument(violations)
     log.bind(order_id=cmd.order_id)
-    if existing := await uow.payments.get(cmd.order_id):
-        await uow.redeliver(domain.outcome_event(existing))
-        return existing
     if delay_s:
         await asyncio.sleep(delay_s)
     payment = domain.decide(cmd.order_id, cmd.customer_id, cmd.amount, rules)
     uow.emit(domain.outcome_event(payment))
-    if not await uow.commit(once=uow.payments.record(payment)):
-        return await get_payment(cmd.order_id, uow)
-    _logger.info("payment.charged", payment_id=payment.payment_id,
-                 status=types_pb2.PaymentStatus.Name(payment.status), amount_minor=payment.amount.amount_minor)
-    return payment
+    if await uow.commit(once=uow.payments.record(payment)):
+        _logger.info("payment.charged", payment_id=payment.payment_id,
+                     status=types_pb2.PaymentStatus.Name(payment.status), amount_minor=payment.amount.amount_minor)
+        return payment
+    existing = await get_payment(cmd.order_id, uow)  # charged before: same outcome, nothing more
+    await uow.redeliver(domain.outcome_event(existing))
+    return existing
 
 
 async def get_payment(order_id: str, uow: PaymentUnitOfWork) -> types_pb2.Payment:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import grpc
 
-from shoplib import context
+from shoplib import context, errors
+
+T = TypeVar("T")
 
 # Retry only UNAVAILABLE (the request did not reach a server) and only on our internal,
 # idempotent methods (every one is keyed: order id, idempotency key, (order, kind)).
@@ -42,3 +46,13 @@ def channel(address: str) -> grpc.aio.Channel:
 def call_options() -> dict[str, object]:
     """timeout and metadata for an outbound call made while serving a request."""
     return {"timeout": context.remaining(), "metadata": context.outbound_metadata()}
+
+
+async def invoke(service: str, call: Awaitable[T]) -> T:
+    """Await an outbound call; a down service becomes UNAVAILABLE naming it (no internal addresses)."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() is grpc.StatusCode.UNAVAILABLE:
+            raise errors.Unavailable(f"{service} service unavailable, retry later") from None
+        raise

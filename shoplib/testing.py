@@ -26,6 +26,10 @@ class MemoryStore:
     async def get(self, key: str) -> bytes | None:
         return self.values.get(key)
 
+    async def zrangebyscore(self, key: str, low: str, high: int, start: int, num: int) -> list[bytes]:
+        members = sorted((score, m) for m, score in self.zsets.get(key, {}).items() if score <= high)
+        return [m.encode() for _, m in members[start:start + num]]
+
     async def lrange(self, key: str, start: int, end: int) -> list[bytes]:
         items = self.lists.get(key, [])
         return items[start:] if end == -1 else items[start:end + 1]

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from google.protobuf.message import Message
 
-from shoplib import events
+from shoplib import events, faults
 from shoplib.tx import Ack, Committer, Value, Writes
 
 
@@ -72,6 +72,9 @@ class UnitOfWork:
         """True when the effect was applied now; False when `once` showed it was done before
         (then nothing but the ack is written, and nothing is published)."""
         self._publisher.stage(self.emitted, self.writes)
+        if self._ack is not None and faults.fires("exit_after_effect"):
+            await self._committer.commit(self.writes, once, None)
+            faults.crash()
         applied = await self._committer.commit(self.writes, once, self._ack)
         self.committed = True
         emitted, self.writes, self.emitted = self.emitted, Writes(), []

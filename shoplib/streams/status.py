@@ -1,0 +1,88 @@
+"""The operations view: streams, groups, consumers, lag, oldest pending, dead letters."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from shoplib import events
+from shoplib.streams.settings import DEAD_LETTERS
+
+STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS)
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class GroupView:
+    name: str
+    consumers: list[tuple[str, int, int]]  # name, pending, idle ms
+    pending: int
+    lag: int | None
+    oldest_pending_ms: int | None
+
+
+@dataclass
+class StreamView:
+    name: str
+    length: int
+    last_id: str
+    groups: list[GroupView] = field(default_factory=list)
+
+
+async def _group(client: aioredis.Redis, stream: str, info: dict[str, object]) -> GroupView:
+    name = _s(info["name"])
+    consumers = [(_s(c["name"]), int(c["pending"]), int(c["idle"]))
+                 for c in await client.xinfo_consumers(stream, name)]
+    oldest = None
+    if info["pending"]:
+        first = await client.xpending_range(stream, name, min="-", max="+", count=1)
+        oldest = int(first[0]["time_since_delivered"]) if first else None
+    lag = info.get("lag")
+    return GroupView(name, consumers, int(info["pending"]), None if lag is None else int(lag), oldest)  # type: ignore[arg-type]
+
+
+async def collect(client: aioredis.Redis, streams: tuple[str, ...] = STREAMS) -> tuple[list[StreamView], int]:
+    views = []
+    for stream in streams:
+        try:
+            info = await client.xinfo_stream(stream)
+        except ResponseError:
+            views.append(StreamView(stream, 0, "-"))
+            continue
+        view = StreamView(stream, int(info["length"]), _s(info["last-generated-id"]))
+        view.groups = [await _group(client, stream, g) for g in await client.xinfo_groups(stream)]
+        views.append(view)
+    return views, int(await client.xlen(DEAD_LETTERS))
+
+
+def render(views: list[StreamView], dead: int) -> str:
+    out = [f"{'stream':<22}{'length':>8}  last id", "-" * 60]
+    for view in views:
+        out.append(f"{view.name:<22}{view.length:>8}  {view.last_id}")
+        for group in view.groups:
+            lag = "?" if group.lag is None else group.lag
+            age = "-" if group.oldest_pending_ms is None else f"{group.oldest_pending_ms / 1000:.1f}s"
+            out.append(f"  group {group.name:<28} pending {group.pending:<5} lag {lag!s:<5} oldest pending {age}")
+            for name, pending, idle in group.consumers:
+                out.append(f"    consumer {name:<24} pending {pending:<5} idle {idle / 1000:.1f}s")
+    out.append(f"{DEAD_LETTERS:<22}{dead:>8}  (re-drive: make dead-letters ARGS='redrive <id>')")
+    return "\n".join(out)
+
+
+async def dead_letters(client: aioredis.Redis, count: int = 20) -> str:
+    rows = await client.xrevrange(DEAD_LETTERS, count=count)
+    if not rows:
+        return "no dead letters"
+    out = [f"{'dead letter id':<18}{'from':<30}{'deliveries':>10}  error"]
+    now_ms = int(time.time() * 1000)
+    for entry_id, f in rows:
+        origin = f"{_s(f[b'stream'])}/{_s(f[b'entry_id'])}"
+        age = (now_ms - int(_s(entry_id).split("-")[0])) / 1000
+        out.append(f"{_s(entry_id):<18}{origin:<30}{_s(f[b'deliveries']):>10}  {_s(f[b'error'])[:70]} ({age:.0f}s ago)")
+    return "\n".join(out)
