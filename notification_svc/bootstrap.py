@@ -12,7 +12,7 @@ from shoplib import redis_conn
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency
 from shoplib.streams import consumer as stream_consumer
-from shoplib.tx import RedisCommitter
+from shoplib.tx import PipelinedCommitter
 from shoplib.uow import NoPublisher, StreamPublisher
 
 SOURCE = "/shop/notification-service"
@@ -21,7 +21,7 @@ SOURCE = "/shop/notification-service"
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
     client = redis_conn.connect(settings.redis_url)
-    committer = RedisCommitter(client)
+    committer = PipelinedCommitter(client)
     sync_publisher = NoPublisher()  # in sync mode nobody listens to NotificationSent
     api = NotificationServicer(lambda: NotificationUnitOfWork(client, committer, sync_publisher))
     outbox = StreamPublisher(SOURCE)

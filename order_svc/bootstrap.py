@@ -15,7 +15,7 @@ from shoplib import grpc_client, redis_conn
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
 from shoplib.streams import consumer as stream_consumer
-from shoplib.tx import RedisCommitter
+from shoplib.tx import PipelinedCommitter
 from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/order-service"
@@ -31,7 +31,7 @@ def unit_of_work_factory(reader: object, committer: object, publishers: dict[int
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
     client = redis_conn.connect(settings.redis_url)
-    committer = RedisCommitter(client)
+    committer = PipelinedCommitter(client)
     payment, notification = grpc_client.channel(settings.payment_addr), grpc_client.channel(settings.notification_addr)
 
     async def settle(payment_result: types_pb2.Payment) -> object:

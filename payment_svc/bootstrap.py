@@ -12,7 +12,7 @@ from shoplib import grpc_client, redis_conn
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
 from shoplib.streams import consumer as stream_consumer
-from shoplib.tx import RedisCommitter
+from shoplib.tx import PipelinedCommitter
 from shoplib.uow import StreamPublisher
 
 SOURCE = "/shop/payment-service"
@@ -21,7 +21,7 @@ SOURCE = "/shop/payment-service"
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
     client = redis_conn.connect(settings.redis_url)
-    committer = RedisCommitter(client)
+    committer = PipelinedCommitter(client)
     notification = grpc_client.channel(settings.notification_addr)
     receipts = SyncReceipts(notification)
     rules = domain.Rules(decline_above_minor=settings.decline_above_minor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -65,3 +66,47 @@ class RedisCommitter:
         for op in writes.ops:
             args += [len(op), *op]
         return bool(await self._script(keys=[key], args=args))
+
+
+class PipelinedCommitter:
+    """The same commits, but all those requested in one event-loop turn travel in one pipeline:
+    a batch of 64 consumed entries costs one round trip instead of 64. Each commit is still its
+    own atomic script; only the transport is shared."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(_SCRIPT)
+        self._queue: list[tuple[list[str], list[Value], asyncio.Future[bool]]] = []
+
+    async def commit(self, writes: Writes, once: tuple[str, Value] | None = None,
+                     ack: Ack | None = None) -> bool:
+        key, value = once or ("", "")
+        target = (ack.stream, ack.group, ack.entry_id) if ack else ("", "", "")
+        args: list[Value] = [value, *target]
+        for op in writes.ops:
+            args += [len(op), *op]
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(([key], args, future))
+        if len(self._queue) == 1:
+            asyncio.get_running_loop().call_soon(self._schedule_flush)
+        return await future
+
+    def _schedule_flush(self) -> None:
+        self._flushing = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for keys, args, _ in batch:
+                    await self._script(keys=keys, args=args, client=pipe)
+                results = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # the connection failed: every commit of the batch failed
+            results = [exc] * len(batch)
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(bool(result))
