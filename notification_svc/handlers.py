@@ -21,6 +21,7 @@ async def send(cmd: notification_service_pb2.SendNotificationRequest, uow: Notif
     uow.emit(events_pb2.NotificationSent(notification=note))
     if await uow.commit(once=uow.notifications.record(note)):
         _logger.info("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
+        await uow.publish()
         return note
     return await uow.notifications.get(cmd.order_id, cmd.kind) or note  # sent before
 

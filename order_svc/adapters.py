@@ -64,7 +64,7 @@ class Orders:
     def add(self, order: types_pb2.Order) -> None:
         data = order.SerializeToString()
         self._uow.writes.set(f"order:{order.order_id}", data)
-        self._uow.writes.publish(UPDATES_CHANNEL, data)
+        self._uow.writes.publish(UPDATES_CHANNEL, order.order_id.encode() + b" " + data)
         if order.status != types_pb2.ORDER_STATUS_PENDING:
             self._uow.writes.zrem(PENDING_SYNC, order.order_id)
 
@@ -85,7 +85,7 @@ class SyncChain:
     each by a direct gRPC call with the caller's remaining deadline."""
 
     def __init__(self, notification: grpc.aio.Channel, payment: grpc.aio.Channel,
-                 settle: Callable[[types_pb2.Payment], Awaitable[object]]) -> None:
+                 settle: Callable[[types_pb2.Order, types_pb2.Payment], Awaitable[types_pb2.Order]]) -> None:
         self._notify = notification_service_pb2_grpc.NotificationServiceStub(notification)
         self._charge = payment_service_pb2_grpc.PaymentServiceStub(payment)
         self._settle = settle
@@ -97,14 +97,13 @@ class SyncChain:
             if isinstance(event, events_pb2.OrderPlaced):
                 writes.zadd(PENDING_SYNC, event.order.create_time.ToMilliseconds(), event.order.order_id)
 
-    async def after_commit(self, emitted: Sequence[Message]) -> None:
-        for event in emitted:
-            await self._handlers[type(event)](event)  # type: ignore[operator]
+    async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
+        return [await self._handlers[type(event)](event) for event in emitted]  # type: ignore[operator]
 
-    async def redeliver(self, emitted: Sequence[Message]) -> None:
-        await self.after_commit(emitted)
+    async def redeliver(self, emitted: Sequence[Message]) -> list[object]:
+        return await self.after_commit(emitted)
 
-    async def _on_order_placed(self, event: events_pb2.OrderPlaced) -> None:
+    async def _on_order_placed(self, event: events_pb2.OrderPlaced) -> types_pb2.Order:
         order = event.order
         await grpc_client.invoke("notification", self._notify.SendNotification(
             notification_service_pb2.SendNotificationRequest(
@@ -114,7 +113,7 @@ class SyncChain:
         charged = await grpc_client.invoke("payment", self._charge.Charge(payment_service_pb2.ChargeRequest(
             order_id=order.order_id, customer_id=order.customer_id, amount=order.total),
             **grpc_client.call_options()))
-        await self._settle(charged.payment)
+        return await self._settle(order, charged.payment)
 
 
 # A watcher re-reads the order after this long without news, in case a pub/sub message was
@@ -153,6 +152,9 @@ class OrderUpdates:
         async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(UPDATES_CHANNEL)
             async for message in pubsub.listen():
-                order = types_pb2.Order.FromString(message["data"])
-                for queue in self._watchers.get(order.order_id, ()):
-                    queue.put_nowait(order)
+                order_id, _, data = message["data"].partition(b" ")
+                watchers = self._watchers.get(order_id.decode())
+                if watchers:  # most updates have no watcher: do not even parse them
+                    order = types_pb2.Order.FromString(data)
+                    for queue in watchers:
+                        queue.put_nowait(order)

@@ -34,8 +34,8 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
     committer = PipelinedCommitter(client)
     payment, notification = grpc_client.channel(settings.payment_addr), grpc_client.channel(settings.notification_addr)
 
-    async def settle(payment_result: types_pb2.Payment) -> object:
-        return await handlers.settle_order(payment_result, OrderUnitOfWork(client, committer, NoPublisher()))
+    async def settle(order: types_pb2.Order, outcome: types_pb2.Payment) -> types_pb2.Order:
+        return await handlers.settle_order(outcome, OrderUnitOfWork(client, committer, NoPublisher()), order)
 
     chain = SyncChain(notification, payment, settle)
     publishers: dict[int, Publisher] = {

@@ -31,7 +31,12 @@ async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: OrderUnitO
     if not await uow.commit(once=uow.orders.claim(cmd.idempotency_key, fingerprint, order.order_id)):
         return await _replay(fingerprint, await uow.orders.claimed(cmd.idempotency_key), uow)
     _logger.info("order.placed", total_minor=order.total.amount_minor, mode=types_pb2.FlowMode.Name(order.mode))
-    return await _existing(order.order_id, uow)
+    return _latest(await uow.publish(), order)
+
+
+def _latest(results: list[object], order: types_pb2.Order) -> types_pb2.Order:
+    """The settled order when the sync chain ran, else the order as stored (events: PENDING)."""
+    return next((r for r in reversed(results) if isinstance(r, types_pb2.Order)), order)
 
 
 async def _replay(fingerprint: str, claimed: tuple[str, str] | None, uow: OrderUnitOfWork) -> types_pb2.Order:
@@ -43,8 +48,7 @@ async def _replay(fingerprint: str, claimed: tuple[str, str] | None, uow: OrderU
     log.bind(order_id=order.order_id)
     _logger.info("order.replayed", status=types_pb2.OrderStatus.Name(order.status))
     if order.status not in domain.TERMINAL:
-        await uow.redeliver(events_pb2.OrderPlaced(order=order))
-        order = await _existing(order.order_id, uow)
+        order = _latest(await uow.redeliver(events_pb2.OrderPlaced(order=order)), order)
     return order
 
 
@@ -55,16 +59,19 @@ async def _existing(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:
     return order
 
 
-async def settle_order(payment: types_pb2.Payment, uow: OrderUnitOfWork) -> types_pb2.Order:
-    """Move the order to PAID or PAYMENT_DECLINED, once."""
+async def settle_order(payment: types_pb2.Payment, uow: OrderUnitOfWork,
+                       order: types_pb2.Order | None = None) -> types_pb2.Order:
+    """Move the order to PAID or PAYMENT_DECLINED, once. `order`, when the caller has it, saves a read."""
     log.bind(order_id=payment.order_id)
-    order = await _existing(payment.order_id, uow)
+    order = order or await _existing(payment.order_id, uow)
     if order.status in domain.TERMINAL:
         return order
     settled = domain.settle(order, payment)
     uow.orders.add(settled)
-    if await uow.commit(once=uow.orders.settled_marker(order.order_id)):
-        _logger.info("order.settled", status=types_pb2.OrderStatus.Name(settled.status))
+    if not await uow.commit(once=uow.orders.settled_marker(order.order_id)):
+        return await _existing(order.order_id, uow)  # settled before, maybe by another path
+    _logger.info("order.settled", status=types_pb2.OrderStatus.Name(settled.status))
+    await uow.publish()
     return settled
 
 
@@ -74,8 +81,8 @@ async def resume_order(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:
     order = await _existing(order_id, uow)
     if order.status not in domain.TERMINAL:
         _logger.info("order.resuming", age_s=round(time.time() - order.create_time.seconds))
-        await uow.redeliver(events_pb2.OrderPlaced(order=order))
-    return await _existing(order_id, uow)
+        order = _latest(await uow.redeliver(events_pb2.OrderPlaced(order=order)), order)
+    return order
 
 
 async def get_order(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:

@@ -58,13 +58,16 @@ class SyncReceipts:
     def stage(self, emitted: Sequence[Message], writes: object) -> None:
         return None
 
-    async def after_commit(self, emitted: Sequence[Message]) -> None:
+    async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
+        sent = []
         for event in emitted:
             payment = event.payment  # type: ignore[attr-defined]
             await grpc_client.invoke("notification", self._notify.SendNotification(
                 notification_service_pb2.SendNotificationRequest(
                     order_id=payment.order_id, customer_id=payment.customer_id, kind=_KIND[type(event)],
                     amount=payment.amount, reason=payment.decline_reason), **grpc_client.call_options()))
+            sent.append(event)
+        return sent
 
-    async def redeliver(self, emitted: Sequence[Message]) -> None:
-        await self.after_commit(emitted)
+    async def redeliver(self, emitted: Sequence[Message]) -> list[object]:
+        return await self.after_commit(emitted)

@@ -28,11 +28,12 @@ def decide(order_id: str, customer_id: str, amount: types_pb2.Money, rules: Rule
     now = timestamp_pb2.Timestamp()
     now.GetCurrentTime()
     declined = amount.amount_minor > rules.decline_above_minor
+    limit = money.format_money(money.money(amount.currency_code, rules.decline_above_minor))
     return types_pb2.Payment(
         payment_id=f"pay_{uuid.uuid4().hex[:24]}", order_id=order_id, customer_id=customer_id,
         amount=amount, create_time=now,
         status=types_pb2.PAYMENT_STATUS_DECLINED if declined else types_pb2.PAYMENT_STATUS_SUCCEEDED,
-        decline_reason=f"amount above the limit of {rules.decline_above_minor} minor units" if declined else "")
+        decline_reason=f"amount above the limit of {limit}" if declined else "")
 
 
 def outcome_event(payment: types_pb2.Payment) -> events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined:

@@ -27,6 +27,7 @@ async def charge(cmd: payment_service_pb2.ChargeRequest, uow: PaymentUnitOfWork,
     if await uow.commit(once=uow.payments.record(payment)):
         _logger.info("payment.charged", payment_id=payment.payment_id,
                      status=types_pb2.PaymentStatus.Name(payment.status), amount_minor=payment.amount.amount_minor)
+        await uow.publish()
         return payment
     existing = await get_payment(cmd.order_id, uow)  # charged before: same outcome, nothing more
     await uow.redeliver(domain.outcome_event(existing))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shoplib.redis_server import LocalRedis, free_port
+from shoplib.redis_server import LocalRedis, die_with_parent, free_port
 
 # Start order matters only for readability: each service waits for its own dependencies.
 SERVICES = ("notification", "payment", "order", "gateway")
@@ -23,14 +22,6 @@ DEFAULT_PORTS = {"gateway": 50051, "order": 50052, "payment": 50053, "notificati
 # A cold start (Python imports, gRPC, Redis ping) takes ~1 s per service on 2 cores.
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """Children get SIGTERM when the launcher dies, however it dies: no stray processes."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def wait_serving(address: str, timeout: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:
@@ -98,7 +89,9 @@ class Stack:
             out = open(self.log_dir / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", MODULES[name]], env=self.service_env(name), stdout=out, stderr=out,
-            preexec_fn=_die_with_parent)
+            preexec_fn=die_with_parent)
+        if out is not None:
+            out.close()  # the child has its own copy
         if wait:
             wait_serving(self.address(name))
 

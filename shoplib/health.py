@@ -77,7 +77,7 @@ class HealthMonitor:
         return not failing
 
     async def run(self) -> None:
-        await self._set(NOT_SERVING)
+        """Keep probing (after wait_ready): status changes only when a probe result changes."""
         while not self._stopping:
             await self.check()
             await asyncio.sleep(PROBE_INTERVAL_S)

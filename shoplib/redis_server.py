@@ -6,7 +6,9 @@ with only Python can run everything. AOF is on, so a restart keeps what was ackn
 
 from __future__ import annotations
 
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -18,6 +20,14 @@ import redis
 # How long a starting redis-server may take to answer PING before we give up.
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """preexec_fn for children: SIGTERM when the parent dies, however it dies (no strays)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -55,7 +65,8 @@ class LocalRedis:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.data_dir),
                 "--logfile", str(self.data_dir / "redis.log"), "--protected-mode", "yes"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                        preexec_fn=die_with_parent)
         self._wait_ready()
         return self
 

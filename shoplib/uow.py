@@ -20,10 +20,10 @@ class Publisher(Protocol):
     def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
         """Add what must be committed with the effect (stream entries)."""
 
-    async def after_commit(self, emitted: Sequence[Message]) -> None:
-        """Act once the effect is durable (direct calls to the next service)."""
+    async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
+        """Act once the effect is durable (direct calls to the next service); returns what they answered."""
 
-    async def redeliver(self, emitted: Sequence[Message]) -> None:
+    async def redeliver(self, emitted: Sequence[Message]) -> list[object]:
         """Follow up an effect done by an earlier attempt (a retried request): sync mode calls
         the next service again (it is idempotent); events mode has nothing to do, since the
         event was committed with the effect."""
@@ -38,11 +38,11 @@ class StreamPublisher:
             envelope = events.wrap(event, self._source)
             writes.xadd(events.BY_MESSAGE[type(event)].stream, events.entry_fields(envelope))
 
-    async def after_commit(self, emitted: Sequence[Message]) -> None:
-        return None
+    async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
+        return []
 
-    async def redeliver(self, emitted: Sequence[Message]) -> None:
-        return None
+    async def redeliver(self, emitted: Sequence[Message]) -> list[object]:
+        return []
 
 
 class NoPublisher:
@@ -51,11 +51,11 @@ class NoPublisher:
     def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
         return None
 
-    async def after_commit(self, emitted: Sequence[Message]) -> None:
-        return None
+    async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
+        return []
 
-    async def redeliver(self, emitted: Sequence[Message]) -> None:
-        return None
+    async def redeliver(self, emitted: Sequence[Message]) -> list[object]:
+        return []
 
 
 class UnitOfWork:
@@ -64,26 +64,32 @@ class UnitOfWork:
         self.writes = Writes()
         self.emitted: list[Message] = []
         self.committed = False
+        self._unpublished: list[Message] = []
 
     def emit(self, event: Message) -> None:
         self.emitted.append(event)
 
     async def commit(self, once: tuple[str, Value] | None = None) -> bool:
         """True when the effect was applied now; False when `once` showed it was done before
-        (then nothing but the ack is written, and nothing is published)."""
+        (then nothing but the ack is written, and there is nothing to publish).
+        The handler calls `publish()` after it, once it has logged what it did."""
         self._publisher.stage(self.emitted, self.writes)
         if self._ack is not None and faults.fires("exit_after_effect"):
             await self._committer.commit(self.writes, once, None)
             faults.crash()
         applied = await self._committer.commit(self.writes, once, self._ack)
         self.committed = True
-        emitted, self.writes, self.emitted = self.emitted, Writes(), []
-        if applied:
-            await self._publisher.after_commit(emitted)
+        self._unpublished = self.emitted if applied else []
+        self.writes, self.emitted = Writes(), []
         return applied
 
-    async def redeliver(self, *emitted: Message) -> None:
-        await self._publisher.redeliver(emitted)
+    async def publish(self) -> list[object]:
+        """Follow up what the last commit emitted (sync mode: call the next service)."""
+        emitted, self._unpublished = self._unpublished, []
+        return await self._publisher.after_commit(emitted)
+
+    async def redeliver(self, *emitted: Message) -> list[object]:
+        return await self._publisher.redeliver(emitted)
 
     async def finish(self) -> None:
         """Acknowledge a consumed entry whose handler had nothing to write."""
