@@ -51,14 +51,19 @@ def problems(idempotency_key: str, customer_id: str, lines: list[types_pb2.Order
             found.append(("lines", f"must share one currency, got {sorted(currencies)}"))
     if mode not in MODES:
         found.append(("mode", "must be FLOW_MODE_SYNC or FLOW_MODE_EVENTS"))
-    if not found and total_of(lines).amount_minor > money.MAX_AMOUNT_MINOR:
+    if not found and _sum_minor(lines) > money.MAX_AMOUNT_MINOR:
         found.append(("lines", f"order total must be at most {money.MAX_AMOUNT_MINOR} minor units"))
     return found
 
 
+def _sum_minor(lines: list[types_pb2.OrderLine]) -> int:
+    """Exact (Python int): may exceed int64 before validation refuses it."""
+    return sum(line.quantity * line.unit_price.amount_minor for line in lines)
+
+
 def total_of(lines: list[types_pb2.OrderLine]) -> types_pb2.Money:
-    amount = sum(line.quantity * line.unit_price.amount_minor for line in lines)
-    return money.money(lines[0].unit_price.currency_code, amount)
+    """The total of valid lines (validated: fits comfortably in int64)."""
+    return money.money(lines[0].unit_price.currency_code, _sum_minor(lines))
 
 
 def fingerprint(customer_id: str, lines: list[types_pb2.OrderLine], mode: int) -> str:

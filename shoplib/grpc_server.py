@@ -79,6 +79,7 @@ class Running:
         self._consuming: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        await self.monitor.begin()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._become_ready()))
         _logger.info("server.started", port=self.port, services=list(self.spec.service_names))

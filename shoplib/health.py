@@ -76,6 +76,10 @@ class HealthMonitor:
             await self._set(NOT_SERVING if failing else SERVING)
         return not failing
 
+    async def begin(self) -> None:
+        """Before the port opens: NOT_SERVING (the library's default for "" would be SERVING)."""
+        await self._set(NOT_SERVING)
+
     async def run(self) -> None:
         """Keep probing (after wait_ready): status changes only when a probe result changes."""
         while not self._stopping:

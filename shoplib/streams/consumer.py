@@ -67,7 +67,7 @@ class StreamConsumer:
     async def run(self) -> None:
         """Consume until stopped; Redis outages are waited out, never fatal."""
         retrying = AsyncRetrying(retry=retry_if_exception_type(_TRANSIENT), reraise=True,
-                                 wait=wait_exponential_jitter(initial=0.05, max=RECONNECT_MAX_WAIT_S),
+                                 wait=wait_exponential_jitter(multiplier=0.05, max=RECONNECT_MAX_WAIT_S),
                                  before_sleep=self._log_disconnected)
         async for attempt in retrying:
             with attempt:
