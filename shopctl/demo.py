@@ -18,16 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import redis.asyncio as aioredis
 from shop.v1 import gateway_service_pb2 as gw
 from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 from shop.v1 import notification_service_pb2_grpc as nt_grpc
 from shop.v1 import payment_service_pb2_grpc as pm_grpc
 from shop.v1 import types_pb2 as t
 
-from shopctl import trail
+from shopctl import streamtrail, trail
 from shopctl.stack import Stack
 from shoplib.errors import field_violations
 from shoplib.log import CORRELATION_HEADER
+from shoplib.streams import status
 
 MODES = {"sync": t.FLOW_MODE_SYNC, "events": t.FLOW_MODE_EVENTS}
 TERMINAL = frozenset({t.ORDER_STATUS_PAID, t.ORDER_STATUS_PAYMENT_DECLINED})
@@ -94,7 +96,8 @@ def _status(status: int) -> str:
 
 
 def print_event_trail(stack: Stack, order_id: str) -> None:
-    """Events mode: the stream entries this order caused (to be filled in with the consumers)."""
+    """Events mode: the stream entries this order caused, and which group handled each."""
+    streamtrail.print_stream_trail(stack.redis_url, order_id)
 
 
 async def _place(clients: Clients, scenario: Scenario, mode: str, run_id: str) -> gw.PlaceOrderResponse:
@@ -185,6 +188,14 @@ async def _demo(stack: Stack, mode: str, run_id: str) -> list[Outcome]:
     return list(outcomes.values())
 
 
+async def _operations_view(redis_url: str) -> None:
+    """What `make streams` shows: streams, groups, consumers, lag, oldest pending, dead letters."""
+    client = aioredis.Redis.from_url(redis_url)
+    print("\nOperations view (make streams):")
+    print("  " + status.render(*await status.collect(client)).replace("\n", "\n  "))
+    await client.aclose()
+
+
 def _summary(outcomes: list[Outcome]) -> None:
     print(f"\nSummary\n  {'order':<12} {'status':<18} {'client ms':>9} {'terminal ms':>11} {'charges':>7}  order id")
     for o in outcomes:
@@ -204,5 +215,7 @@ def run(mode: str) -> None:
             print("  one warm-up order first, so the shown latencies do not include opening connections")
             print("  in the log trails, rpc.ok/rpc.failed is written when a call ends; ms= is its duration")
             outcomes = asyncio.run(_demo(stack, mode, run_id))
+            if mode == "events":
+                asyncio.run(_operations_view(stack.redis_url))
         _summary(outcomes)
         print("\nStack stopped.")

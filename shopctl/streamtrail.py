@@ -1,0 +1,62 @@
+"""Events mode, for a person: the stream entries one order caused, and which group handled each."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from shop.v1 import types_pb2
+
+from shoplib import events
+
+STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS)
+# The receipt may still be on its way when the order turns terminal: wait this long for it at most.
+SETTLE_WAIT_S = 3.0
+EXPECTED_ENTRIES = 4  # order placed, payment outcome, notification "received", notification of the outcome
+
+
+def _entries(client: redis.Redis, order_id: str) -> list[tuple[float, str, str, object, object]]:
+    """(event time, stream, entry id, envelope, payload) of every entry about this order."""
+    found = []
+    for stream in STREAMS:
+        for entry_id, fields in client.xrevrange(stream, count=500):
+            if fields.get(b"subject") == order_id.encode():
+                envelope, payload = events.decode(fields)
+                found.append((envelope.time.ToNanoseconds() / 1e6, stream, entry_id.decode(), envelope, payload))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _handled_by(client: redis.Redis, stream: str, entry_id: str) -> str:
+    if stream == events.NOTIFICATION_EVENTS:
+        return "(no group: a record for people and benchmarks)"
+    states = []
+    for group in client.xinfo_groups(stream):
+        name = group["name"].decode()
+        pending = client.xpending_range(stream, name, min=entry_id, max=entry_id, count=1)
+        state = f"pending at {pending[0]['consumer'].decode()}" if pending else "acknowledged"
+        states.append(f"{name} {state}")
+    return ", ".join(states)
+
+
+def _what(payload: object) -> str:
+    note = getattr(payload, "notification", None)
+    if note is not None:
+        return types_pb2.NotificationKind.Name(note.kind).removeprefix("NOTIFICATION_KIND_")
+    payment = getattr(payload, "payment", None)
+    return f"payment {payment.payment_id}" if payment is not None else "order stored, PENDING"
+
+
+def print_stream_trail(redis_url: str, order_id: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + SETTLE_WAIT_S
+    entries = _entries(client, order_id)
+    while len(entries) < EXPECTED_ENTRIES and time.monotonic() < deadline:
+        time.sleep(0.05)
+        entries = _entries(client, order_id)
+    print("  the event trail in Redis Streams (time from the first event; then who handled it):")
+    first = entries[0][0] if entries else 0.0
+    for at, stream, entry_id, envelope, payload in entries:
+        offset = f"+{at - first:.1f}"
+        print(f"    {offset:>8} ms  {stream:<20} {entry_id:<16} {envelope.type:<27} {_what(payload)}")
+        print(f"    {'':>11}  {'':<20} by {envelope.source}  →  {_handled_by(client, stream, entry_id)}")
+    client.close()
