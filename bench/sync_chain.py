@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -36,7 +35,7 @@ from shop.v1 import payment_service_pb2_grpc as pm_grpc
 from shop.v1 import types_pb2
 
 from shopctl.stack import Stack
-from shoplib.redis_server import free_port
+from shoplib.redis_server import free_port, python_command
 
 # The issue's aims: sync latency at most 1.3x the bare chain, throughput at least 80% of it.
 AIM_LATENCY_RATIO = 1.3
@@ -46,7 +45,6 @@ CALL_TIMEOUT_S = 10.0  # one order; far above any healthy latency, so a hang sho
 READY_TIMEOUT_S = 20.0  # a bare server process imports grpc and binds within a few seconds
 STOP_TIMEOUT_S = 5.0
 MAX_LIFETIME_S = 900.0  # a bare server left behind by a crashed bench exits on its own
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -127,10 +125,6 @@ async def serve_bare(role: str, port: int, downstream: dict[str, str]) -> None:
     await server.stop(0.5)
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class BareChain:
     """The four bare servers as child processes; `with BareChain() as chain:` stops them all."""
 
@@ -146,8 +140,7 @@ class BareChain:
             for role, (downstream, _) in BARE.items():
                 links = [f"{name}={self.address(name)}" for name in downstream]
                 self.processes.append(subprocess.Popen(
-                    [sys.executable, __file__, "--bare-server", role, str(self.ports[role]), *links],
-                    preexec_fn=_die_with_parent))
+                    python_command(__file__, "--bare-server", role, str(self.ports[role]), *links)))
             asyncio.run(self._wait_ready())
         except BaseException:
             self.__exit__()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shoplib.redis_server import LocalRedis, die_with_parent, free_port
+from shoplib.redis_server import LocalRedis, free_port, python_module_command
 
 # Start order matters only for readability: each service waits for its own dependencies.
 SERVICES = ("notification", "payment", "order", "gateway")
@@ -88,8 +87,7 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]], env=self.service_env(name), stdout=out, stderr=out,
-            preexec_fn=die_with_parent)
+            python_module_command(MODULES[name]), env=self.service_env(name), stdout=out, stderr=out)
         if out is not None:
             out.close()  # the child has its own copy
         if wait:

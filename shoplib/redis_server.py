@@ -6,11 +6,11 @@ with only Python can run everything. AOF is on, so a restart keeps what was ackn
 
 from __future__ import annotations
 
-import ctypes
+import os
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,12 +22,27 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 
 
-_PR_SET_PDEATHSIG = 1
+# A child started through this dies (SIGTERM) when its parent dies, however the parent dies.
+# No Python runs between fork and exec (a preexec_fn is unsafe while gRPC threads are busy):
+# for Python children a two-line bootstrap sets the signal itself and then execs the module.
+_PYTHON_BOOTSTRAP = ("import ctypes, os, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
+                     "os.getppid() == int(sys.argv[1]) or sys.exit(1); "
+                     "os.execv(sys.executable, [sys.executable, *sys.argv[2:]])")
 
 
-def die_with_parent() -> None:
-    """preexec_fn for children: SIGTERM when the parent dies, however it dies (no strays)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def python_command(*argv: str) -> list[str]:
+    """`python argv...` (a script or -m module), dying with this process."""
+    return [sys.executable, "-c", _PYTHON_BOOTSTRAP, str(os.getpid()), *argv]
+
+
+def python_module_command(module: str, *args: str) -> list[str]:
+    return python_command("-m", module, *args)
+
+
+def binary_command(binary: str, *args: str) -> list[str]:
+    """`binary args`, dying with this process where util-linux's setpriv exists."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", binary, *args] if setpriv else [binary, *args]
 
 
 def free_port() -> int:
@@ -62,11 +77,11 @@ class LocalRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> LocalRedis:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.data_dir),
                 "--logfile", str(self.data_dir / "redis.log"), "--protected-mode", "yes"]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        preexec_fn=die_with_parent)
+        self.process = subprocess.Popen(binary_command(self.binary, *args), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
         self._wait_ready()
         return self
 

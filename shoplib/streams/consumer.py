@@ -31,7 +31,11 @@ Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
 
 # Reconnect backoff when Redis is away: quick first tries, never more than this between tries.
 RECONNECT_MAX_WAIT_S = 2.0
-_TRANSIENT = (RedisConnectionError, RedisTimeoutError, OSError)
+# After an unexpected crash of the consume loop (a bug), wait this long and start it again.
+CRASH_RESTART_S = 1.0
+# Redis being away; the built-in ConnectionError covers refused/reset sockets. Not TimeoutError:
+# asyncio's handler timeout is one, and it means a slow handler, not a lost Redis.
+_TRANSIENT = (RedisConnectionError, RedisTimeoutError, ConnectionError)
 _logger = log.get("shoplib.consumer")
 
 
@@ -65,7 +69,16 @@ class StreamConsumer:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Consume until stopped; Redis outages are waited out, never fatal."""
+        """Consume until stopped. Redis outages are waited out; an unexpected error is logged
+        loudly and the loop started again: a consumer never disappears silently."""
+        while not self._stopping.is_set():
+            try:
+                return await self._run_reconnecting()
+            except Exception:
+                _logger.exception("consumer.crashed", group=self.sub.group, restart_in_s=CRASH_RESTART_S)
+                await asyncio.sleep(CRASH_RESTART_S)
+
+    async def _run_reconnecting(self) -> None:
         retrying = AsyncRetrying(retry=retry_if_exception_type(_TRANSIENT), reraise=True,
                                  wait=wait_exponential_jitter(multiplier=0.05, max=RECONNECT_MAX_WAIT_S),
                                  before_sleep=self._log_disconnected)
@@ -164,6 +177,11 @@ class StreamConsumer:
                 await asyncio.wait_for(handler(envelope, payload, ack), self.settings.handler_timeout_s)
         except (Permanent, errors.InvalidArgument, errors.NotFound) as exc:
             return await self._dead(ack, deliveries, f"rejected: {exc}", fields)
+        except TimeoutError:
+            limit = self.settings.handler_timeout_s
+            self._last_error[ack.entry_id] = f"TimeoutError: handler took longer than {limit:.1f}s"
+            _logger.warning("event.failed", error=self._last_error[ack.entry_id], deliveries=deliveries)
+            return
         except _TRANSIENT:
             raise
         except Exception as exc:  # stays pending: retried after reclaim, dead-lettered past the limit
@@ -182,10 +200,17 @@ class StreamConsumer:
         if time.monotonic() < self._next_maintenance:
             return
         self._next_maintenance = time.monotonic() + self.settings.maintenance_interval_s
-        for stream in self.sub.streams:
-            await self._reclaim(stream)
-            await trim.trim(self._client, stream, self.settings.retain_ms)
-            await self._forget_idle_consumers(stream)
+        try:
+            for stream in self.sub.streams:
+                await self._reclaim(stream)
+                await trim.trim(self._client, stream, self.settings.retain_ms)
+                await self._forget_idle_consumers(stream)
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            _logger.error("consumer.group_lost", group=self.sub.group, streams=list(self.sub.streams),
+                          action="recreating; entries from the stream start are re-read, effects are idempotent")
+            await self.ensure_groups()
 
     async def _reclaim(self, stream: str) -> None:
         """Take over entries idle past the claim threshold (dead, stuck or failed consumers),

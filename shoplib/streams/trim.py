@@ -32,8 +32,9 @@ async def safe_floor(client: aioredis.Redis, stream: str) -> str | None:
                         else group["last-delivered-id"])
         if group["pending"]:
             summary = await client.xpending(stream, name)
-            oldest = summary["min"].decode() if isinstance(summary["min"], bytes) else summary["min"]
-            need = _older(oldest, need)
+            oldest = summary["min"]  # None when the group acknowledged everything since XINFO
+            if oldest is not None:
+                need = _older(oldest.decode() if isinstance(oldest, bytes) else oldest, need)
         floor = need if floor is None else _older(floor, need)
     return floor
 

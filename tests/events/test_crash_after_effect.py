@@ -1,0 +1,76 @@
+"""A payment worker that dies after its effect and before its ack: a second worker reclaims the
+entry, finds the charge done, acknowledges it, and nothing is lost or done twice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import redis
+from shop.v1 import types_pb2
+
+from payment_svc.consumers import GROUP
+from shopctl.stack import Stack
+from shoplib import events
+from shoplib.redis_server import LocalRedis
+from tests.events.conftest import StackFactory
+from tests.events.helpers import (
+    WAIT_S,
+    Clients,
+    ledger_count,
+    log_events,
+    s,
+    wait_caught_up,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+CRASH_EXIT_CODE = 137  # shoplib.faults.crash() exits as a SIGKILL would
+
+
+def _replace_payment(stack: Stack, instance: str, **extra_env: str) -> None:
+    """Stop the payment worker and start another one, named `instance`, with `extra_env`."""
+    stack.stop_service("payment")
+    saved = dict(stack.env)
+    stack.env.update(SERVICE_INSTANCE=instance, **extra_env)
+    try:
+        stack.start_service("payment")
+    finally:
+        stack.env = saved
+
+
+def _pending(store: redis.Redis) -> list[dict[str, object]]:
+    return store.xpending_range(events.ORDER_EVENTS, GROUP, min="-", max="+", count=100)
+
+
+def test_worker_killed_between_effect_and_ack_is_reclaimed_without_double_charge(
+        local_redis: LocalRedis, sync_redis: redis.Redis, stack_on: StackFactory,
+        clients_of: Callable[[Stack], Clients]) -> None:
+    with stack_on(local_redis.url) as stack:
+        clients = clients_of(stack)
+        _replace_payment(stack, "a", FAULTS="exit_after_effect=1")
+        worker_a = stack.processes["payment"]
+
+        order = clients.place(types_pb2.FLOW_MODE_EVENTS)
+        assert worker_a.wait(WAIT_S) == CRASH_EXIT_CODE, "the fault did not fire"
+
+        # The effect is committed, its entry is still pending to the dead worker.
+        assert ledger_count(sync_redis, order.order_id) == 1
+        [stuck] = _pending(sync_redis)
+        assert (s(stuck["consumer"]), stuck["times_delivered"]) == ("payment-a", 1)
+
+        _replace_payment(stack, "b")
+        wait_until(lambda: not _pending(sync_redis), what="worker b to reclaim and acknowledge the entry")
+
+        assert clients.follow(order.order_id)[-1].status == types_pb2.ORDER_STATUS_PAID
+        wait_caught_up(sync_redis)
+        assert ledger_count(sync_redis, order.order_id) == 1
+        assert clients.notification_kinds(order.order_id) == [
+            types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT]
+        outcomes = [f for _, f in sync_redis.xrange(events.PAYMENT_EVENTS) if s(f[b"subject"]) == order.order_id]
+        assert len(outcomes) == 1, "the payment outcome was published twice"
+
+        reclaimed = [e for e in log_events(stack.log_dir / "payment.log")
+                     if e.get("event") == "consumer.reclaimed" and e.get("service") == "payment"]
+        assert reclaimed, "worker b never logged consumer.reclaimed"
+        assert stack.processes["payment"].poll() is None

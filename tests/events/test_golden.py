@@ -1,0 +1,131 @@
+"""Golden events: entries written by earlier producers are decoded by every current consumer.
+
+The files in golden/ were written once by golden/make_golden.py and are never regenerated.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+from google.protobuf import unknown_fields
+from shop.v1 import events_pb2, types_pb2
+
+from notification_svc import consumers as notification_consumers
+from notification_svc import domain as notification_domain
+from notification_svc.adapters import NotificationUnitOfWork
+from order_svc import consumers as order_consumers
+from payment_svc import consumers as payment_consumers
+from payment_svc import domain as payment_domain
+from payment_svc.adapters import PaymentUnitOfWork
+from shoplib import events
+from shoplib.redis_server import LocalRedis
+from shoplib.streams.consumer import Subscription
+from shoplib.streams.settings import DEAD_LETTERS
+from shoplib.uow import NoPublisher, StreamPublisher
+from tests.events.helpers import async_wait_until, consuming
+
+GOLDEN = Path(__file__).parent / "golden"
+ORDER_ID = "ord_0123456789abcdef01234567"  # the subject of every golden event
+PAYLOADS = {
+    "order_placed.v1.bin": events_pb2.OrderPlaced,
+    "payment_succeeded.v1.bin": events_pb2.PaymentSucceeded,
+    "payment_declined.v1.bin": events_pb2.PaymentDeclined,
+    "notification_sent.v1.bin": events_pb2.NotificationSent,
+}
+SUBSCRIPTIONS: dict[str, Subscription] = {
+    "payment": payment_consumers.subscription("golden", lambda ack: None, payment_domain.Rules(), 0.0),  # type: ignore[arg-type,return-value]
+    "notification": notification_consumers.subscription("golden", lambda ack: None),  # type: ignore[arg-type,return-value]
+    "order": order_consumers.subscription("golden", lambda ack: None),  # type: ignore[arg-type,return-value]
+}
+# A field number no version of EventEnvelope uses, as a newer producer might add.
+UNKNOWN_FIELD = 1_000
+
+
+def _entry(name: str) -> dict[bytes, bytes]:
+    """The golden envelope as a stream entry: binary envelope beside the readable fields."""
+    raw = (GOLDEN / name).read_bytes()
+    envelope = events_pb2.EventEnvelope.FromString(raw)
+    return {b"id": envelope.id.encode(), b"type": envelope.type.encode(), b"subject": envelope.subject.encode(),
+            b"envelope": raw}
+
+
+def test_the_golden_files_cover_the_whole_catalogue() -> None:
+    assert {p.name for p in GOLDEN.glob("*.bin")} == set(PAYLOADS)
+    assert set(PAYLOADS.values()) == set(events.BY_MESSAGE)
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_every_golden_event_decodes(name: str) -> None:
+    envelope, payload = events.decode(_entry(name))
+    assert type(payload) is PAYLOADS[name]
+    assert envelope.type == events.BY_MESSAGE[PAYLOADS[name]].name
+    assert envelope.subject == ORDER_ID
+    assert (envelope.specversion, envelope.datacontenttype) == ("1.0", "application/protobuf")
+    assert envelope.dataschema == envelope.data.type_url
+    assert events.BY_MESSAGE[PAYLOADS[name]].subject(payload) == ORDER_ID
+
+
+@pytest.mark.parametrize("service", sorted(SUBSCRIPTIONS))
+def test_each_consumer_decodes_the_golden_events_of_its_table(service: str) -> None:
+    handlers = SUBSCRIPTIONS[service].handlers
+    relevant = [name for name, kind in PAYLOADS.items() if kind in handlers]
+    assert {PAYLOADS[n] for n in relevant} == set(handlers), "a handled event type has no golden file"
+    for name in relevant:
+        _, payload = events.decode(_entry(name))
+        assert handlers.get(type(payload)) is not None, f"{service} finds no handler for {name}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, k in PAYLOADS.items() if k in notification_consumers.TRANSLATIONS))
+def test_the_notification_translations_turn_golden_events_into_valid_requests(name: str) -> None:
+    _, payload = events.decode(_entry(name))
+    request = notification_consumers.TRANSLATIONS[type(payload)](payload)
+    assert request.order_id == ORDER_ID
+    assert notification_domain.problems(request.order_id, request.customer_id, request.kind) == []
+
+
+def _with_unknown_field(raw: bytes, number: int, value: bytes) -> bytes:
+    """Append a length-delimited field `number` to serialized protobuf bytes."""
+    key, varint = (number << 3) | 2, b""
+    while True:
+        byte, key = key & 0x7F, key >> 7
+        varint += bytes([byte | (0x80 if key else 0)])
+        if not key:
+            break
+    return raw + varint + bytes([len(value)]) + value
+
+
+@pytest.mark.parametrize("name", sorted(PAYLOADS))
+def test_an_envelope_from_a_newer_producer_keeps_its_unknown_field(name: str) -> None:
+    """Fields are only ever added: today's consumer decodes tomorrow's envelope and, if it
+    passes the envelope on (a re-drive), loses nothing."""
+    newer = _with_unknown_field((GOLDEN / name).read_bytes(), UNKNOWN_FIELD, b"added-later")
+    envelope, payload = events.decode({**_entry(name), b"envelope": newer})
+
+    assert type(payload) is PAYLOADS[name]
+    [field] = list(unknown_fields.UnknownFieldSet(envelope))
+    assert (field.field_number, field.data) == (UNKNOWN_FIELD, b"added-later")
+    assert envelope.SerializeToString() == newer
+
+
+async def test_the_real_consumers_act_on_golden_entries(local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
+    """Beyond decoding: the payment and notification consumers process yesterday's bytes."""
+    for name in ("order_placed.v1.bin", "payment_succeeded.v1.bin"):
+        entry = _entry(name)
+        await async_redis.xadd(events.BY_MESSAGE[PAYLOADS[name]].stream, entry)
+
+    def payments(client: aioredis.Redis, committer: object) -> Subscription:
+        return payment_consumers.subscription("payment-golden", lambda ack: PaymentUnitOfWork(
+            client, committer, StreamPublisher("/shop/payment-service"), ack), payment_domain.Rules(), 0.0)  # type: ignore[arg-type]
+
+    def notifications(client: aioredis.Redis, committer: object) -> Subscription:
+        return notification_consumers.subscription("notification-golden", lambda ack: NotificationUnitOfWork(
+            client, committer, NoPublisher(), ack))  # type: ignore[arg-type]
+
+    async with consuming(local_redis.url, payments), consuming(local_redis.url, notifications):
+        await async_wait_until(lambda: async_redis.exists(f"payment:{ORDER_ID}"), what="the golden order charged")
+        for kind in (types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT):
+            await async_wait_until(lambda k=kind: async_redis.exists(f"notification:{ORDER_ID}:{k}"),
+                                   what=f"notification {types_pb2.NotificationKind.Name(kind)}")
+    assert await async_redis.xlen(DEAD_LETTERS) == 0
