@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from google.protobuf import timestamp_pb2
 from shop.v1 import types_pb2
 
-from shoplib import money
+from shoplib import clock, money
 
 KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT,
                    types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED})
@@ -30,7 +29,6 @@ def compose(order_id: str, customer_id: str, kind: int, amount: types_pb2.Money,
         types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT: f"Payment of {total} for order {order_id} received. Thank you!",
         types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED: f"Payment of {total} for order {order_id} declined: {reason}.",
     }[kind]
-    now = timestamp_pb2.Timestamp()
-    now.GetCurrentTime()
+    now = clock.now()
     return types_pb2.Notification(notification_id=f"ntf_{uuid.uuid4().hex[:24]}", order_id=order_id,
                                   customer_id=customer_id, kind=kind, message=text, create_time=now)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from google.protobuf import timestamp_pb2
 from shop.v1 import types_pb2
 
-from shoplib import money
+from shoplib import clock, money
 
 MAX_LINES = 100  # an order with more lines is a bulk import, not a checkout
 MAX_QUANTITY = 10_000  # per line; far above a shop's stock, far below overflow
@@ -76,8 +75,7 @@ def fingerprint(customer_id: str, lines: list[types_pb2.OrderLine], mode: int) -
 
 def new_order(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
               mode: int) -> types_pb2.Order:
-    now = timestamp_pb2.Timestamp()
-    now.GetCurrentTime()
+    now = clock.now()
     return types_pb2.Order(
         order_id=f"ord_{uuid.uuid4().hex[:24]}", customer_id=customer_id, lines=lines,
         total=total_of(lines), status=types_pb2.ORDER_STATUS_PENDING, mode=mode,
@@ -90,5 +88,5 @@ def settle(order: types_pb2.Order, payment: types_pb2.Payment) -> types_pb2.Orde
     settled.CopyFrom(order)
     succeeded = payment.status == types_pb2.PAYMENT_STATUS_SUCCEEDED
     settled.status = types_pb2.ORDER_STATUS_PAID if succeeded else types_pb2.ORDER_STATUS_PAYMENT_DECLINED
-    settled.update_time.GetCurrentTime()
+    settled.update_time.CopyFrom(clock.now())
     return settled

@@ -5,10 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from google.protobuf import timestamp_pb2
 from shop.v1 import events_pb2, types_pb2
 
-from shoplib import money
+from shoplib import clock, money
 
 
 @dataclass(frozen=True)
@@ -25,8 +24,7 @@ def problems(order_id: str, customer_id: str, amount: types_pb2.Money) -> list[t
 
 def decide(order_id: str, customer_id: str, amount: types_pb2.Money, rules: Rules) -> types_pb2.Payment:
     """Declined, deterministically, when the amount is above the limit; otherwise succeeded."""
-    now = timestamp_pb2.Timestamp()
-    now.GetCurrentTime()
+    now = clock.now()
     declined = amount.amount_minor > rules.decline_above_minor
     limit = money.format_money(money.money(amount.currency_code, rules.decline_above_minor))
     return types_pb2.Payment(

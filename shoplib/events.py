@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from shop.v1 import events_pb2
 
-from shoplib import log
+from shoplib import clock, log
 
 ORDER_EVENTS = "order-events"
 PAYMENT_EVENTS = "payment-events"
@@ -47,8 +47,7 @@ def wrap(event: Message, source: str, traceparent: str = "") -> events_pb2.Event
     kind = BY_MESSAGE[type(event)]
     data = any_pb2.Any()
     data.Pack(event)
-    now = timestamp_pb2.Timestamp()
-    now.GetCurrentTime()
+    now = clock.now()
     return events_pb2.EventEnvelope(
         id=str(uuid.uuid4()), source=source, specversion="1.0", type=kind.name, time=now,
         subject=kind.subject(event), datacontenttype=CONTENT_TYPE, dataschema=data.type_url,

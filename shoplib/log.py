@@ -8,6 +8,7 @@ import sys
 import uuid
 from contextvars import ContextVar
 
+import orjson
 import structlog
 
 CORRELATION_HEADER = "x-correlation-id"
@@ -21,11 +22,9 @@ def new_correlation_id() -> str:
 def configure(service: str) -> None:
     """Configure structlog for a service process (LOG_LEVEL, LOG_FORMAT=json|console)."""
     level = getattr(logging, os.environ.get("LOG_LEVEL", "INFO").upper(), logging.INFO)
-    renderer = (
-        structlog.dev.ConsoleRenderer(colors=False)
-        if os.environ.get("LOG_FORMAT") == "console"
-        else structlog.processors.JSONRenderer()
-    )
+    console = os.environ.get("LOG_FORMAT") == "console"
+    renderer = (structlog.dev.ConsoleRenderer(colors=False) if console
+                else structlog.processors.JSONRenderer(serializer=orjson.dumps))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -35,7 +34,8 @@ def configure(service: str) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
+        logger_factory=(structlog.WriteLoggerFactory(file=sys.stdout) if console
+                        else structlog.BytesLoggerFactory(file=sys.stdout.buffer)),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)

@@ -149,17 +149,17 @@ class StreamConsumer:
 
     async def _one(self, stream: str, entry_id: str, fields: dict[bytes, bytes], deliveries: int) -> None:
         ack = Ack(stream, self.sub.group, entry_id)
-        log.bind(stream=stream, entry_id=entry_id, group=self.sub.group)
         if not fields:  # trimmed or deleted while pending: nothing left to do
             await self._committer.commit(Writes(), None, ack)
             return
         try:
             envelope, payload = events.decode(fields)
         except events.UndecodableEvent as exc:
+            log.bind(stream=stream, entry_id=entry_id, group=self.sub.group)
             return await self._dead(ack, deliveries, f"undecodable: {exc}", fields)
         log.correlation_id.set(envelope.correlation_id)
-        log.bind(event_id=envelope.id, event_type=envelope.type, order_id=envelope.subject,
-                 correlation_id=envelope.correlation_id)
+        log.bind(stream=stream, entry_id=entry_id, group=self.sub.group, event_id=envelope.id,
+                 event_type=envelope.type, order_id=envelope.subject, correlation_id=envelope.correlation_id)
         if deliveries > self.settings.max_deliveries:
             last = self._last_error.pop(entry_id, "unknown (failed in another consumer or before a restart)")
             return await self._dead(ack, deliveries, f"gave up after {deliveries - 1} deliveries; last error: {last}",
