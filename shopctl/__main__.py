@@ -1,4 +1,4 @@
-"""python -m shopctl up | demo --mode sync|events"""
+"""python -m shopctl up | demo --mode sync|events | load ... | compare [--quick]"""
 
 from __future__ import annotations
 
@@ -32,12 +32,28 @@ def main(argv: list[str]) -> None:
     sub.add_parser("up", help="run Redis and the four services in the foreground")
     demo = sub.add_parser("demo", help="start the stack, place a few orders, show who did what")
     demo.add_argument("--mode", choices=["sync", "events"], default="sync")
+    load = sub.add_parser("load", help="drive orders at a running gateway and print latency and throughput")
+    load.add_argument("--mode", choices=["sync", "events"], default="sync")
+    load.add_argument("--rate", type=float, default=None, help="orders/s, open loop (default: closed loop)")
+    load.add_argument("--concurrency", type=int, default=16, help="callers in the closed loop")
+    load.add_argument("--duration", type=float, default=10.0, help="seconds")
+    load.add_argument("--follow", action="store_true", help="follow each order (WatchOrder) to its outcome")
+    load.add_argument("--target", default="127.0.0.1:50051", help="gateway address")
+    compare = sub.add_parser("compare", help="both modes side by side: latency, outcome, payment down/slow, CPU")
+    compare.add_argument("--quick", action="store_true", help="a small run (under a minute), as the tests use")
+    compare.add_argument("--results", default="results", help="folder for compare-<timestamp>/ and latest/")
     args = parser.parse_args(argv)
     if args.command == "up":
         up()
     elif args.command == "demo":
         from shopctl import demo as demo_module
         demo_module.run(args.mode)
+    elif args.command == "load":
+        from shopctl import load as load_module
+        load_module.cli(args)
+    elif args.command == "compare":
+        from shopctl.compare import runner
+        runner.main(quick=args.quick, results=args.results)
 
 
 if __name__ == "__main__":
