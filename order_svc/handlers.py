@@ -31,7 +31,18 @@ async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: OrderUnitO
     if not await uow.commit(once=uow.orders.claim(cmd.idempotency_key, fingerprint, order.order_id)):
         return await _replay(fingerprint, await uow.orders.claimed(cmd.idempotency_key), uow)
     _logger.info("order.placed", total_minor=order.total.amount_minor, mode=types_pb2.FlowMode.Name(order.mode))
-    return _latest(await uow.publish(), order)
+    try:
+        return _latest(await uow.publish(), order)
+    except errors.Unavailable as exc:
+        raise _stored_but_unfinished(exc, order) from None
+
+
+def _stored_but_unfinished(exc: errors.Unavailable, order: types_pb2.Order) -> errors.Unavailable:
+    """The order exists and will complete (reconciler); the caller must not place it anew."""
+    return errors.Unavailable(
+        f"{exc.message}; order {order.order_id} is stored PENDING and completes when the service is back: "
+        "follow it, or retry with the same idempotency_key (a new key would place a second order)",
+        {**exc.metadata, "order_id": order.order_id, "idempotency_key": order.idempotency_key})
 
 
 def _latest(results: list[object], order: types_pb2.Order) -> types_pb2.Order:
@@ -48,7 +59,10 @@ async def _replay(fingerprint: str, claimed: tuple[str, str] | None, uow: OrderU
     log.bind(order_id=order.order_id)
     _logger.info("order.replayed", status=types_pb2.OrderStatus.Name(order.status))
     if order.status not in domain.TERMINAL:
-        order = _latest(await uow.redeliver(events_pb2.OrderPlaced(order=order)), order)
+        try:
+            order = _latest(await uow.redeliver(events_pb2.OrderPlaced(order=order)), order)
+        except errors.Unavailable as exc:
+            raise _stored_but_unfinished(exc, order) from None
     return order
 
 

@@ -56,6 +56,15 @@ class Unavailable(ServiceError):
 
     code = grpc.StatusCode.UNAVAILABLE
 
+    def __init__(self, message: str, metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.metadata = metadata or {}
+
+    def details(self) -> list[object]:
+        info = error_details_pb2.ErrorInfo(reason="DEPENDENCY_UNAVAILABLE", domain="shop.v1")
+        info.metadata.update(self.metadata)
+        return [info, error_details_pb2.RetryInfo(retry_delay={"seconds": 1})]
+
 
 def to_status(code: grpc.StatusCode, message: str, details: list[object] = ()) -> grpc.Status:  # type: ignore[assignment]
     """A grpc.Status carrying google.rpc.Status details in the trailing metadata."""

@@ -49,10 +49,12 @@ def call_options() -> dict[str, object]:
 
 
 async def invoke(service: str, call: Awaitable[T]) -> T:
-    """Await an outbound call; a down service becomes UNAVAILABLE naming it (no internal addresses)."""
+    """Await an outbound call; a down service becomes UNAVAILABLE naming it (no internal addresses).
+    An UNAVAILABLE the service itself answered (it carries status details) passes through as is."""
     try:
         return await call
     except grpc.aio.AioRpcError as exc:
-        if exc.code() is grpc.StatusCode.UNAVAILABLE:
-            raise errors.Unavailable(f"{service} service unavailable, retry later") from None
+        answered = any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ())
+        if exc.code() is grpc.StatusCode.UNAVAILABLE and not answered:
+            raise errors.Unavailable(f"{service} service unavailable, retry later", {"service": service}) from None
         raise

@@ -59,8 +59,15 @@ def _enter(method: str, ctx: grpc.aio.ServicerContext) -> float:
     return time.perf_counter()
 
 
+# Trailer telling gRPC clients not to retry (negative pushback): sent when this server decided
+# UNAVAILABLE itself after retrying its own dependency, so callers do not multiply the attempts.
+_NO_RETRY = ("grpc-retry-pushback-ms", "-1")
+
+
 async def _fail(ctx: grpc.aio.ServicerContext, exc: BaseException, started: float) -> None:
     status = _status_for(exc)
+    if status.code is grpc.StatusCode.UNAVAILABLE:
+        status = _Status(status.code, status.details, (*status.trailing_metadata, _NO_RETRY))
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     if status.code is grpc.StatusCode.INTERNAL:
         _logger.error("rpc.crashed", code=status.code.name, ms=elapsed_ms, exc_info=exc)
