@@ -63,6 +63,9 @@ class StreamConsumer:
         self._stopping = asyncio.Event()
         self._last_error: dict[str, str] = {}
         self._next_maintenance = 0.0
+        self._in_flight: set[asyncio.Future[None]] = set()
+        self._slot_freed = asyncio.Event()
+        self._failure: BaseException | None = None
         self.processed = 0
 
     def stop(self) -> None:
@@ -92,12 +95,41 @@ class StreamConsumer:
                         attempt=state.attempt_number)  # type: ignore[attr-defined]
 
     async def _consume(self) -> None:
+        """New entries flow continuously: a read asks for as many as there are free slots, so a
+        slow entry never holds back the others, and never more are read than can be worked on."""
         await self.ensure_groups()
         await self._drain_own_pending()
-        while not self._stopping.is_set():
-            await self._maintain_if_due()
-            batch = await self._read(">")
-            await self._process(batch, redelivered=False)
+        try:
+            while not self._stopping.is_set():
+                await self._maintain_if_due()
+                await self._wait_for_slot()
+                for stream, entry_id, fields in await self._read(">", self._free_slots()):
+                    self._start(self._one(stream, entry_id, fields, 1))
+        finally:
+            if self._in_flight:  # finish what was read (graceful stop) before returning
+                await asyncio.wait(self._in_flight)
+
+    def _free_slots(self) -> int:
+        return self.settings.batch - len(self._in_flight)
+
+    async def _wait_for_slot(self) -> None:
+        while self._free_slots() <= 0:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure  # Redis went away under a handler: reconnect like the main loop does
+
+    def _start(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._in_flight.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Future[None]) -> None:
+        self._in_flight.discard(task)  # type: ignore[arg-type]
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            self._failure = task.exception()
 
     async def ensure_groups(self) -> None:
         for stream in self.sub.streams:
@@ -108,12 +140,14 @@ class StreamConsumer:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    async def _read(self, from_id: str) -> list[Entry]:
+    async def _read(self, from_id: str, slots: int | None = None) -> list[Entry]:
+        """Up to `slots` entries in all (COUNT applies per stream, so it is shared out)."""
         block = None if from_id == "0" else self.settings.block_ms
+        count = max((slots or self.settings.batch) // len(self.sub.streams), 1)
         try:
             reply = await self._reader.xreadgroup(self.sub.group, self.sub.consumer,
                                                   dict.fromkeys(self.sub.streams, from_id),
-                                                  count=self.settings.batch, block=block)
+                                                  count=count, block=block)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise
