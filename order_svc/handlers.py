@@ -11,7 +11,7 @@ from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
 from order_svc import domain
 from order_svc.adapters import RESYNC_S, OrderUnitOfWork
-from shoplib import errors, log
+from shoplib import errors, faults, log
 
 _logger = log.get("order_svc")
 Watch = Callable[[str], AbstractAsyncContextManager[asyncio.Queue[types_pb2.Order]]]
@@ -21,7 +21,8 @@ async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: OrderUnitO
     """Store a new order with its OrderPlaced event, or return the one this key already placed.
     Optimistic: the commit's once key (the idempotency key) tells a retry from a new order."""
     lines = list(cmd.lines)
-    if violations := domain.problems(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode):
+    violations = domain.problems(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode)
+    if violations and not faults.fires("skip_validation"):  # control runs only (faults.py)
         raise errors.InvalidArgument(violations)
     fingerprint = domain.fingerprint(cmd.customer_id, lines, cmd.mode)
     order = domain.new_order(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from order_svc import handlers
 from order_svc.adapters import OrderUnitOfWork
-from shoplib import errors, log
+from shoplib import errors, faults, log
 
 # Orders younger than this are left to their caller (it may still be waiting or retrying).
 RESUME_AFTER_MS = 10_000
@@ -38,6 +38,8 @@ class Reconciler:
 
     async def once(self) -> int:
         """Resume the orders due now; returns how many were settled."""
+        if faults.fires("no_resume"):  # control runs only (faults.py)
+            return 0
         due = await self._uow().orders.pending_sync(int(time.time() * 1000) - self._resume_after_ms, BATCH)
         settled = 0
         for order_id in due:

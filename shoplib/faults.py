@@ -1,14 +1,35 @@
-"""Fault points for the crash tests: armed only by the FAULTS variable, inert otherwise.
+"""Fault points for the crash tests and the chaos suite: armed only by the FAULTS variable, inert otherwise.
 
-FAULTS="exit_after_effect=0.2" makes a consumer, for about one entry in five, commit its effect
-WITHOUT the acknowledgement and exit at once, as a crash between the two would in a design
-where they are separate steps. It proves that redelivery then finds the effect done.
+FAULTS is a comma-separated list of names, each optionally `=RATE` (the chance it fires each time
+its point is reached; 1 when omitted). Two kinds:
+
+Crash points (the fault the system must survive):
+- exit_after_effect=RATE  a consumer commits its effect WITHOUT the acknowledgement and exits at
+  once, as a crash between the two would in a design where they are separate steps. It proves
+  that redelivery then finds the effect done.
+- exit_in_publish=RATE    the order service exits at the publish step of a placed order: right
+  after its one atomic commit (stored and published, never answered); with nonatomic_publish,
+  between the store and the publish.
+
+Control switches (each disables one protection, so that the chaos checker can show it catches the
+loss; never armed outside a control run of `python -m shopctl chaos`):
+- nonatomic_publish  the order is committed first and its OrderPlaced XADD in a second commit.
+- skip_once          commits ignore their once key: effects are no longer idempotent.
+- no_reclaim         consumers never take over entries of dead or stuck consumers (XAUTOCLAIM).
+- drop_dead_letters  entries bound for the dead letters are acknowledged and dropped instead.
+- trim_pending       trimming ignores what consumer groups still have to process.
+- no_resume          the order reconciler never resumes sync orders left PENDING.
+- skip_validation    PlaceOrder stores requests without validating them.
 """
 
 from __future__ import annotations
 
 import os
 import random
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shoplib.tx import Committer, Value, Writes
 
 
 def _armed() -> dict[str, float]:
@@ -30,3 +51,21 @@ def fires(name: str) -> bool:
 def crash() -> None:
     """Exit as a SIGKILL would: no cleanup, no flush."""
     os._exit(137)
+
+
+async def commit_publish_step(committer: Committer, writes: Writes, once: tuple[str, Value] | None) -> bool:
+    """A commit without acknowledgement (a placed order) with the publish-step points armed."""
+    from shoplib.tx import Writes
+
+    publishes = any(op[0] == "XADD" for op in writes.ops)
+    if publishes and fires("nonatomic_publish"):
+        if not await committer.commit(Writes([op for op in writes.ops if op[0] != "XADD"]), once):
+            return False
+        if fires("exit_in_publish"):
+            crash()
+        await committer.commit(Writes([op for op in writes.ops if op[0] == "XADD"]))
+        return True
+    applied = await committer.commit(writes, once)
+    if publishes and applied and fires("exit_in_publish"):
+        crash()
+    return applied

@@ -30,7 +30,7 @@ def connect(url: str) -> aioredis.Redis:
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
     )
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes every connection
 
 
 def blocking_client(url: str, block_s: float) -> aioredis.Redis:

@@ -73,11 +73,15 @@ class UnitOfWork:
         """True when the effect was applied now; False when `once` showed it was done before
         (then nothing but the ack is written, and there is nothing to publish).
         The handler calls `publish()` after it, once it has logged what it did."""
+        once = None if faults.fires("skip_once") else once  # control runs only (faults.py)
         self._publisher.stage(self.emitted, self.writes)
         if self._ack is not None and faults.fires("exit_after_effect"):
             await self._committer.commit(self.writes, once, None)
             faults.crash()
-        applied = await self._committer.commit(self.writes, once, self._ack)
+        if self._ack is None and faults.ARMED:  # publish-step fault points (faults.py)
+            applied = await faults.commit_publish_step(self._committer, self.writes, once)
+        else:
+            applied = await self._committer.commit(self.writes, once, self._ack)
         self.committed = True
         self._unpublished = self.emitted if applied else []
         self.writes, self.emitted = Writes(), []

@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shop.v1 import events_pb2
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
-from shoplib import errors, events, log
+from shoplib import errors, events, faults, log
 from shoplib.streams import trim
 from shoplib.streams.deadletter import dead_letter
 from shoplib.streams.settings import ConsumerSettings
@@ -74,12 +74,16 @@ class StreamConsumer:
     async def run(self) -> None:
         """Consume until stopped. Redis outages are waited out; an unexpected error is logged
         loudly and the loop started again: a consumer never disappears silently."""
-        while not self._stopping.is_set():
-            try:
-                return await self._run_reconnecting()
-            except Exception:
-                _logger.exception("consumer.crashed", group=self.sub.group, restart_in_s=CRASH_RESTART_S)
-                await asyncio.sleep(CRASH_RESTART_S)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    return await self._run_reconnecting()
+                except Exception:
+                    _logger.exception("consumer.crashed", group=self.sub.group, restart_in_s=CRASH_RESTART_S)
+                    await asyncio.sleep(CRASH_RESTART_S)
+        finally:
+            if self._reader is not self._client:
+                await self._reader.aclose()
 
     async def _run_reconnecting(self) -> None:
         retrying = AsyncRetrying(retry=retry_if_exception_type(_TRANSIENT), reraise=True,
@@ -227,6 +231,8 @@ class StreamConsumer:
         _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
 
     async def _dead(self, ack: Ack, deliveries: int, error: str, fields: dict[bytes, bytes]) -> None:
+        if faults.fires("drop_dead_letters"):  # control runs only (faults.py)
+            return await self._committer.commit(Writes(), None, ack)
         await dead_letter(self._committer, ack, self.sub.consumer, deliveries, error, fields)
         _logger.error("event.dead_lettered", error=error, deliveries=deliveries)
 
@@ -249,6 +255,8 @@ class StreamConsumer:
     async def _reclaim(self, stream: str) -> None:
         """Take over entries idle past the claim threshold (dead, stuck or failed consumers),
         following the cursor to the end of the pending list."""
+        if faults.fires("no_reclaim"):  # control runs only (faults.py)
+            return
         cursor = "0-0"
         while True:
             reply = await self._client.xautoclaim(stream, self.sub.group, self.sub.consumer,
