@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import grpc
+import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -126,4 +127,7 @@ def run(spec_factory: Callable[[], Awaitable[ServiceSpec]], name: str) -> None:
     async def main() -> None:
         await serve(await spec_factory())
 
-    asyncio.run(main())
+    if os.environ.get("EVENT_LOOP", "uvloop") == "uvloop":
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
