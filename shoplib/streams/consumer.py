@@ -212,7 +212,8 @@ class StreamConsumer:
             if handler is None:
                 await self._committer.commit(Writes(), None, ack)  # not for this group
             else:
-                await asyncio.wait_for(handler(envelope, payload, ack), self.settings.handler_timeout_s)
+                async with asyncio.timeout(self.settings.handler_timeout_s):  # no extra task, unlike wait_for
+                    await handler(envelope, payload, ack)
         except (Permanent, errors.InvalidArgument, errors.NotFound) as exc:
             return await self._dead(ack, deliveries, f"rejected: {exc}", fields)
         except TimeoutError:
