@@ -48,6 +48,16 @@ class Writes:
         self.ops.append(("PUBLISH", channel, message))
 
 
+def script_arguments(writes: Writes, once: tuple[str, Value] | None, ack: Ack | None) -> tuple[str, list[Value]]:
+    """KEYS[1] and ARGV of commit.lua for these writes."""
+    key, value = once or ("", "")
+    target = (ack.stream, ack.group, ack.entry_id) if ack else ("", "", "")
+    args: list[Value] = [value, *target]
+    for op in writes.ops:
+        args += [len(op), *op]
+    return key, args
+
+
 class Committer(Protocol):
     async def commit(self, writes: Writes, once: tuple[str, Value] | None = None,
                      ack: Ack | None = None) -> bool: ...
@@ -61,11 +71,7 @@ class RedisCommitter:
 
     async def commit(self, writes: Writes, once: tuple[str, Value] | None = None,
                      ack: Ack | None = None) -> bool:
-        key, value = once or ("", "")
-        target = (ack.stream, ack.group, ack.entry_id) if ack else ("", "", "")
-        args: list[Value] = [value, *target]
-        for op in writes.ops:
-            args += [len(op), *op]
+        key, args = script_arguments(writes, once, ack)
         return bool(await self._script(keys=[key], args=args))
 
 
@@ -84,11 +90,7 @@ class PipelinedCommitter:
 
     async def commit(self, writes: Writes, once: tuple[str, Value] | None = None,
                      ack: Ack | None = None) -> bool:
-        key, value = once or ("", "")
-        target = (ack.stream, ack.group, ack.entry_id) if ack else ("", "", "")
-        args: list[Value] = [value, *target]
-        for op in writes.ops:
-            args += [len(op), *op]
+        key, args = script_arguments(writes, once, ack)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.append((key, args, future))
         if len(self._queue) == 1:

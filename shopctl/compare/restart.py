@@ -1,24 +1,19 @@
 """Stopping and starting one service of a running stack from a process that is busy with gRPC.
 
-Stack.start_service forks with a Python preexec_fn (to set the parent-death signal). Once this
-process has gRPC threads running, such a child can crash (SIGSEGV) or hang before exec: gRPC says
-"Other threads are currently calling into gRPC, skipping fork() handlers". So a restart here
-spawns without preexec_fn; a two-line bootstrap sets the parent-death signal in the new process
-itself, then execs the service, so the same command, environment and log file are used.
+Safe because Stack.start_service runs no Python between fork and exec (with gRPC threads busy, a
+preexec_fn child could crash or hang: "Other threads are currently calling into gRPC, skipping
+fork() handlers"); the parent-death signal is set by a bootstrap inside the new process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shopctl.stack import MODULES, Stack
+from shopctl.stack import Stack
 
 READY_TIMEOUT_S = 30.0  # a restarted service that is not SERVING by then has failed to start
 # Health polling of a restarting service: retry the connection every 50 ms, not gRPC's default 1 s
@@ -26,24 +21,13 @@ READY_TIMEOUT_S = 30.0  # a restarted service that is not SERVING by then has fa
 FAST_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
                   ("grpc.max_reconnect_backoff_ms", 100)]
 HEALTH_POLL_S = 0.02
-# prctl(PR_SET_PDEATHSIG, SIGTERM) in the new process, then exec the service module: the setting
-# survives exec, and the service dies with this process however this process dies.
-_BOOTSTRAP = ("import ctypes, os, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
-              "os.getppid() == int(sys.argv[2]) or sys.exit(1); "
-              "os.execv(sys.executable, [sys.executable, '-m', sys.argv[1]])")
-
-
 async def stop(stack: Stack, name: str) -> None:
     await asyncio.to_thread(stack.stop_service, name)
 
 
 def start(stack: Stack, name: str) -> None:
-    """Spawn the service again (no fork-time Python code); call from the thread that owns the stack."""
-    assert stack.log_dir is not None, "the comparison always runs its stack with a log folder"
-    with open(stack.log_dir / f"{name}.log", "ab") as out:  # the child has its own copy of the descriptor
-        stack.processes[name] = subprocess.Popen(
-            [sys.executable, "-c", _BOOTSTRAP, MODULES[name], str(os.getpid())],
-            env=stack.service_env(name), stdout=out, stderr=out)
+    """Spawn the service again without waiting (Stack spawns with no fork-time Python code)."""
+    stack.start_service(name, wait=False)
 
 
 async def until_serving(stack: Stack, name: str) -> None:
