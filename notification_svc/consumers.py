@@ -47,4 +47,5 @@ def subscription(consumer: str, unit_of_work: Callable[[Ack], NotificationUnitOf
         await uow.finish()
 
     table: dict[type, Handler] = dict.fromkeys(TRANSLATIONS, on_event)  # type: ignore[arg-type]
-    return Subscription(GROUP, consumer, table, [events.ORDER_EVENTS, events.PAYMENT_EVENTS])
+    return Subscription(GROUP, consumer, table, [events.ORDER_EVENTS, events.PAYMENT_EVENTS],
+                        publishes_unconsumed=[events.NOTIFICATION_EVENTS])

@@ -1,4 +1,4 @@
-"""python -m shopctl up | demo --mode sync|events | load ... | compare [--quick]"""
+"""python -m shopctl up | demo --mode sync|events | load ... | compare [--quick] | chaos [--quick]"""
 
 from __future__ import annotations
 
@@ -11,17 +11,16 @@ from shopctl.stack import Stack
 
 
 def up() -> None:
-    """Run everything in the foreground on the default ports until Ctrl-C."""
+    """Run everything in the foreground on the default ports until Ctrl-C (or SIGTERM)."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     with Stack(free_ports=False) as stack:
         print(f"\nstack up: Redis {stack.redis_url}", flush=True)
         for name in ("gateway", "order", "payment", "notification"):
             print(f"  {name:<13} {stack.address(name)}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
+        while not stop.wait(0.5):  # a wait with a timeout lets the signal handler run
             pass
         print("\nstopping...", flush=True)
 
@@ -42,6 +41,12 @@ def main(argv: list[str]) -> None:
     compare = sub.add_parser("compare", help="both modes side by side: latency, outcome, payment down/slow, CPU")
     compare.add_argument("--quick", action="store_true", help="a small run (under a minute), as the tests use")
     compare.add_argument("--results", default="results", help="folder for compare-<timestamp>/ and latest/")
+    chaos = sub.add_parser("chaos", help="inject real faults, drain, check every order (issue 5's scenarios)")
+    chaos.add_argument("--quick", action="store_true", help="the reduced sizes, as the tests use")
+    chaos.add_argument("--only", action="append", metavar="SCENARIO", help="number or name; repeatable")
+    chaos.add_argument("--seed", type=int, default=None, help="reuse a run's random choices (victims, fault points)")
+    chaos.add_argument("--no-controls", dest="controls", action="store_false", help="skip the control runs")
+    chaos.add_argument("--json", dest="json_path", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
     if args.command == "up":
         up()
@@ -54,6 +59,9 @@ def main(argv: list[str]) -> None:
     elif args.command == "compare":
         from shopctl.compare import runner
         runner.main(quick=args.quick, results=args.results)
+    elif args.command == "chaos":
+        from shopctl.chaos import runner as chaos_runner
+        chaos_runner.main(args.quick, args.only, args.seed, args.controls, args.json_path)
 
 
 if __name__ == "__main__":

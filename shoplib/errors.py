@@ -21,13 +21,22 @@ class ServiceError(Exception):
         return []
 
 
+# Violations carried in one error: status details travel as metadata, which gRPC caps at
+# 16 KiB; 20 field violations stay far below it, and a client fixes the first ones first.
+MAX_VIOLATIONS = 20
+
+
 class InvalidArgument(ServiceError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: list[tuple[str, str]]) -> None:
-        fields = ", ".join(field for field, _ in violations)
-        super().__init__(f"invalid request: {fields}")
-        self.violations = violations
+        shown = violations[:MAX_VIOLATIONS]
+        if len(violations) > MAX_VIOLATIONS:
+            shown.append(("", f"and {len(violations) - MAX_VIOLATIONS} more violations"))
+        fields = ", ".join(field for field, _ in shown if field)
+        more = f" (+{len(violations) - MAX_VIOLATIONS} more)" if len(violations) > MAX_VIOLATIONS else ""
+        super().__init__(f"invalid request: {fields}{more}")
+        self.violations = shown
 
     def details(self) -> list[object]:
         request = error_details_pb2.BadRequest()

@@ -46,8 +46,9 @@ class ServiceSpec:
     # Stream consumers: started once ready; on stop they finish their batch before the server goes.
     consumers: Sequence[Consumer] = ()
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
-    # "localhost" binds the loopback addresses (127.0.0.1 and ::1); BIND_HOST widens it.
-    host: str = field(default_factory=lambda: os.environ.get("BIND_HOST", "localhost"))
+    # One explicit address: with "localhost", gRPC reports success when only ::1 could be bound
+    # (say 127.0.0.1:PORT is held by a TIME-WAIT socket) and IPv4 callers are refused.
+    host: str = field(default_factory=lambda: os.environ.get("BIND_HOST", "127.0.0.1"))
     extra: dict[str, object] = field(default_factory=dict)
 
 

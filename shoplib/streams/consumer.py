@@ -53,6 +53,8 @@ class Subscription:
     consumer: str
     handlers: Mapping[type[Message], Handler]  # by payload type; other types are acknowledged and skipped
     streams: Sequence[str]
+    # Streams this service publishes that no group consumes: only its own trimming bounds them.
+    publishes_unconsumed: Sequence[str] = ()
 
 
 class StreamConsumer:
@@ -79,6 +81,8 @@ class StreamConsumer:
                 try:
                     return await self._run_reconnecting()
                 except Exception:
+                    if self._stopping.is_set():
+                        return  # Redis went away while we were stopping: nothing left to do
                     _logger.exception("consumer.crashed", group=self.sub.group, restart_in_s=CRASH_RESTART_S)
                     await asyncio.sleep(CRASH_RESTART_S)
         finally:
@@ -87,6 +91,7 @@ class StreamConsumer:
 
     async def _run_reconnecting(self) -> None:
         retrying = AsyncRetrying(retry=retry_if_exception_type(_TRANSIENT), reraise=True,
+                                 stop=lambda _: self._stopping.is_set(),
                                  wait=wait_exponential_jitter(multiplier=0.05, max=RECONNECT_MAX_WAIT_S),
                                  before_sleep=self._log_disconnected)
         async for attempt in retrying:
@@ -246,6 +251,8 @@ class StreamConsumer:
                 await self._reclaim(stream)
                 await trim.trim(self._client, stream, self.settings.retain_ms)
                 await self._forget_idle_consumers(stream)
+            for stream in self.sub.publishes_unconsumed:
+                await trim.trim(self._client, stream, self.settings.retain_ms)
         except ResponseError as exc:
             if "NOGROUP" not in str(exc):
                 raise

@@ -1,0 +1,33 @@
+"""The ten scenarios of issue 5, each with the control run that shows its checker can fail."""
+
+from __future__ import annotations
+
+from shopctl.chaos.scenarios.backlog import backlog
+from shopctl.chaos.scenarios.bad_requests import bad_requests
+from shopctl.chaos.scenarios.base import Env, Scenario
+from shopctl.chaos.scenarios.poison import poison_events
+from shopctl.chaos.scenarios.publish import publish_crash
+from shopctl.chaos.scenarios.redis_down import redis_restarts
+from shopctl.chaos.scenarios.retry import retried_place_order
+from shopctl.chaos.scenarios.sync_down import sync_dependency_down
+from shopctl.chaos.scenarios.workers import crash_after_effect, kill_storm, paused_consumer
+
+SCENARIOS = (
+    Scenario(1, "kill-storm", "consumer kill storm", "no reclaim (no_reclaim)", "stuck", kill_storm),
+    Scenario(2, "crash-after-effect", "crash between effect and ack", "no once key (skip_once)", "duplicated",
+             crash_after_effect),
+    Scenario(3, "publish-crash", "crash inside the publish step", "publish apart (nonatomic_publish)", "lost",
+             publish_crash),
+    Scenario(4, "poison", "poison events", "drop instead of dead-letter (drop_dead_letters)", "dead_letters",
+             poison_events),
+    Scenario(5, "redis-restart", "Redis killed and restarted", "Redis without AOF", "lost", redis_restarts),
+    Scenario(6, "paused-consumer", "paused consumer", "no once key (skip_once)", "duplicated", paused_consumer),
+    Scenario(7, "retried-place-order", "retried PlaceOrder", "key ignored (skip_once)", "duplicated",
+             retried_place_order),
+    Scenario(8, "sync-dependency-down", "payment down in sync mode", "no resume, no retry (no_resume)", "stuck",
+             sync_dependency_down),
+    Scenario(9, "backlog", "slow consumer and backlog", "trim pending entries (trim_pending)", "lost", backlog),
+    Scenario(10, "bad-requests", "bad requests", "no validation (skip_validation)", "invalid_stored", bad_requests),
+)
+
+__all__ = ["SCENARIOS", "Env", "Scenario"]
