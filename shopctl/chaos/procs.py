@@ -17,9 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
+from shopctl import stack as stack_module
 from shopctl.stack import MODULES, Stack, wait_serving
 from shoplib.redis_server import LocalRedis, free_port
 
@@ -28,10 +26,7 @@ _BOOTSTRAP = ("import ctypes, os, signal, sys; ctypes.CDLL('libc.so.6').prctl(1,
               "os.getppid() == int(sys.argv[1]) or sys.exit(1); os.execv(sys.argv[2], sys.argv[2:])")
 # A (re)started service that is not SERVING by then has failed to start (cold start: ~1-3 s on 2 busy cores).
 READY_TIMEOUT_S = 45.0
-HEALTH_POLL_S = 0.05
 STOP_TIMEOUT_S = 5.0
-FAST_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
-                  ("grpc.max_reconnect_backoff_ms", 200)]
 
 
 def spawn(argv: list[str], env: dict[str, str] | None, log: Path) -> subprocess.Popen[bytes]:
@@ -128,20 +123,9 @@ def with_signal(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 async def until_serving(worker: Worker) -> None:
-    """Poll the worker's health until SERVING; fail naming its exit code if it died or took too long."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    async with grpc.aio.insecure_channel(worker.address, options=FAST_RECONNECT) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline and worker.process.poll() is None:
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(HEALTH_POLL_S)
-    raise RuntimeError(f"{worker.label} ({worker.consumer}) did not become SERVING "
-                       f"(exit code {worker.process.poll()})")
+    """Wait until the worker is SERVING; fail naming its exit code if it died or took too long."""
+    await stack_module.until_serving(worker.address, worker.process, f"{worker.label} ({worker.consumer})",
+                                     READY_TIMEOUT_S)
 
 
 async def kill(worker: Worker) -> int | None:
