@@ -55,6 +55,7 @@ from shop.v1 import order_service_pb2_grpc as od_grpc
 from notification_svc.consumers import GROUP as NOTIFICATION_GROUP
 from order_svc import domain as order_domain
 from payment_svc.consumers import GROUP as PAYMENT_GROUP
+from shopctl.load import paid_orders
 from shopctl.stack import Stack
 from shoplib import events, redis_conn
 from shoplib.redis_server import LocalRedis, free_port, python_command
@@ -350,17 +351,9 @@ async def open_loop(call: Call, rate: float, duration_s: float) -> Run:
     return run
 
 
-def order_requests(prefix: str) -> Callable[[], gw.PlaceOrderRequest]:
-    """A new valid order (2 x 19.99 EUR, below the decline limit: it gets a receipt) per call."""
-    line = types_pb2.OrderLine(product_id="book-42", quantity=2,
-                               unit_price=types_pb2.Money(currency_code="EUR", amount_minor=1999))
-    counter = iter(range(10**9))
-    return lambda: gw.PlaceOrderRequest(idempotency_key=f"{prefix}-{next(counter)}", customer_id="cust-bench",
-                                        lines=[line], mode=types_pb2.FLOW_MODE_EVENTS)
-
 
 def gateway_call(stub: gw_grpc.GatewayServiceStub) -> Call:
-    request = order_requests(f"bench-{uuid.uuid4().hex[:8]}")
+    request = paid_orders(f"bench-{uuid.uuid4().hex[:8]}", types_pb2.FLOW_MODE_EVENTS)
     return lambda: stub.PlaceOrder(request(), timeout=CALL_TIMEOUT_S)
 
 

@@ -34,6 +34,7 @@ from shop.v1 import payment_service_pb2 as pm
 from shop.v1 import payment_service_pb2_grpc as pm_grpc
 from shop.v1 import types_pb2
 
+from shopctl.load import paid_orders
 from shopctl.stack import Stack
 from shoplib.redis_server import free_port, python_command
 
@@ -204,18 +205,10 @@ async def load(call: Callable[[], Awaitable[object]], in_flight: int, count: int
     return run
 
 
-def paid_order(prefix: str) -> Callable[[], gw.PlaceOrderRequest]:
-    """A new valid, paid sync order (2 x 19.99 EUR) per call, with a unique idempotency key."""
-    line = types_pb2.OrderLine(product_id="book-42", quantity=2,
-                               unit_price=types_pb2.Money(currency_code="EUR", amount_minor=1999))
-    counter = iter(range(10**9))
-    return lambda: gw.PlaceOrderRequest(idempotency_key=f"{prefix}-{next(counter)}", customer_id="cust-bench",
-                                        lines=[line], mode=types_pb2.FLOW_MODE_SYNC)
-
 
 async def measure(address: str, sizes: Sizes) -> tuple[Run, Run]:
     """(1 in flight, 64 in flight) runs against the gateway at `address`, after warm-ups."""
-    request = paid_order(f"bench-{uuid.uuid4().hex[:8]}")
+    request = paid_orders(f"bench-{uuid.uuid4().hex[:8]}", types_pb2.FLOW_MODE_SYNC)
     async with grpc.aio.insecure_channel(address) as channel:
         stub = gw_grpc.GatewayServiceStub(channel)
 

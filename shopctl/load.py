@@ -15,6 +15,7 @@ import math
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,13 @@ class Run:
         record = Record(f"{self.prefix}-{n}", n % DECLINE_EVERY == DECLINE_EVERY - 1, start, time.time() - now + start)
         self.records.append(record)
         return order_request(record, self.workload.mode), record
+
+
+def paid_orders(prefix: str, mode: int) -> Callable[[], gw.PlaceOrderRequest]:
+    """A new valid, paid order (PAID_LINE) per call, each with its own idempotency key (benches)."""
+    counter = itertools.count()
+    return lambda: gw.PlaceOrderRequest(idempotency_key=f"{prefix}-{next(counter)}", customer_id="cust-bench",
+                                        lines=[PAID_LINE], mode=mode)
 
 
 def order_request(record: Record, mode: str) -> gw.PlaceOrderRequest:
