@@ -7,11 +7,15 @@ import signal
 import sys
 import threading
 
-from shopctl.stack import Stack
+from shopctl.stack import Stack, StackError
+
+# How often `up` looks whether a service of the running stack has exited; also how quickly Ctrl-C is seen.
+UP_CHECK_S = 0.5
 
 
 def up() -> None:
-    """Run everything in the foreground on the default ports until Ctrl-C (or SIGTERM)."""
+    """Run everything in the foreground on the default ports (or GATEWAY_PORT, ORDER_PORT...) until
+    Ctrl-C (or SIGTERM)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -20,8 +24,10 @@ def up() -> None:
         for name in ("gateway", "order", "payment", "notification"):
             print(f"  {name:<13} {stack.address(name)}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        while not stop.wait(0.5):  # a wait with a timeout lets the signal handler run
-            pass
+        while not stop.wait(UP_CHECK_S):  # a wait with a timeout lets the signal handler run
+            # A service that dies leaves a half stack that answers some calls and fails others, and
+            # `up` has no supervisor to restart it: report the exit and stop everything (exit 1).
+            stack.check_running("while the stack was up")
         print("\nstopping...", flush=True)
 
 
@@ -48,6 +54,14 @@ def main(argv: list[str]) -> None:
     chaos.add_argument("--no-controls", dest="controls", action="store_false", help="skip the control runs")
     chaos.add_argument("--json", dest="json_path", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)
+    try:
+        run(args)
+    except StackError as error:  # its message is the report; a traceback would only bury it
+        print(f"shopctl {args.command}: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def run(args: argparse.Namespace) -> None:
     if args.command == "up":
         up()
     elif args.command == "demo":

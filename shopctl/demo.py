@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from shop.v1 import payment_service_pb2_grpc as pm_grpc
 from shop.v1 import types_pb2 as t
 
 from shopctl import streamtrail, trail
-from shopctl.stack import Stack
+from shopctl.stack import Stack, StackError
 from shoplib.errors import field_violations
 from shoplib.log import CORRELATION_HEADER
 from shoplib.streams import status
@@ -207,15 +208,26 @@ def run(mode: str) -> None:
     # `kill PID` ends the demo like Ctrl-C does: the `with` blocks stop Redis and the services.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run_id = uuid.uuid4().hex[:6]
-    with tempfile.TemporaryDirectory(prefix="shop-demo-") as logs:
-        print(f"Demo, {mode} mode: starting Redis and four services (logs in {logs}, removed at the end)...")
-        with Stack(free_ports=True, log_dir=Path(logs), env={"LOG_LEVEL": "debug"}) as stack:
-            print("  " + ", ".join(f"{name} {stack.address(name)}" for name in ("gateway", "order", "payment",
-                                                                                "notification")))
-            print("  one warm-up order first, so the shown latencies do not include opening connections")
-            print("  in the log trails, rpc.ok/rpc.failed is written when a call ends; ms= is its duration")
-            outcomes = asyncio.run(_demo(stack, mode, run_id))
-            if mode == "events":
-                asyncio.run(_operations_view(stack.redis_url))
-        _summary(outcomes)
-        print("\nStack stopped.")
+    logs = tempfile.mkdtemp(prefix="shop-demo-")
+    print(f"Demo, {mode} mode: starting Redis and four services (logs in {logs}, removed at the end)...")
+    try:
+        _run(mode, run_id, logs)
+    except StackError:
+        raise  # the logs stay: the error names them, and they say why a service stopped
+    except BaseException:
+        shutil.rmtree(logs, ignore_errors=True)
+        raise
+    shutil.rmtree(logs, ignore_errors=True)
+
+
+def _run(mode: str, run_id: str, logs: str) -> None:
+    with Stack(free_ports=True, log_dir=Path(logs), env={"LOG_LEVEL": "debug"}) as stack:
+        print("  " + ", ".join(f"{name} {stack.address(name)}" for name in ("gateway", "order", "payment",
+                                                                            "notification")))
+        print("  one warm-up order first, so the shown latencies do not include opening connections")
+        print("  in the log trails, rpc.ok/rpc.failed is written when a call ends; ms= is its duration")
+        outcomes = asyncio.run(_demo(stack, mode, run_id))
+        if mode == "events":
+            asyncio.run(_operations_view(stack.redis_url))
+    _summary(outcomes)
+    print("\nStack stopped.")

@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shoplib import config
 from shoplib.redis_server import LocalRedis, free_port, python_module_command
 
 # Start order matters only for readability: each service waits for its own dependencies.
@@ -22,6 +24,33 @@ DEFAULT_PORTS = {"gateway": 50051, "order": 50052, "payment": 50053, "notificati
 # A cold start (Python imports, gRPC, Redis ping) takes ~1 s per service on 2 cores.
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+# Services started together with the same settings often fail together, a few hundred ms apart:
+# after the first exit, wait this long so that one report names all of them, not only the quickest.
+SETTLE_S = 0.5
+# One health call while the stack starts: short, so that an exit elsewhere is noticed within about this long.
+START_CHECK_TIMEOUT_S = 0.2
+START_POLL_S = 0.05
+LOG_TAIL_LINES = 10  # of a service's log, in the report of its exit: its error and what led to it
+# Health polling of a (re)starting service: reconnect every 50 ms rather than after gRPC's 1 s
+# first backoff, so the moment it is SERVING is known to within a poll.
+FAST_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
+                  ("grpc.max_reconnect_backoff_ms", 100)]
+HEALTH_POLL_S = 0.02
+
+
+class StackError(Exception):
+    """A service of the stack exited, or did not start in time; the message is what the user reads."""
+
+
+def exit_status(code: int) -> str:
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+
+
+def fixed_port(name: str) -> int:
+    """The default port, unless GATEWAY_PORT, ORDER_PORT... say otherwise (`make up` beside another stack)."""
+    return config.port(f"{name.upper()}_PORT", DEFAULT_PORTS[name])
+
+
 def wait_serving(address: str, timeout: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:
@@ -49,7 +78,7 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.ports = {name: free_port() if self.free_ports else DEFAULT_PORTS[name] for name in SERVICES}
+        self.ports = {name: free_port() if self.free_ports else fixed_port(name) for name in SERVICES}
         self.redis_url = os.environ.get("REDIS_URL", "")
 
     def address(self, name: str) -> str:
@@ -79,20 +108,78 @@ class Stack:
             self.redis_url = self.redis.url
         for name in SERVICES:
             self.start_service(name, wait=False)
-        for name in SERVICES:
-            wait_serving(self.address(name))
+        self.wait_serving(SERVICES)
 
     def start_service(self, name: str, wait: bool = True) -> None:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")
+            out = open(self.log_path(name), "ab")
         self.processes[name] = subprocess.Popen(
             python_module_command(MODULES[name]), env=self.service_env(name), stdout=out, stderr=out)
         if out is not None:
             out.close()  # the child has its own copy
         if wait:
-            wait_serving(self.address(name))
+            self.wait_serving([name])
+
+    def wait_serving(self, names: Sequence[str], timeout: float = READY_TIMEOUT_S) -> None:
+        """Poll these services' health until all are SERVING; raise StackError as soon as one of
+        their processes exits, or at the timeout."""
+        deadline = time.monotonic() + timeout
+        channels = {name: grpc.insecure_channel(self.address(name), options=FAST_RECONNECT) for name in names}
+        try:
+            pending = [name for name in names if not self._serving(names, channels[name])]
+            while pending:
+                if time.monotonic() > deadline:
+                    raise StackError(self._not_serving_report(pending, timeout))
+                time.sleep(START_POLL_S)
+                pending = [name for name in pending if not self._serving(names, channels[name])]
+        finally:
+            for channel in channels.values():
+                channel.close()
+
+    def _serving(self, watched: Sequence[str], channel: grpc.Channel) -> bool:
+        self.check_running("during start", watched)  # before each call: an exit is noticed within one call
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                              timeout=START_CHECK_TIMEOUT_S)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def check_running(self, when: str, names: Sequence[str] = SERVICES) -> None:
+        """Raise StackError naming each of these services whose process has exited, with the end of
+        its output (a service stopped through stop_service is no longer watched)."""
+        watched = {name: process for name, process in self.processes.items() if name in names}
+        if all(process.poll() is None for process in watched.values()):
+            return
+        time.sleep(SETTLE_S)
+        exited = {name: code for name, process in watched.items() if (code := process.poll()) is not None}
+        header = ", ".join(f"{name} ({exit_status(code)})" for name, code in exited.items())
+        alive = [name for name, process in self.processes.items() if process.poll() is None]
+        stopping = f"; stopping {', '.join(alive)}" if alive else ""
+        raise StackError(f"{header} exited {when}{stopping}.\n{self._output_of(list(exited))}")
+
+    def _not_serving_report(self, pending: list[str], timeout: float) -> str:
+        return (f"{', '.join(pending)} still running but not SERVING after {timeout:.0f}s; stopping the stack.\n"
+                + self._output_of(pending))
+
+    def _output_of(self, names: list[str]) -> str:
+        """Where the user reads what these services said: the end of each log, or the terminal."""
+        if self.log_dir is None:
+            return "Their own error lines are above, in this terminal's output."
+        return "\n".join(self._log_tail(name) for name in names)
+
+    def log_path(self, name: str) -> Path:
+        assert self.log_dir is not None
+        return self.log_dir / f"{name}.log"
+
+    def _log_tail(self, name: str) -> str:
+        path = self.log_path(name)
+        if not path.is_file():  # a subclass that spawns its own way may name its logs otherwise
+            return f"{name}: its log is in {self.log_dir}/"
+        lines = path.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+        return f"{name}: last lines of {path}:\n" + "\n".join(f"    {line}" for line in lines or ["(empty)"])
 
     def signal_service(self, name: str, sig: signal.Signals) -> None:
         self.processes[name].send_signal(sig)
@@ -114,13 +201,6 @@ class Stack:
         if self.redis is not None:
             self.redis.close()
             self.redis = None
-
-
-# Health polling of a (re)starting service: reconnect every 50 ms rather than after gRPC's 1 s
-# first backoff, so the moment it is SERVING is known to within a poll.
-FAST_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 50), ("grpc.min_reconnect_backoff_ms", 50),
-                  ("grpc.max_reconnect_backoff_ms", 100)]
-HEALTH_POLL_S = 0.02
 
 
 async def until_serving(address: str, process: subprocess.Popen[bytes], what: str,
