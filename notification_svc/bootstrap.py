@@ -8,9 +8,8 @@ from notification_svc import consumers
 from notification_svc.adapters import NotificationUnitOfWork
 from notification_svc.config import Settings
 from notification_svc.grpc_api import NotificationServicer
-from shoplib import redis_conn
 from shoplib.grpc_server import ServiceSpec
-from shoplib.health import Dependency
+from shoplib.store import Store
 from shoplib.streams import consumer as stream_consumer
 from shoplib.tx import PipelinedCommitter
 from shoplib.uow import NoPublisher, StreamPublisher
@@ -20,13 +19,15 @@ SOURCE = "/shop/notification-service"
 
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
-    client = redis_conn.connect(settings.redis_url)
+    store = Store.connect(settings.redis_url, f"notification-{settings.instance}")
+    client = store.client
     committer = PipelinedCommitter(client)
     sync_publisher = NoPublisher()  # in sync mode nobody listens to NotificationSent
     api = NotificationServicer(lambda: NotificationUnitOfWork(client, committer, sync_publisher))
     outbox = StreamPublisher(SOURCE)
     consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
-        f"notification-{settings.instance}", lambda ack: NotificationUnitOfWork(client, committer, outbox, ack)))
+        f"notification-{settings.instance}", lambda ack: NotificationUnitOfWork(client, committer, outbox, ack)),
+        store.gate)
     name = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
     return ServiceSpec(
         name="notification",
@@ -34,7 +35,8 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         registrations=[lambda server: notification_service_pb2_grpc.add_NotificationServiceServicer_to_server(
             api, server)],
         service_names=[name],
-        dependencies=[Dependency("redis", client.ping)],
+        dependencies=store.dependencies(),
+        start_checks=[store.check_settings],
         consumers=[consumer],
         on_stop=[client.aclose],
     )

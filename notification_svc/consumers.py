@@ -8,11 +8,11 @@ from shop.v1 import events_pb2, notification_service_pb2, types_pb2
 
 from notification_svc import handlers
 from notification_svc.adapters import NotificationUnitOfWork
-from shoplib import events
+from shoplib import events, topology
 from shoplib.streams.consumer import Handler, Subscription
 from shoplib.tx import Ack
 
-GROUP = "notification-service-group"
+GROUP = topology.NOTIFICATION_GROUP
 
 
 def _order_received(event: events_pb2.OrderPlaced) -> notification_service_pb2.SendNotificationRequest:
@@ -47,5 +47,4 @@ def subscription(consumer: str, unit_of_work: Callable[[Ack], NotificationUnitOf
         await uow.finish()
 
     table: dict[type, Handler] = dict.fromkeys(TRANSLATIONS, on_event)  # type: ignore[arg-type]
-    return Subscription(GROUP, consumer, table, [events.ORDER_EVENTS, events.PAYMENT_EVENTS],
-                        publishes_unconsumed=[events.NOTIFICATION_EVENTS])
+    return Subscription(GROUP, consumer, table, [events.ORDER_EVENTS, events.PAYMENT_EVENTS])

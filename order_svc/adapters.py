@@ -10,7 +10,7 @@ from typing import Protocol
 
 import grpc
 import redis.asyncio as aioredis
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 from shop.v1 import (
     events_pb2,
     notification_service_pb2,
@@ -20,13 +20,19 @@ from shop.v1 import (
     types_pb2,
 )
 
-from shoplib import grpc_client, log
+from shoplib import errors, grpc_client, log, outage
+from shoplib.bounds import MAX_WATCHERS
 from shoplib.tx import Ack, Committer, Writes
 from shoplib.uow import Publisher, UnitOfWork
 
 UPDATES_CHANNEL = "order:updates"  # pub/sub: every stored status change, for live watchers
-# Sync-mode orders not settled yet, scored by creation time (ms): what the reconciler resumes.
+# Orders not settled yet, per mode, scored by creation (or last re-drive) time in ms: what the
+# reconciler resumes (sync) or re-drives (events).
 PENDING_SYNC = "order:pending-sync"
+PENDING_EVENTS = "order:pending-events"
+PENDING = {types_pb2.FLOW_MODE_SYNC: PENDING_SYNC, types_pb2.FLOW_MODE_EVENTS: PENDING_EVENTS}
+# How many events-mode orders the reconciler re-drove, ever (shown by `make streams`).
+REDRIVEN = "order:stats:redriven"
 _logger = log.get("order_svc")
 
 
@@ -62,14 +68,25 @@ class Orders:
         return f"order:settled:{order_id}", "1"
 
     def add(self, order: types_pb2.Order) -> None:
+        """Stage the order, its live update, and its place among the orders not settled yet."""
         data = order.SerializeToString()
         self._uow.writes.set(f"order:{order.order_id}", data)
         self._uow.writes.publish(UPDATES_CHANNEL, order.order_id.encode() + b" " + data)
-        if order.status != types_pb2.ORDER_STATUS_PENDING:
-            self._uow.writes.zrem(PENDING_SYNC, order.order_id)
+        pending = PENDING.get(order.mode)
+        if pending is None:
+            return
+        if order.status == types_pb2.ORDER_STATUS_PENDING:
+            self._uow.writes.zadd(pending, order.create_time.ToMilliseconds(), order.order_id)
+        else:
+            self._uow.writes.zrem(pending, order.order_id)
 
-    async def pending_sync(self, older_than_ms: int, limit: int) -> list[str]:
-        raw = await self._reader.zrangebyscore(PENDING_SYNC, "-inf", older_than_ms, start=0, num=limit)
+    def redriven(self, order_id: str, now_ms: int) -> None:
+        """Stage a re-drive: counted, and not due again for another re-drive period."""
+        self._uow.writes.zadd(PENDING_EVENTS, now_ms, order_id)
+        self._uow.writes.incr(REDRIVEN)
+
+    async def pending(self, mode: int, older_than_ms: int, limit: int) -> list[str]:
+        raw = await self._reader.zrangebyscore(PENDING[mode], "-inf", older_than_ms, start=0, num=limit)
         return [item.decode() for item in raw]
 
 
@@ -92,10 +109,7 @@ class SyncChain:
         self._handlers = {events_pb2.OrderPlaced: self._on_order_placed}
 
     def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
-        """Remember the order until it is settled, so an interrupted chain is resumed later."""
-        for event in emitted:
-            if isinstance(event, events_pb2.OrderPlaced):
-                writes.zadd(PENDING_SYNC, event.order.create_time.ToMilliseconds(), event.order.order_id)
+        return None  # the calls happen after the commit
 
     async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
         return [await self._handlers[type(event)](event) for event in emitted]  # type: ignore[operator]
@@ -119,42 +133,66 @@ class SyncChain:
 # A watcher re-reads the order after this long without news, in case a pub/sub message was
 # lost (pub/sub is fire-and-forget); status changes themselves arrive by push.
 RESYNC_S = 5.0
+# Updates kept per watcher: an order has few statuses; a watcher too slow to read keeps the latest.
+WATCH_QUEUE = 8
 
 
 class OrderUpdates:
-    """One pub/sub subscription per process, fanned out to the watchers of each order."""
+    """One pub/sub subscription per process, fanned out to the watchers of each order.
+    A message that is not one of ours is logged and skipped; the listener never dies of it."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._watchers: dict[str, set[asyncio.Queue[types_pb2.Order]]] = defaultdict(set)
+        self._count = 0
 
     @contextlib.asynccontextmanager
     async def watch(self, order_id: str) -> AsyncIterator[asyncio.Queue[types_pb2.Order]]:
-        queue: asyncio.Queue[types_pb2.Order] = asyncio.Queue()
+        if self._count >= MAX_WATCHERS:
+            raise errors.ResourceExhausted(f"too many orders followed at once (at most {MAX_WATCHERS}); retry later")
+        queue: asyncio.Queue[types_pb2.Order] = asyncio.Queue(maxsize=WATCH_QUEUE)
         self._watchers[order_id].add(queue)
+        self._count += 1
         try:
             yield queue
         finally:
+            self._count -= 1
             self._watchers[order_id].discard(queue)
             if not self._watchers[order_id]:
                 del self._watchers[order_id]
 
     async def run(self) -> None:
-        """Listen for ever; reconnects after Redis comes back (watchers resync meanwhile)."""
+        """Listen for ever; reconnects after Redis comes back (watchers resync meanwhile). Any
+        other error ends the task, and its supervisor logs it and starts it again."""
         while True:
             try:
                 await self._listen()
-            except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-                _logger.warning("order.updates_disconnected", error=type(exc).__name__)
+            except Exception as exc:
+                if not outage.is_outage(exc):
+                    raise
+                _logger.warning("order.updates_disconnected", error=outage.describe(exc))
                 await asyncio.sleep(RESYNC_S / 10)
 
     async def _listen(self) -> None:
         async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
             await pubsub.subscribe(UPDATES_CHANNEL)
             async for message in pubsub.listen():
-                order_id, _, data = message["data"].partition(b" ")
-                watchers = self._watchers.get(order_id.decode())
-                if watchers:  # most updates have no watcher: do not even parse them
-                    order = types_pb2.Order.FromString(data)
-                    for queue in watchers:
-                        queue.put_nowait(order)
+                self._deliver(message.get("data"))
+
+    def _deliver(self, data: object) -> None:
+        """Hand one update to the watchers of its order; anything else is logged and skipped."""
+        if not isinstance(data, bytes):
+            return
+        raw_id, _, payload = data.partition(b" ")
+        watchers = self._watchers.get(raw_id.decode(errors="replace"))
+        if not watchers:  # most updates have no watcher: do not even parse them
+            return
+        try:
+            order = types_pb2.Order.FromString(payload)
+        except DecodeError:
+            _logger.warning("order.update_malformed", channel=UPDATES_CHANNEL, bytes=len(data))
+            return
+        for queue in watchers:
+            if queue.full():  # a watcher that does not read only needs the latest status
+                queue.get_nowait()
+            queue.put_nowait(order)

@@ -11,9 +11,10 @@ from order_svc.adapters import OrderUnitOfWork, OrderUpdates, SyncChain
 from order_svc.config import Settings
 from order_svc.grpc_api import OrderServicer
 from order_svc.reconciler import Reconciler
-from shoplib import grpc_client, redis_conn
+from shoplib import grpc_client
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
+from shoplib.store import Store
 from shoplib.streams import consumer as stream_consumer
 from shoplib.tx import PipelinedCommitter
 from shoplib.uow import NoPublisher, Publisher, StreamPublisher
@@ -30,7 +31,8 @@ def unit_of_work_factory(reader: object, committer: object, publishers: dict[int
 
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
-    client = redis_conn.connect(settings.redis_url)
+    store = Store.connect(settings.redis_url, f"order-{settings.instance}")
+    client = store.client
     committer = PipelinedCommitter(client)
     payment, notification = grpc_client.channel(settings.payment_addr), grpc_client.channel(settings.notification_addr)
 
@@ -43,10 +45,12 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE),
     }
     updates = OrderUpdates(client)
-    reconciler = Reconciler(lambda: OrderUnitOfWork(client, committer, chain), settings.resume_after_ms)
+    unit_of_work = unit_of_work_factory(client, committer, publishers)
+    reconciler = Reconciler(unit_of_work, settings.resume_after_ms, settings.redrive_after_ms)
     consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
-        f"order-{settings.instance}", lambda ack: OrderUnitOfWork(client, committer, NoPublisher(), ack)))
-    api = OrderServicer(unit_of_work_factory(client, committer, publishers), updates.watch)
+        f"order-{settings.instance}", lambda ack: OrderUnitOfWork(client, committer, NoPublisher(), ack)),
+        store.gate)
+    api = OrderServicer(unit_of_work, updates.watch)
 
     async def close() -> None:
         await payment.close()
@@ -58,10 +62,11 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         port=settings.port,
         registrations=[lambda server: order_service_pb2_grpc.add_OrderServiceServicer_to_server(api, server)],
         service_names=[order_service_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name],
-        dependencies=[Dependency("redis", client.ping),
+        dependencies=[*store.dependencies(),
                       Dependency("payment", grpc_health_probe(payment), continuous=False),
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
         background=[updates.run, reconciler.run],
         consumers=[consumer],
         on_stop=[close],
+        start_checks=[store.check_settings],
     )

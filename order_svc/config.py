@@ -16,6 +16,8 @@ class Settings:
     instance: str
     # A sync order still PENDING this long after creation is resumed by the reconciler.
     resume_after_ms: int = 10_000
+    # An events order still PENDING this long after creation (or its last re-drive) is re-driven.
+    redrive_after_ms: int = 60_000
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -26,4 +28,5 @@ class Settings:
             notification_addr=config.required("NOTIFICATION_SERVICE_ADDR"),
             instance=config.optional("SERVICE_INSTANCE", "1", str),
             resume_after_ms=config.optional("ORDER_RESUME_AFTER_MS", 10_000, int),
+            redrive_after_ms=config.optional("ORDER_REDRIVE_AFTER_MS", 60_000, int),
         )

@@ -8,11 +8,11 @@ from shop.v1 import events_pb2
 
 from order_svc import handlers
 from order_svc.adapters import OrderUnitOfWork
-from shoplib import events
+from shoplib import events, topology
 from shoplib.streams.consumer import Handler, Subscription
 from shoplib.tx import Ack
 
-GROUP = "order-service-group"
+GROUP = topology.ORDER_GROUP
 
 
 def subscription(consumer: str, unit_of_work: Callable[[Ack], OrderUnitOfWork]) -> Subscription:

@@ -8,10 +8,8 @@ import uuid
 from shop.v1 import types_pb2
 
 from shoplib import clock, money
+from shoplib.bounds import MAX_ID_LENGTH, MAX_LINES, MAX_QUANTITY
 
-MAX_LINES = 100  # an order with more lines is a bulk import, not a checkout
-MAX_QUANTITY = 10_000  # per line; far above a shop's stock, far below overflow
-MAX_ID_LENGTH = 128  # for customer, product and idempotency key
 TERMINAL = frozenset({types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED})
 MODES = frozenset({types_pb2.FLOW_MODE_SYNC, types_pb2.FLOW_MODE_EVENTS})
 

@@ -90,14 +90,18 @@ async def settle_order(payment: types_pb2.Payment, uow: OrderUnitOfWork,
     return settled
 
 
-async def resume_order(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:
-    """Finish the flow of an order left PENDING (its caller gave up, a service was down)."""
-    log.bind(order_id=order_id)
-    order = await _existing(order_id, uow)
-    if order.status not in domain.TERMINAL:
-        _logger.info("order.resuming", age_s=round(time.time() - order.create_time.seconds))
-        order = _latest(await uow.redeliver(events_pb2.OrderPlaced(order=order)), order)
-    return order
+async def resume_order(order: types_pb2.Order, uow: OrderUnitOfWork, now_ms: int) -> types_pb2.Order:
+    """Finish the flow of an order left PENDING: sync mode calls the chain again (its caller gave
+    up, a service was down); events mode re-drives it, publishing its OrderPlaced anew (an event
+    lost or stuck somewhere). Every step downstream is idempotent, so either is safe to repeat."""
+    log.bind(order_id=order.order_id)
+    if order.status in domain.TERMINAL:
+        return order
+    _logger.info("order.resuming", age_s=round(time.time() - order.create_time.seconds),
+                 mode=types_pb2.FlowMode.Name(order.mode))
+    if order.mode == types_pb2.FLOW_MODE_EVENTS:
+        uow.orders.redriven(order.order_id, now_ms)
+    return _latest(await uow.republish(events_pb2.OrderPlaced(order=order)), order)
 
 
 async def get_order(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:

@@ -1,9 +1,10 @@
-"""Sync mode's recovery rule: an order whose chain was interrupted is completed later.
+"""Recovery: no order stays PENDING for ever, in either mode.
 
-A sync order stays PENDING when payment or notification is down (the caller got UNAVAILABLE).
-Every step is idempotent (charge once per order, one notification per kind), so resuming the
-chain is safe whether the interrupted call had reached its server or not: the order is never
-charged and forgotten, and never charged twice.
+A sync order stays PENDING when payment or notification is down (the caller got UNAVAILABLE);
+an events order stays PENDING when its event was lost or stuck (a group deleted, an entry
+dead-lettered, a stream trimmed by hand). Every step downstream is idempotent (charge once per
+order, one notification per kind), so resuming a sync chain or re-driving an event is safe
+whether the interrupted step had happened or not: never charged and forgotten, never twice.
 """
 
 from __future__ import annotations
@@ -12,21 +13,28 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from shop.v1 import types_pb2
+
 from order_svc import handlers
 from order_svc.adapters import OrderUnitOfWork
-from shoplib import errors, faults, log
+from shoplib import errors, faults, log, outage
 
-# Orders younger than this are left to their caller (it may still be waiting or retrying).
+# Sync orders younger than this are left to their caller (it may still be waiting or retrying).
 RESUME_AFTER_MS = 10_000
-# How often the reconciler looks, and how many orders it resumes per look (bounded work).
+# Events orders younger than this are left to the consumers (a backlog may be draining); a
+# re-driven order is not re-driven again before another period has passed.
+REDRIVE_AFTER_MS = 60_000
+# How often the reconciler looks, and how many orders of each mode it takes per look (bounded work).
 INTERVAL_S = 2.0
 BATCH = 50
 _logger = log.get("order_svc.reconciler")
 
 
 class Reconciler:
-    def __init__(self, unit_of_work: Callable[[], OrderUnitOfWork], resume_after_ms: int = RESUME_AFTER_MS) -> None:
-        self._uow, self._resume_after_ms = unit_of_work, resume_after_ms
+    def __init__(self, unit_of_work: Callable[[int], OrderUnitOfWork], resume_after_ms: int = RESUME_AFTER_MS,
+                 redrive_after_ms: int = REDRIVE_AFTER_MS) -> None:
+        self._uow = unit_of_work
+        self._after = {types_pb2.FLOW_MODE_SYNC: resume_after_ms, types_pb2.FLOW_MODE_EVENTS: redrive_after_ms}
 
     async def run(self) -> None:
         while True:
@@ -34,18 +42,30 @@ class Reconciler:
             try:
                 await self.once()
             except Exception as exc:  # a down dependency: try again next round
-                _logger.warning("reconciler.round_failed", error=f"{type(exc).__name__}: {exc}"[:200])
+                if not (outage.is_outage(exc) or isinstance(exc, errors.Unavailable)):
+                    raise
+                _logger.warning("reconciler.round_failed", error=outage.describe(exc))
 
     async def once(self) -> int:
-        """Resume the orders due now; returns how many were settled."""
-        if faults.fires("no_resume"):  # control runs only (faults.py)
-            return 0
-        due = await self._uow().orders.pending_sync(int(time.time() * 1000) - self._resume_after_ms, BATCH)
+        """Resume or re-drive the orders due now; returns how many are settled afterwards."""
         settled = 0
-        for order_id in due:
-            try:
-                order = await handlers.resume_order(order_id, self._uow())
-                settled += order.status in handlers.domain.TERMINAL
-            except errors.NotFound:
-                _logger.error("reconciler.order_missing", order_id=order_id)
+        for mode, after_ms in self._after.items():
+            if faults.fires("no_resume" if mode == types_pb2.FLOW_MODE_SYNC else "no_redrive"):  # control runs
+                continue
+            now_ms = int(time.time() * 1000)
+            for order_id in await self._uow(mode).orders.pending(mode, now_ms - after_ms, BATCH):
+                settled += await self._resume(order_id, mode, now_ms)
         return settled
+
+    async def _resume(self, order_id: str, mode: int, now_ms: int) -> bool:
+        uow = self._uow(mode)
+        order = await uow.orders.get(order_id)
+        if order is None:
+            _logger.error("reconciler.order_missing", order_id=order_id)
+            return False
+        try:
+            order = await handlers.resume_order(order, uow, now_ms)
+        except errors.Unavailable as exc:  # the next service is still down: next round
+            _logger.info("reconciler.still_unavailable", order_id=order_id, error=exc.message[:200])
+            return False
+        return order.status in handlers.domain.TERMINAL

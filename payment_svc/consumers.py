@@ -8,11 +8,11 @@ from shop.v1 import events_pb2, payment_service_pb2
 
 from payment_svc import domain, handlers
 from payment_svc.adapters import PaymentUnitOfWork
-from shoplib import events
+from shoplib import events, topology
 from shoplib.streams.consumer import Handler, Subscription
 from shoplib.tx import Ack
 
-GROUP = "payment-service-group"
+GROUP = topology.PAYMENT_GROUP
 
 
 def subscription(consumer: str, unit_of_work: Callable[[Ack], PaymentUnitOfWork], rules: domain.Rules,

@@ -29,8 +29,8 @@ async def charge(cmd: payment_service_pb2.ChargeRequest, uow: PaymentUnitOfWork,
                      status=types_pb2.PaymentStatus.Name(payment.status), amount_minor=payment.amount.amount_minor)
         await uow.publish()
         return payment
-    existing = await get_payment(cmd.order_id, uow)  # charged before: same outcome, nothing more
-    await uow.redeliver(domain.outcome_event(existing))
+    existing = await get_payment(cmd.order_id, uow)  # charged before: same outcome, charged nothing
+    await uow.republish(domain.outcome_event(existing))  # in case its first outcome never arrived
     return existing
 
 

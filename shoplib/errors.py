@@ -6,6 +6,8 @@ import grpc
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from shoplib.bounds import MAX_VIOLATIONS
+
 
 class ServiceError(Exception):
     """Base of the errors a handler raises on purpose; each maps to one status code."""
@@ -21,9 +23,6 @@ class ServiceError(Exception):
         return []
 
 
-# Violations carried in one error: status details travel as metadata, which gRPC caps at
-# 16 KiB; 20 field violations stay far below it, and a client fixes the first ones first.
-MAX_VIOLATIONS = 20
 
 
 class InvalidArgument(ServiceError):
@@ -47,6 +46,12 @@ class InvalidArgument(ServiceError):
 
 class NotFound(ServiceError):
     code = grpc.StatusCode.NOT_FOUND
+
+
+class ResourceExhausted(ServiceError):
+    """A bound on concurrent work is reached; retrying later may work."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class AlreadyExists(ServiceError):

@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from shop.v1 import events_pb2
 
 from shoplib import clock, log
+from shoplib.bounds import MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
+
+M = TypeVar("M", bound=Message)
 
 ORDER_EVENTS = "order-events"
 PAYMENT_EVENTS = "payment-events"
@@ -24,6 +28,10 @@ class EventType:
     message: type[Message]
     stream: str
     subject: Callable[[Message], str]
+
+    @property
+    def type_url(self) -> str:
+        return f"type.googleapis.com/{self.message.DESCRIPTOR.full_name}"
 
 
 CATALOGUE = [
@@ -60,22 +68,51 @@ def entry_fields(envelope: events_pb2.EventEnvelope) -> dict[str, str | bytes]:
             "envelope": envelope.SerializeToString()}
 
 
+def entry_size(fields: dict[bytes, bytes]) -> int:
+    return sum(len(k) + len(v) for k, v in fields.items())
+
+
 def decode(fields: dict[bytes, bytes]) -> tuple[events_pb2.EventEnvelope, Message]:
-    """Envelope and payload of a stream entry; UndecodableEvent says why it cannot be read."""
+    """Envelope and payload of a stream entry, checked to be something a handler can be called
+    with; UndecodableEvent says why not. Never raises anything else, whatever the bytes."""
+    try:
+        return _decode(fields)
+    except UndecodableEvent:
+        raise
+    except Exception as exc:  # a parser's own failure on hostile bytes is still a bad entry
+        raise UndecodableEvent(f"entry cannot be read: {type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]) from None
+
+
+def _decode(fields: dict[bytes, bytes]) -> tuple[events_pb2.EventEnvelope, Message]:
+    if (size := entry_size(fields)) > MAX_ENTRY_BYTES:
+        raise UndecodableEvent(f"entry of {size} bytes is larger than {MAX_ENTRY_BYTES}")
     raw = fields.get(b"envelope")
     if raw is None:
         raise UndecodableEvent("entry has no 'envelope' field")
-    envelope = events_pb2.EventEnvelope()
-    try:
-        envelope.ParseFromString(raw)
-    except DecodeError as exc:
-        raise UndecodableEvent(f"envelope is not valid protobuf: {exc}") from None
+    envelope = _parse(events_pb2.EventEnvelope, raw, "envelope")
     kind = BY_NAME.get(envelope.type)
     if kind is None:
-        raise UndecodableEvent(f"unknown event type {envelope.type!r}")
-    payload = kind.message()
-    if not envelope.data.Unpack(payload):
-        raise UndecodableEvent(f"payload {envelope.data.type_url!r} does not match type {envelope.type!r}")
+        raise UndecodableEvent(f"unknown event type {envelope.type[:MAX_ID_LENGTH]!r}")
+    if envelope.data.type_url != kind.type_url:
+        raise UndecodableEvent(f"payload {envelope.data.type_url[:MAX_ID_LENGTH]!r} does not match type {kind.name!r}")
+    payload = _parse(kind.message, envelope.data.value, f"{kind.message.DESCRIPTOR.full_name} payload")
+    _check_identity(envelope, kind.subject(payload))
+    return envelope, payload
+
+
+def _parse(message: type[M], raw: bytes, what: str) -> M:
+    try:
+        return message.FromString(raw)
+    except DecodeError as exc:
+        raise UndecodableEvent(f"{what} is not valid protobuf: {exc}") from None
+
+
+def _check_identity(envelope: events_pb2.EventEnvelope, subject: str) -> None:
+    """The envelope names the order its payload is about, and both are within bounds."""
     if not envelope.id or not envelope.subject:
         raise UndecodableEvent("envelope lacks id or subject")
-    return envelope, payload
+    if len(envelope.id) > MAX_ID_LENGTH or len(envelope.subject) > MAX_ID_LENGTH:
+        raise UndecodableEvent(f"envelope id or subject longer than {MAX_ID_LENGTH} characters")
+    if envelope.subject != subject:
+        raise UndecodableEvent(
+            f"subject {envelope.subject!r} does not match the payload's order {subject[:MAX_ID_LENGTH]!r}")

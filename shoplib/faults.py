@@ -20,6 +20,10 @@ loss; never armed outside a control run of `python -m shopctl chaos`):
 - trim_pending       trimming ignores what consumer groups still have to process.
 - no_resume          the order reconciler never resumes sync orders left PENDING.
 - skip_validation    PlaceOrder stores requests without validating them.
+- unguarded_entries  consumers decode payloads unguarded and let an entry's error escape (before issue 8).
+- outage_as_failure  a store refusing writes counts as a handler failure (spends the entry's deliveries).
+- trim_ignores_topology  trimming looks only at the groups that exist, not at the declared ones.
+- no_redrive         the order reconciler never re-drives events-mode orders left PENDING.
 """
 
 from __future__ import annotations
@@ -51,6 +55,18 @@ def fires(name: str) -> bool:
 def crash() -> None:
     """Exit as a SIGKILL would: no cleanup, no flush."""
     os._exit(137)
+
+
+def raw_decode(fields: dict[bytes, bytes]) -> None:
+    """The payload decode as it was before issue 8: Any.Unpack outside any guard (raises DecodeError)."""
+    from shop.v1 import events_pb2
+
+    from shoplib import events
+
+    envelope = events_pb2.EventEnvelope.FromString(fields.get(b"envelope", b""))
+    kind = events.BY_NAME.get(envelope.type)
+    if kind is not None:
+        envelope.data.Unpack(kind.message())
 
 
 async def commit_publish_step(committer: Committer, writes: Writes, once: tuple[str, Value] | None) -> bool:

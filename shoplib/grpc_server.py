@@ -15,13 +15,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shoplib import log
+from shoplib.bounds import MAX_CONCURRENT_RPCS, MAX_METADATA_BYTES, MAX_REQUEST_BYTES
 from shoplib.health import Dependency, HealthMonitor
 from shoplib.interceptors import ContextInterceptor
+from shoplib.supervise import Supervisor, name_of
 
 # In-flight calls get this long to finish after SIGTERM before they are cancelled.
 GRACE_S = 5.0
-# Requests above this size get RESOURCE_EXHAUSTED from gRPC itself: no order needs more.
-MAX_REQUEST_BYTES = 256 * 1024
+# A start check whose dependency does not answer yet is tried again this often.
+START_CHECK_RETRY_S = 0.25
 
 _logger = log.get("shoplib.server")
 Register = Callable[[grpc.aio.Server], None]
@@ -46,17 +48,44 @@ class ServiceSpec:
     # Stream consumers: started once ready; on stop they finish their batch before the server goes.
     consumers: Sequence[Consumer] = ()
     on_stop: Sequence[Callable[[], Awaitable[None]]] = ()
+    # Run once the dependencies answer, before anything is consumed: a StartRefused ends the
+    # service with its message (a store set up so that our guarantees cannot hold).
+    start_checks: Sequence[Callable[[], Awaitable[None]]] = ()
     # One explicit address: with "localhost", gRPC reports success when only ::1 could be bound
     # (say 127.0.0.1:PORT is held by a TIME-WAIT socket) and IPv4 callers are refused.
     host: str = field(default_factory=lambda: os.environ.get("BIND_HOST", "127.0.0.1"))
-    extra: dict[str, object] = field(default_factory=dict)
+
+
+# Client keepalive pings this far apart are welcome, with or without calls in flight: grpc-go and
+# grpc-java clients ping at most every 10 s, and gRPC's default (5 min) sends a quiet WatchOrder
+# away with "too_many_pings" after three such pings.
+MIN_CLIENT_PING_INTERVAL_MS = 5_000
+# Pings closer together than that are strikes; one more than this many gets GOAWAY, so a ping
+# flood is still refused (gRPC's default, stated so the interval above cannot be read as "any").
+MAX_PING_STRIKES = 2
+# Our own pings on a connection with nothing to say: a client that vanished without closing it (a
+# dropped NAT entry, a suspended laptop) is found within a minute and its streams are freed.
+SERVER_KEEPALIVE_TIME_MS = 60_000
+# A ping unanswered for this long means the client is gone (gRPC's default, stated beside the above).
+SERVER_KEEPALIVE_TIMEOUT_MS = 20_000
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+    # Soft and hard limit alike, so a request above the bound is always refused, never at random.
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),  # idle pooled connections may ping too
+    # The server's limit on pings received (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS);
+    # "min_recv_ping_interval" is the C macro's name only: gRPC ignores unknown keys without a word.
+    ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
+    ("grpc.http2.max_ping_strikes", MAX_PING_STRIKES),
+    ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_TIME_MS),
+    ("grpc.keepalive_timeout_ms", SERVER_KEEPALIVE_TIMEOUT_MS),
+]
 
 
 def build_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    server = grpc.aio.server(
-        interceptors=[ContextInterceptor()],
-        options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)],
-    )
+    server = grpc.aio.server(interceptors=[ContextInterceptor()], options=SERVER_OPTIONS,
+                             maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
     for register in spec.registrations:
         register(server)
     health_servicer = health.aio.HealthServicer()
@@ -70,15 +99,24 @@ def build_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, health.aio.HealthS
     return server, health_servicer, bound
 
 
+class StartRefused(Exception):
+    """A start check found a condition under which the service must not run; says which."""
+
+
 class Running:
-    """A started service: its port and the way to stop it (used by `serve` and by tests)."""
+    """A started service: its port and the way to stop it (used by `serve` and by tests).
+    Every background job and consumer runs supervised: restarted when it ends, and readiness
+    turns NOT_SERVING while one keeps failing."""
 
     def __init__(self, spec: ServiceSpec) -> None:
         self.spec = spec
         self.server, self.health, self.port = build_server(spec)
-        self.monitor = HealthMonitor(self.health, spec.service_names, spec.dependencies)
+        self.supervisor = Supervisor()
+        self.monitor = HealthMonitor(self.health, spec.service_names,
+                                     [*spec.dependencies, Dependency("tasks", self.supervisor.probe)])
         self._tasks: list[asyncio.Task[None]] = []
         self._consuming: list[asyncio.Task[None]] = []
+        self.refused: asyncio.Future[StartRefused] = asyncio.get_running_loop().create_future()
 
     async def start(self) -> None:
         await self.monitor.begin()
@@ -87,15 +125,36 @@ class Running:
         _logger.info("server.started", port=self.port, services=list(self.spec.service_names))
 
     async def _become_ready(self) -> None:
+        if not await self._start_checks_pass():
+            return
         await self.monitor.wait_ready()
-        self._tasks += [asyncio.create_task(job()) for job in self.spec.background]
-        self._consuming = [asyncio.create_task(consumer.run()) for consumer in self.spec.consumers]
+        keep = self.supervisor.keep
+        self._tasks += [asyncio.create_task(keep(name_of(job), job)) for job in self.spec.background]
+        self._consuming = [asyncio.create_task(keep(f"consumer {name_of(c.run)}", c.run)) for c in self.spec.consumers]
         self._tasks.append(asyncio.create_task(self.monitor.run()))
         _logger.info("server.ready")
+
+    async def _start_checks_pass(self) -> bool:
+        """Run the start checks until they could run (their dependency may not answer yet);
+        False when one refused the start."""
+        while True:
+            try:
+                for check in self.spec.start_checks:
+                    await check()
+                return True
+            except StartRefused as exc:
+                _logger.error("server.start_refused", reason=str(exc))
+                await self.monitor.shutdown()
+                self.refused.set_result(exc)
+                return False
+            except Exception as exc:  # e.g. Redis not up yet: readiness says so meanwhile
+                _logger.debug("server.start_check_waiting", error=type(exc).__name__)
+                await asyncio.sleep(START_CHECK_RETRY_S)
 
     async def stop(self, grace: float = GRACE_S) -> None:
         _logger.info("server.stopping", grace_s=grace)
         await self.monitor.shutdown()
+        self.supervisor.stopping = True
         for consumer in self.spec.consumers:
             consumer.stop()
         if self._consuming:
@@ -117,8 +176,12 @@ async def serve(spec: ServiceSpec) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([stopped, running.refused], return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
     await running.stop()
+    if running.refused.done():
+        raise SystemExit(f"{spec.name}: refusing to start: {running.refused.result()}")
 
 
 def run(spec_factory: Callable[[], Awaitable[ServiceSpec]], name: str) -> None:

@@ -2,20 +2,22 @@
 
 Handlers raise ServiceError subclasses (or let dependency failures through); this is the one
 place that turns them into status codes, so no servicer repeats try/except and no traceback
-ever reaches a client.
+ever reaches a client. It also guards the parsing of every request, gRPC's own services included:
+bytes that are not the method's request type are answered INVALID_ARGUMENT, never UNKNOWN.
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
-import redis.exceptions
 import structlog
+from google.rpc import error_details_pb2
 
-from shoplib import context, errors, log
+from shoplib import context, errors, log, outage
 
 _logger = log.get("shoplib.rpc")
 _STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -39,8 +41,10 @@ def _status_for(exc: BaseException) -> grpc.Status:
         status = errors.to_status(code, exc.details() or code.name)
         details = [(k, v) for k, v in (exc.trailing_metadata() or ()) if k == _STATUS_DETAILS_KEY]
         return _Status(code, status.details, tuple(details))
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return errors.to_status(grpc.StatusCode.UNAVAILABLE, "data store unavailable, retry later")
+    if outage.is_outage(exc):  # down, or refusing writes for now (OOM, READONLY, a full stream, ...)
+        unavailable = errors.Unavailable(f"data store unavailable ({outage.describe(exc)}), retry later",
+                                         {"dependency": "redis"})
+        return errors.to_status(unavailable.code, unavailable.message, unavailable.details())
     cid = log.correlation_id.get()
     return errors.to_status(grpc.StatusCode.INTERNAL, f"internal error (correlation id {cid})")
 
@@ -51,10 +55,12 @@ class _Status(grpc.Status):
 
 
 def _enter(method: str, ctx: grpc.aio.ServicerContext) -> float:
-    metadata = dict(ctx.invocation_metadata() or ())
-    cid = str(metadata.get(log.CORRELATION_HEADER) or log.new_correlation_id())
+    offered = dict(ctx.invocation_metadata() or ()).get(log.CORRELATION_HEADER)
+    cid = log.accepted_correlation_id(offered) or log.new_correlation_id()
     log.correlation_id.set(cid)
     structlog.contextvars.bind_contextvars(correlation_id=cid, rpc=method)
+    if offered is not None and offered != cid:  # nothing of it is copied onward, its length aside
+        _logger.info("rpc.correlation_id_replaced", offered_length=len(offered))
     context.set_deadline(ctx.time_remaining())
     return time.perf_counter()
 
@@ -76,9 +82,74 @@ async def _fail(ctx: grpc.aio.ServicerContext, exc: BaseException, started: floa
     await ctx.abort(status.code, status.details, status.trailing_metadata)
 
 
-def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+class _NotARequest(errors.ServiceError):
+    """Bytes that do not parse as a method's request type. A guarded deserializer returns its one
+    instance (raising would reach the client as UNKNOWN) and the handler's wrapper answers it."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, type_name: str) -> None:
+        super().__init__(f"request body is not a valid {type_name}")
+
+    def details(self) -> list[object]:
+        request = error_details_pb2.BadRequest()
+        request.field_violations.add(field="", description=self.message)
+        return [request]
+
+
+def _request_type(deserializer: Callable[[bytes], Any], method: str) -> str:
+    descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)  # Message.FromString
+    return str(descriptor.full_name) if descriptor is not None else f"request of {method}"
+
+
+def _guarded(deserializer: Callable[[bytes], Any], undecodable: _NotARequest) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # DecodeError (bad tag, bad UTF-8, truncation) or any custom parse failure
+            return undecodable
+
+    return parse
+
+
+async def _checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext, undecodable: _NotARequest
+                   ) -> AsyncIterator[Any]:
+    """A request stream that ends the call INVALID_ARGUMENT at the first message that did not parse."""
+    async for request in requests:
+        if request is undecodable:
+            await _fail(ctx, undecodable, time.perf_counter())
+        yield request
+
+
+def _refusing(inner: Callable[..., Any], undecodable: _NotARequest, streamed_requests: bool) -> Callable[..., Any]:
+    """`inner`, of the same kind (coroutine or async generator), refusing requests that did not parse:
+    for a handler we do not observe (gRPC's own services) and for request streams."""
+    def arguments(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+        return _checked(request, ctx, undecodable) if streamed_requests else request
+
+    if inspect.isasyncgenfunction(inner):
+        async def streaming(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            if request is undecodable:
+                await _fail(ctx, undecodable, time.perf_counter())
+            async for item in inner(arguments(request, ctx), ctx):
+                yield item
+
+        return streaming
+
+    async def single(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+        if request is undecodable:
+            await _fail(ctx, undecodable, time.perf_counter())
+        return await inner(arguments(request, ctx), ctx)
+
+    return single
+
+
+def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: _NotARequest
+                ) -> Callable[..., Awaitable[Any]]:
     async def behaviour(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
         started = _enter(method, ctx)
+        if request is undecodable:
+            await _fail(ctx, undecodable, started)
         try:
             response = await inner(request, ctx)
         except grpc.aio.AbortError:
@@ -91,9 +162,12 @@ def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[.
     return behaviour
 
 
-def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]], undecodable: _NotARequest
+                 ) -> Callable[..., AsyncIterator[Any]]:
     async def behaviour(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         started = _enter(method, ctx)
+        if request is undecodable:
+            await _fail(ctx, undecodable, started)
         try:
             async for item in inner(request, ctx):
                 yield item
@@ -105,8 +179,38 @@ def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]]) -> Calla
     return behaviour
 
 
+def _rebuild(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """`handler` with its request parsing guarded; our own unary-request methods also observed
+    (context, log, error mapping). gRPC's own services (/grpc.*) keep their behaviour otherwise."""
+    parse = handler.request_deserializer
+    undecodable = _NotARequest(_request_type(parse, method) if parse else method)
+    codec = {"request_deserializer": _guarded(parse, undecodable) if parse else None,
+             "response_serializer": handler.response_serializer}
+    observed = not method.startswith("/grpc.")
+    if handler.unary_unary:
+        behaviour = (_wrap_unary(method, handler.unary_unary, undecodable) if observed
+                     else _refusing(handler.unary_unary, undecodable, streamed_requests=False))
+        return grpc.unary_unary_rpc_method_handler(behaviour, **codec)
+    if handler.unary_stream:
+        observable = observed and inspect.isasyncgenfunction(handler.unary_stream)
+        behaviour = (_wrap_stream(method, handler.unary_stream, undecodable) if observable
+                     else _refusing(handler.unary_stream, undecodable, streamed_requests=False))
+        return grpc.unary_stream_rpc_method_handler(behaviour, **codec)
+    if handler.stream_unary:
+        behaviour = _refusing(handler.stream_unary, undecodable, streamed_requests=True)
+        return grpc.stream_unary_rpc_method_handler(behaviour, **codec)
+    behaviour = _refusing(handler.stream_stream, undecodable, streamed_requests=True)
+    return grpc.stream_stream_rpc_method_handler(behaviour, **codec)
+
+
 class ContextInterceptor(grpc.aio.ServerInterceptor):
-    """Binds correlation id and deadline, logs failures, maps exceptions to status codes."""
+    """Binds correlation id and deadline, logs failures, maps exceptions to status codes, and
+    answers requests that do not parse."""
+
+    def __init__(self) -> None:
+        # Each registered method's handler and its rebuilt twin, built on its first call: no work
+        # per call beyond the look-up. Only handlers the server has enter, so this stays bounded.
+        self._rebuilt: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self,
@@ -114,13 +218,9 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        method = details.method
-        if handler is None or method.startswith("/grpc."):
+        if handler is None:
             return handler
-        codec = {"request_deserializer": handler.request_deserializer,
-                 "response_serializer": handler.response_serializer}
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_wrap_unary(method, handler.unary_unary), **codec)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_wrap_stream(method, handler.unary_stream), **codec)
-        return handler
+        known = self._rebuilt.get(details.method)
+        if known is None or known[0] is not handler:
+            known = self._rebuilt[details.method] = (handler, _rebuild(details.method, handler))
+        return known[1]

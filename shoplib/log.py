@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import uuid
 from contextvars import ContextVar
@@ -11,12 +12,21 @@ from contextvars import ContextVar
 import orjson
 import structlog
 
+from shoplib.bounds import MAX_CORRELATION_ID_LENGTH
+
 CORRELATION_HEADER = "x-correlation-id"
+# A caller's correlation id goes into every log line and event envelope: only this shape is kept.
+SAFE_CORRELATION_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_CORRELATION_ID_LENGTH}}}")
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
 
 
 def new_correlation_id() -> str:
     return uuid.uuid4().hex
+
+
+def accepted_correlation_id(offered: object) -> str | None:
+    """`offered` when it is a correlation id we may copy onward (SAFE_CORRELATION_ID), else None."""
+    return offered if isinstance(offered, str) and SAFE_CORRELATION_ID.fullmatch(offered) else None
 
 
 def configure(service: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from shop.v1 import types_pb2
 
+from shoplib.bounds import MAX_AMOUNT_MINOR
+
 # Active ISO 4217 alphabetic codes (2024 list), so a typo such as "EUX" is refused.
 ISO_4217 = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
@@ -15,9 +17,6 @@ ISO_4217 = frozenset(
     VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()
 )
 
-# Largest accepted amount in minor units (10^13 = 100 billion major units): far above any real
-# order, far below int64's limit, so quantity * price sums can never overflow.
-MAX_AMOUNT_MINOR = 10**13
 
 
 def money(currency_code: str, amount_minor: int) -> types_pb2.Money:

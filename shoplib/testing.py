@@ -59,8 +59,12 @@ class MemoryStore:
         elif command == "ZREM":
             self.zsets[key].pop(str(args[0]), None)
         elif command == "XADD":
-            pairs = args[1:]
+            pairs = args[args.index("*") + 1:]
             self.streams[key].append({str(k): _b(v) for k, v in zip(pairs[::2], pairs[1::2], strict=True)})
+        elif command == "INCR":
+            self.values[key] = str(int(self.values.get(key, b"0")) + 1).encode()
+        elif command == "HDEL":
+            pass  # failure records are not modelled
         elif command == "PUBLISH":
             self.published.append((key, _b(args[0])))
         else:

@@ -10,6 +10,8 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from shoplib.bounds import STREAM_MAX_BACKLOG
+
 Value = str | bytes | int | float
 _SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
 
@@ -21,6 +23,8 @@ class Ack:
     stream: str
     group: str
     entry_id: str
+    # Write only while the entry is still pending in the group (dead letters: once per group).
+    only_if_pending: bool = False
 
 
 @dataclass
@@ -41,18 +45,24 @@ class Writes:
     def zrem(self, key: str, member: str) -> None:
         self.ops.append(("ZREM", key, member))
 
-    def xadd(self, stream: str, fields: dict[str, Value]) -> None:
-        self.ops.append(("XADD", stream, "*", *[x for pair in fields.items() for x in pair]))
+    def xadd(self, stream: str, fields: dict[str, Value], maxlen: int | None = None) -> None:
+        """An entry; with `maxlen` the stream caps itself (oldest go) instead of pushing back."""
+        cap: tuple[Value, ...] = ("MAXLEN", "~", maxlen) if maxlen else ()
+        self.ops.append(("XADD", stream, *cap, "*", *[x for pair in fields.items() for x in pair]))
 
     def publish(self, channel: str, message: Value) -> None:
         self.ops.append(("PUBLISH", channel, message))
+
+    def incr(self, key: str) -> None:
+        self.ops.append(("INCR", key))
 
 
 def script_arguments(writes: Writes, once: tuple[str, Value] | None, ack: Ack | None) -> tuple[str, list[Value]]:
     """KEYS[1] and ARGV of commit.lua for these writes."""
     key, value = once or ("", "")
     target = (ack.stream, ack.group, ack.entry_id) if ack else ("", "", "")
-    args: list[Value] = [value, *target]
+    owned = "1" if ack and ack.only_if_pending else ""
+    args: list[Value] = [value, *target, owned, STREAM_MAX_BACKLOG]
     for op in writes.ops:
         args += [len(op), *op]
     return key, args

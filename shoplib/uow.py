@@ -95,6 +95,16 @@ class UnitOfWork:
     async def redeliver(self, *emitted: Message) -> list[object]:
         return await self._publisher.redeliver(emitted)
 
+    async def republish(self, *emitted: Message) -> list[object]:
+        """Publish anew what an earlier attempt emitted, with whatever the handler staged (no once
+        key: publishing again is the point; consumers are idempotent). Events mode appends the
+        events again; sync mode calls the next service again. For re-drives of stuck work."""
+        self._publisher.stage(emitted, self.writes)
+        if self.writes.ops:
+            await self._committer.commit(self.writes)
+        self.writes = Writes()
+        return await self._publisher.after_commit(emitted)
+
     async def finish(self) -> None:
         """Acknowledge a consumed entry whose handler had nothing to write."""
         if not self.committed and self._ack is not None:

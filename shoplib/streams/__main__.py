@@ -5,11 +5,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 
 import redis.asyncio as aioredis
 
 from shoplib import config
 from shoplib.streams import deadletter, status
+
+
+async def _orders(client: aioredis.Redis) -> str:
+    """The order service's recovery view: orders not settled yet per mode, and re-drives so far."""
+    from order_svc.adapters import PENDING_EVENTS, PENDING_SYNC, REDRIVEN
+
+    now_ms = int(time.time() * 1000)
+    parts = []
+    for mode, key in (("sync", PENDING_SYNC), ("events", PENDING_EVENTS)):
+        oldest = await client.zrange(key, 0, 0, withscores=True)
+        age = f", oldest {(now_ms - oldest[0][1]) / 1000:.0f}s" if oldest else ""
+        parts.append(f"{mode} {await client.zcard(key)}{age}")
+    redriven = int(await client.get(REDRIVEN) or 0)
+    return f"orders PENDING: {'; '.join(parts)}. Events orders re-driven so far: {redriven}"
 
 
 async def main(argv: list[str]) -> int:
@@ -24,6 +39,7 @@ async def main(argv: list[str]) -> int:
     try:
         if args.command == "status":
             print(status.render(*await status.collect(client)))
+            print(await _orders(client))
         elif args.action == "list":
             print(await status.dead_letters(client))
         else:

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from shoplib.bounds import DEAD_LETTER_MAXLEN, MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
+from shoplib.streams import failures
 from shoplib.streams.settings import DEAD_LETTERS
 from shoplib.tx import Ack, Committer, Writes
 
-# Dead letters wait for a person; past this many the oldest go (approximate MAXLEN bounds memory).
-DEAD_LETTER_MAXLEN = 100_000
-
 
 def original_bytes(fields: dict[bytes, bytes]) -> bytes:
-    """The envelope as it was, or (no envelope field) every field, so nothing is lost."""
+    """The envelope as it was, or (no envelope field) every field, so nothing is lost; at most
+    MAX_ENTRY_BYTES (a larger entry was never one of ours: its head is enough to look at)."""
     if b"envelope" in fields:
-        return fields[b"envelope"]
-    return b"\n".join(k + b"=" + v for k, v in fields.items())
+        return fields[b"envelope"][:MAX_ENTRY_BYTES]
+    return b"\n".join(k + b"=" + v for k, v in fields.items())[:MAX_ENTRY_BYTES]
 
 
 async def dead_letter(committer: Committer, ack: Ack, consumer: str, deliveries: int, error: str,
                       fields: dict[bytes, bytes]) -> None:
-    """Move one entry to the dead letters and acknowledge it, in one atomic step."""
+    """Move one entry to the dead letters and acknowledge it, in one atomic step (with
+    `ack.only_if_pending`, only while the entry is still pending: once per group)."""
+    original = original_bytes(fields)
     writes = Writes()
     writes.xadd(DEAD_LETTERS, {
         "stream": ack.stream, "entry_id": ack.entry_id, "group": ack.group, "consumer": consumer,
-        "deliveries": deliveries, "error": error[:1000],
-        "type": fields.get(b"type", b""), "event_id": fields.get(b"id", b""),
-        "original": original_bytes(fields), "has_envelope": int(b"envelope" in fields)})
+        "deliveries": deliveries, "error": error[:MAX_ERROR_CHARS],
+        "type": fields.get(b"type", b"")[:MAX_ID_LENGTH], "event_id": fields.get(b"id", b"")[:MAX_ID_LENGTH],
+        "original": original, "has_envelope": int(b"envelope" in fields),
+        "truncated": int(len(original) < len(fields.get(b"envelope", b"")))}, maxlen=DEAD_LETTER_MAXLEN)
+    failures.stage_forget(writes, ack)
     await committer.commit(writes, None, ack)
 
 

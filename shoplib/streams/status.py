@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import events
+from shoplib import topology
 from shoplib.streams.settings import DEAD_LETTERS
 
-STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS)
+STREAMS = topology.STREAMS
 
 
 def _s(value: object) -> str:
@@ -33,6 +33,7 @@ class StreamView:
     length: int
     last_id: str
     groups: list[GroupView] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # declared in the topology, absent in Redis
 
 
 async def _group(client: aioredis.Redis, stream: str, info: dict[str, object]) -> GroupView:
@@ -56,7 +57,10 @@ async def collect(client: aioredis.Redis, streams: tuple[str, ...] = STREAMS) ->
             views.append(StreamView(stream, 0, "-"))
             continue
         view = StreamView(stream, int(info["length"]), _s(info["last-generated-id"]))
-        view.groups = [await _group(client, stream, g) for g in await client.xinfo_groups(stream)]
+        groups = await client.xinfo_groups(stream)
+        view.groups = [await _group(client, stream, g) for g in groups]
+        present = {_s(g["name"]) for g in groups}
+        view.missing = [g for g in topology.GROUPS.get(stream, ()) if g not in present]
         views.append(view)
     return views, int(await client.xlen(DEAD_LETTERS))
 
@@ -71,6 +75,8 @@ def render(views: list[StreamView], dead: int) -> str:
             out.append(f"  group {group.name:<28} pending {group.pending:<5} lag {lag!s:<5} oldest pending {age}")
             for name, pending, idle in group.consumers:
                 out.append(f"    consumer {name:<24} pending {pending:<5} idle {idle / 1000:.1f}s")
+        for name in view.missing:
+            out.append(f"  group {name:<28} MISSING (declared; recreated by the next maintenance round)")
     out.append(f"{DEAD_LETTERS:<22}{dead:>8}  (re-drive: make dead-letters ARGS='redrive <id>')")
     return "\n".join(out)
 

@@ -1,51 +1,38 @@
-"""Trimming that bounds memory and never drops an entry some group still has to process."""
+"""Trimming that bounds memory and never drops an entry some declared group still has to process."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
-from shoplib import faults
+from shoplib import faults, log, topology
 
-
-def _next_id(entry_id: str) -> str:
-    ms, _, seq = entry_id.partition("-")
-    return f"{ms}-{int(seq or 0) + 1}"
+_SCRIPT = Path(__file__).with_name("trim.lua").read_text()
+_logger = log.get("shoplib.trim")
 
 
-def _older(a: str, b: str) -> str:
-    ka, kb = tuple(int(x) for x in a.split("-")), tuple(int(x) for x in b.split("-"))
-    return a if ka <= kb else b
+class Trimmer:
+    """Runs trim.lua (atomic: group check, floor and XTRIM in one step)."""
 
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._script = client.register_script(_SCRIPT)
 
-async def safe_floor(client: aioredis.Redis, stream: str) -> str | None:
-    """The lowest id any group still needs (its oldest pending entry, or the first entry after
-    what it has read); None when the stream does not exist."""
-    try:
-        groups = await client.xinfo_groups(stream)
-    except ResponseError:
-        return None
-    floor: str | None = None
-    for group in groups:
-        name = group["name"]
-        need = _next_id(group["last-delivered-id"].decode() if isinstance(group["last-delivered-id"], bytes)
-                        else group["last-delivered-id"])
-        if group["pending"]:
-            summary = await client.xpending(stream, name)
-            oldest = summary["min"]  # None when the group acknowledged everything since XINFO
-            if oldest is not None:
-                need = _older(oldest.decode() if isinstance(oldest, bytes) else oldest, need)
-        floor = need if floor is None else _older(floor, need)
-    return floor
+    async def trim(self, stream: str, retain_ms: int) -> int:
+        """Trim entries older than `retain_ms` that every declared group has processed; returns
+        entries removed (0 when a missing group had to be recreated first)."""
+        cutoff = f"{int(time.time() * 1000) - retain_ms}-0"
+        ignore = "1" if faults.fires("trim_pending") else ""  # control runs only (faults.py)
+        groups = () if faults.fires("trim_ignores_topology") else topology.GROUPS.get(stream, ())  # control
+        removed = int(await self._script(keys=[stream], args=[cutoff, ignore, *groups]))
+        if removed < 0:
+            _logger.warning("consumer.group_missing", stream=stream, declared=list(groups),
+                            action="created from the start before trimming; nothing trimmed this round")
+            return 0
+        return removed
 
 
 async def trim(client: aioredis.Redis, stream: str, retain_ms: int) -> int:
-    """Trim entries older than `retain_ms` that every group has processed; returns entries removed."""
-    if not await client.exists(stream):
-        return 0
-    cutoff = f"{int(time.time() * 1000) - retain_ms}-0"
-    floor = await safe_floor(client, stream)
-    target = cutoff if floor is None or faults.fires("trim_pending") else _older(floor, cutoff)  # control: faults.py
-    return int(await client.xtrim(stream, minid=target, approximate=True))
+    """One-off trim (tests, tools): see Trimmer.trim."""
+    return await Trimmer(client).trim(stream, retain_ms)

@@ -32,7 +32,9 @@ async def test_a_charge_records_one_ledger_entry_and_publishes_its_outcome() -> 
     assert publisher.published == [events_pb2.PaymentSucceeded(payment=payment)]
 
 
-async def test_charging_the_same_order_twice_charges_once_and_returns_the_same_payment() -> None:
+async def test_charging_the_same_order_twice_charges_once_and_publishes_the_first_outcome_again() -> None:
+    """A repeat (a re-driven or re-read OrderPlaced) charges nothing, and publishes the first outcome
+    again in case it never arrived: its consumers are idempotent."""
     store, order_id = MemoryStore(), new_id("ord")
     first = await handlers.charge(charge_request(order_id), uow(store), RULES)
     publisher = RecordingPublisher()
@@ -40,8 +42,8 @@ async def test_charging_the_same_order_twice_charges_once_and_returns_the_same_p
     assert second == first
     assert store.lists[LEDGER] == [order_id.encode()]
     assert store.commits == 1
-    assert publisher.published == []
-    assert publisher.redelivered == [events_pb2.PaymentSucceeded(payment=first)]
+    assert publisher.published == [events_pb2.PaymentSucceeded(payment=first)]
+    assert publisher.redelivered == []
 
 
 async def test_a_repeat_charge_returns_the_first_outcome_even_for_another_amount() -> None:

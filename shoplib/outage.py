@@ -1,0 +1,121 @@
+"""Outage, bad entry or bug: which store failures mean "Redis cannot serve us for now".
+
+An outage is waited out (callers get UNAVAILABLE with RetryInfo, readiness turns NOT_SERVING,
+consumers hold their entries and back off), never counted against an entry, never a dead letter.
+`StoreGate` is one process's view of it: closed by any outage error seen, opened again by a
+successful write probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+from redis import exceptions as rx
+
+from shoplib import log
+
+# Replies with which Redis refuses a command for now, and says so by their first word: memory
+# full (OOM), a replica (READONLY), a failed snapshot (MISCONF), loading data (LOADING), a busy
+# script (BUSY), no reachable master (MASTERDOWN), too few replicas (NOREPLICAS), a slot moving
+# (TRYAGAIN), a cluster not serving (CLUSTERDOWN), a blocked read cut by a role change
+# (UNBLOCKED), and our own commit script's backpressure on a full stream (BACKLOG).
+REFUSALS = ("OOM", "READONLY", "MISCONF", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN",
+            "CLUSTERDOWN", "UNBLOCKED", "BACKLOG")
+# redis-py strips the first word of the refusals it knows and raises these classes instead.
+_REFUSAL_CLASSES: tuple[type[BaseException], ...] = (
+    rx.OutOfMemoryError, rx.ReadOnlyError, rx.BusyLoadingError, rx.TryAgainError, rx.ClusterDownError,
+    rx.ConnectionError, rx.TimeoutError, rx.ClusterError, ConnectionError)
+_CLASS_CODES = {rx.OutOfMemoryError: "OOM", rx.ReadOnlyError: "READONLY", rx.BusyLoadingError: "LOADING",
+                rx.TryAgainError: "TRYAGAIN", rx.MasterDownError: "MASTERDOWN", rx.ClusterDownError: "CLUSTERDOWN"}
+
+# Backoff between write probes while the store refuses: quick first tries, then at most this.
+PROBE_BACKOFF_MIN_S = 0.05
+PROBE_BACKOFF_MAX_S = 1.0
+_logger = log.get("shoplib.outage")
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True when `exc` says the store cannot serve for now (down, unreachable, refusing writes)."""
+    if isinstance(exc, rx.ResponseError) and not isinstance(exc, _REFUSAL_CLASSES):
+        return str(exc).split(" ", 1)[0] in REFUSALS
+    return isinstance(exc, _REFUSAL_CLASSES)
+
+
+def describe(exc: BaseException) -> str:
+    """What failed, short and free of secrets: "OOM", "READONLY", "ConnectionError", ..."""
+    for cls, code in _CLASS_CODES.items():
+        if type(exc) is cls:
+            return code
+    if isinstance(exc, rx.ResponseError):
+        return str(exc).split(" ", 1)[0][:20]
+    return type(exc).__name__
+
+
+# Written by every write probe; expires by itself.
+PROBE_TTL_MS = 10_000
+
+
+def write_probe(client: aioredis.Redis, key: str) -> Callable[[], Awaitable[object]]:
+    """A probe that fails whenever a real write would: PING cannot see a store refusing writes."""
+    return lambda: client.set(key, "1", px=PROBE_TTL_MS)
+
+
+class StoreGate:
+    """Whether this process may expect writes to succeed; `probe` is a small real write.
+
+    Closed by `report()` (an outage error seen anywhere), opened by a successful probe. Waiters
+    probe with jittered backoff, one probe at a time for the whole process."""
+
+    def __init__(self, probe: Callable[[], Awaitable[object]]) -> None:
+        self._probe = probe
+        self._open = asyncio.Event()
+        self._open.set()
+        self._lock = asyncio.Lock()
+        self.reason = ""
+        self.opened_at = -math.inf  # monotonic time the last outage ended (never: long ago)
+
+    @property
+    def is_open(self) -> bool:
+        return self._open.is_set()
+
+    def report(self, exc: BaseException) -> None:
+        if self._open.is_set():
+            self.reason = describe(exc)
+            _logger.warning("store.outage", reason=self.reason)
+            self._open.clear()
+
+    async def check(self) -> None:
+        """Probe once: opens the gate on success, closes it and raises on an outage."""
+        try:
+            await self._probe()
+        except Exception as exc:
+            if is_outage(exc):
+                self.report(exc)
+            raise
+        if not self._open.is_set():
+            _logger.info("store.recovered", after=self.reason)
+            self.opened_at = time.monotonic()
+            self._open.set()
+
+    async def wait_open(self, stopping: asyncio.Event | None = None) -> bool:
+        """Wait until the store takes writes again; False if `stopping` was set first."""
+        delay = PROBE_BACKOFF_MIN_S
+        while not self._open.is_set():
+            if stopping is not None and stopping.is_set():
+                return False
+            async with self._lock:
+                if not self._open.is_set():
+                    try:
+                        await self.check()
+                    except Exception as exc:
+                        if not is_outage(exc):
+                            raise
+            if not self._open.is_set():
+                await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, PROBE_BACKOFF_MAX_S)
+        return True

@@ -1,0 +1,97 @@
+"""A consumer's periodic chores: reclaim entries of dead or stuck consumers, trim the streams it
+keeps bounded, forget idle consumers and stale failure records. Skipped while the store refuses
+writes, and reclaim waits a claim period after an outage so holders finish their own entries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from shoplib import faults, log, outage, topology
+from shoplib.outage import StoreGate
+from shoplib.streams import failures
+from shoplib.streams.settings import ConsumerSettings
+from shoplib.streams.trim import Trimmer
+
+if TYPE_CHECKING:
+    from shoplib.streams.consumer import Entry, Subscription
+
+Process = Callable[[list["Entry"], bool], Awaitable[None]]
+_logger = log.get("shoplib.consumer")
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Maintenance:
+    def __init__(self, client: aioredis.Redis, sub: Subscription, settings: ConsumerSettings, gate: StoreGate,
+                 stopping: asyncio.Event, process: Process) -> None:
+        self._client, self._sub, self._settings, self._gate = client, sub, settings, gate
+        self._stopping, self._process = stopping, process
+        self._trimmer = Trimmer(client)
+        self._next = 0.0
+
+    async def run_if_due(self) -> None:
+        if time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self._settings.maintenance_interval_s
+        try:
+            await self.run()
+        except Exception as exc:
+            if outage.is_outage(exc):
+                self._gate.report(exc)
+            elif isinstance(exc, ResponseError) and topology.is_group_missing(exc):
+                await self.recreate_groups()
+            else:
+                raise
+
+    async def run(self) -> None:
+        for stream in self._sub.streams:
+            await self._reclaim(stream)
+            await self._forget_idle_consumers(stream)
+        for stream in topology.trimmed_by(self._sub.group, self._sub.streams):
+            await self._trimmer.trim(stream, self._settings.retain_ms)
+        await failures.sweep(self._client, self._sub.group)
+
+    async def recreate_groups(self) -> None:
+        """Our group was lost (Redis restarted without persistence, or deleted by hand)."""
+        _logger.error("consumer.group_lost", group=self._sub.group, streams=list(self._sub.streams),
+                      action="recreating; entries from the stream start are re-read, effects are idempotent")
+        await topology.ensure_groups(self._client, {s: (self._sub.group,) for s in self._sub.streams})
+
+    def _reclaim_allowed(self) -> bool:
+        """Not in control runs without reclaim, and not within a claim period after an outage:
+        entries idle through the outage are still being retried by the consumers holding them."""
+        settled = time.monotonic() - self._gate.opened_at > self._settings.claim_idle_ms / 1000
+        return settled and not faults.fires("no_reclaim")  # control runs only (faults.py)
+
+    async def _reclaim(self, stream: str) -> None:
+        """Take over entries idle past the claim threshold (dead, stuck or failed consumers),
+        following the cursor to the end of the pending list."""
+        if not self._reclaim_allowed():
+            return
+        cursor = "0-0"
+        while True:
+            reply = await self._client.xautoclaim(stream, self._sub.group, self._sub.consumer,
+                                                  self._settings.claim_idle_ms, start_id=cursor,
+                                                  count=self._settings.batch)
+            cursor, claimed = _s(reply[0]), reply[1]
+            if claimed:
+                _logger.info("consumer.reclaimed", stream=stream, entries=len(claimed))
+                await self._process([(stream, _s(i), f or {}) for i, f in claimed], True)
+            if cursor == "0-0" or self._stopping.is_set():
+                return
+
+    async def _forget_idle_consumers(self, stream: str) -> None:
+        for consumer in await self._client.xinfo_consumers(stream, self._sub.group):
+            name = _s(consumer["name"])
+            if (name != self._sub.consumer and not consumer["pending"]
+                    and consumer["idle"] > self._settings.consumer_idle_delete_ms):
+                await self._client.xgroup_delconsumer(stream, self._sub.group, name)
+                _logger.info("consumer.removed_idle", stream=stream, consumer=name)

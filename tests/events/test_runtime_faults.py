@@ -1,0 +1,116 @@
+"""The consumer runtime against a real Redis, where issue 8 found it weak: a bug of ours that
+fails on one entry, oversized entries, a full stream, and the dead letters' own bound."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from shop.v1 import events_pb2
+
+from order_svc import domain as order_domain
+from payment_svc import consumers as payment_consumers
+from payment_svc import domain as payment_domain
+from payment_svc.adapters import PaymentUnitOfWork
+from shoplib import bounds, events, outage, tx
+from shoplib.redis_server import LocalRedis
+from shoplib.streams import deadletter
+from shoplib.streams.consumer import Subscription
+from shoplib.streams.settings import DEAD_LETTERS
+from shoplib.tx import Ack, Committer, RedisCommitter, Writes
+from shoplib.uow import StreamPublisher
+from tests.events.helpers import FAST, PAID_LINES, alive, async_wait_until, consuming, new_id, publish, s, task_error
+
+
+def _payments(client: aioredis.Redis, committer: Committer) -> Subscription:
+    outbox = StreamPublisher("/shop/payment-service")
+    return payment_consumers.subscription("payment-rt", lambda ack: PaymentUnitOfWork(client, committer, outbox, ack),
+                                          payment_domain.Rules(), 0.0)
+
+
+def _order() -> Any:
+    from shop.v1 import types_pb2
+
+    return order_domain.new_order(new_id("key"), new_id("cust"), list(PAID_LINES), types_pb2.FLOW_MODE_EVENTS)
+
+
+@pytest.fixture
+def buggy_decode(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """Make the runtime itself fail (a bug of ours) on the entries whose subject is in the set."""
+    doomed: set[str] = set()
+    real = events.decode
+
+    def decode(fields: dict[bytes, bytes]) -> Any:
+        if fields.get(b"subject", b"").decode() in doomed:
+            raise KeyError("a bug in the runtime")
+        return real(fields)
+
+    monkeypatch.setattr(events, "decode", decode)
+    yield doomed
+
+
+async def test_an_entry_the_runtime_itself_keeps_failing_on_ends_in_the_dead_letters_with_the_error(
+        local_redis: LocalRedis, async_redis: aioredis.Redis, buggy_decode: set[str]) -> None:
+    doomed, fine = _order(), _order()
+    buggy_decode.add(doomed.order_id)
+    committer = RedisCommitter(async_redis)
+    await publish(committer, events_pb2.OrderPlaced(order=doomed))
+    async with consuming(local_redis.url, _payments, FAST) as consumer:
+        await publish(committer, events_pb2.OrderPlaced(order=fine))
+        await async_wait_until(lambda: async_redis.exists(f"payment:{fine.order_id}"), what="the other order charged")
+        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_LETTERS), what="the doomed entry dead")
+        assert alive(consumer), task_error(consumer)
+    [(_, letter)] = letters
+    assert "KeyError" in s(letter[b"error"]) and "a bug in the runtime" in s(letter[b"error"]), s(letter[b"error"])
+    assert not await async_redis.exists(f"payment:{doomed.order_id}")
+    assert (await async_redis.xpending(events.ORDER_EVENTS, payment_consumers.GROUP))["pending"] == 0
+
+
+async def test_an_entry_larger_than_the_bound_is_dead_lettered_with_only_its_head_kept(
+        local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
+    huge = b"\x0a" * (bounds.MAX_ENTRY_BYTES + 10)
+    await async_redis.xadd(events.ORDER_EVENTS, {"id": "huge", "type": "shop.order.placed.v1", "envelope": huge})
+    async with consuming(local_redis.url, _payments, FAST):
+        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_LETTERS), what="the huge entry dead-lettered")
+    [(_, letter)] = letters
+    assert "larger than" in s(letter[b"error"])
+    assert len(letter[b"original"]) == bounds.MAX_ENTRY_BYTES and letter[b"truncated"] == b"1"
+
+
+async def test_a_stream_at_its_backlog_bound_refuses_the_whole_commit_as_an_outage(
+        async_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tx, "STREAM_MAX_BACKLOG", 3)
+    committer = RedisCommitter(async_redis)
+    for n in range(3):
+        writes = Writes()
+        writes.xadd("bounded", {"n": n})
+        assert await committer.commit(writes, (f"once-{n}", "1"))
+    writes = Writes()
+    writes.set("effect", "x")
+    writes.xadd("bounded", {"n": 3})
+    with pytest.raises(redis.exceptions.ResponseError) as refused:
+        await committer.commit(writes, ("once-3", "1"))
+    assert str(refused.value).startswith("BACKLOG") and outage.is_outage(refused.value)
+    assert await async_redis.xlen("bounded") == 3
+    assert not await async_redis.exists("effect", "once-3"), "a refused commit wrote something"
+
+
+async def test_dead_letters_are_capped_and_written_once_per_group(
+        async_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(deadletter, "DEAD_LETTER_MAXLEN", 10)
+    await async_redis.config_set("stream-node-max-entries", 5)  # so the approximate cap bites at this size
+    committer = RedisCommitter(async_redis)
+    await async_redis.xgroup_create("poisoned", "g", id="0", mkstream=True)
+    for n in range(60):
+        await async_redis.xadd("poisoned", {"junk": str(n)})
+    entries = await async_redis.xreadgroup("g", "c", {"poisoned": ">"})
+    for entry_id, fields in entries[0][1]:
+        ack = Ack("poisoned", "g", s(entry_id), only_if_pending=True)
+        await deadletter.dead_letter(committer, ack, "c", 1, "junk", fields)
+        await deadletter.dead_letter(committer, ack, "c2", 1, "junk again", fields)  # a racing second consumer
+    length = await async_redis.xlen(DEAD_LETTERS)
+    assert 10 <= length <= 15, length
+    assert {s(f[b"consumer"]) for _, f in await async_redis.xrange(DEAD_LETTERS)} == {"c"}

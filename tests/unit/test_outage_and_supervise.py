@@ -1,0 +1,103 @@
+"""Outage vs bug, told apart by the error alone; and tasks that never end silently."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from redis import exceptions as rx
+
+from shoplib import outage, supervise
+from shoplib.supervise import Supervisor
+
+
+@pytest.mark.parametrize("exc", [
+    rx.OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+    rx.ReadOnlyError("You can't write against a read only replica."),
+    rx.BusyLoadingError("Redis is loading the dataset in memory"),
+    rx.ResponseError("MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist"),
+    rx.ResponseError("BUSY Redis is busy running a script."),
+    rx.MasterDownError("Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+    rx.ResponseError("NOREPLICAS Not enough good replicas to write."),
+    rx.TryAgainError("Multiple keys request during rehashing of slot"),
+    rx.ClusterDownError("The cluster is down"),
+    rx.ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed"),
+    rx.ResponseError("BACKLOG order-events holds 1000000 entries, its bound"),
+    rx.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
+    rx.TimeoutError("Timeout reading from socket"),
+    ConnectionResetError(),
+])
+def test_a_store_that_cannot_serve_for_now_is_an_outage(exc: Exception) -> None:
+    assert outage.is_outage(exc)
+
+
+@pytest.mark.parametrize("exc", [
+    rx.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
+    rx.ResponseError("ERR unknown command 'XAUTOCLAIM'"),
+    rx.NoPermissionError("this user has no permissions to run the 'config' command"),
+    TimeoutError(),  # asyncio's handler timeout: a slow handler, not a lost Redis
+    KeyError("bug"),
+    ValueError("bad data"),
+])
+def test_a_bug_or_a_bad_request_is_not_an_outage(exc: Exception) -> None:
+    assert not outage.is_outage(exc)
+
+
+def test_an_outage_is_described_by_its_code_and_nothing_else() -> None:
+    assert outage.describe(rx.OutOfMemoryError("command not allowed, user secret")) == "OOM"
+    assert outage.describe(rx.ResponseError("MISCONF long text with details")) == "MISCONF"
+    assert outage.describe(rx.ConnectionError("to redis://user:pw@host")) == "ConnectionError"
+
+
+async def test_the_gate_closes_on_an_outage_and_opens_on_the_first_good_probe() -> None:
+    answers = [rx.OutOfMemoryError("full"), rx.OutOfMemoryError("full"), "OK"]
+
+    async def probe() -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    gate = outage.StoreGate(probe)
+    gate.report(rx.OutOfMemoryError("full"))
+    assert not gate.is_open and gate.reason == "OOM"
+    assert await asyncio.wait_for(gate.wait_open(), 5)
+    assert gate.is_open and answers == []
+
+
+async def test_a_crashing_task_is_restarted_and_turns_failing_after_repeated_crashes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervise, "RESTART_MIN_S", 0.001)
+    runs = 0
+
+    async def job() -> None:
+        nonlocal runs
+        runs += 1
+        raise RuntimeError("boom")
+
+    supervisor = Supervisor()
+    task = asyncio.create_task(supervisor.keep("job", job))
+    while runs < supervise.FAILING_AFTER + 1:
+        await asyncio.sleep(0.01)
+    assert supervisor.failing() == ["job"]
+    with pytest.raises(RuntimeError, match="job"):
+        await supervisor.probe()
+    supervisor.stopping = True
+    task.cancel()
+
+
+async def test_a_task_that_returns_on_its_own_is_restarted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(supervise, "RESTART_MIN_S", 0.001)
+    runs = 0
+
+    async def job() -> None:
+        nonlocal runs
+        runs += 1
+
+    supervisor = Supervisor()
+    task = asyncio.create_task(supervisor.keep("job", job))
+    while runs < 2:
+        await asyncio.sleep(0.01)
+    supervisor.stopping = True
+    task.cancel()
+    assert runs >= 2
