@@ -11,7 +11,7 @@ from shoplib import config
 _MODES = {"sync": types_pb2.FLOW_MODE_SYNC, "events": types_pb2.FLOW_MODE_EVENTS}
 
 
-def _mode(raw: str) -> int:
+def _mode(raw: str) -> types_pb2.FlowMode.ValueType:
     if raw.lower() not in _MODES:
         raise ValueError(f"expected one of {sorted(_MODES)}")
     return _MODES[raw.lower()]
@@ -21,7 +21,7 @@ def _mode(raw: str) -> int:
 class Settings:
     port: int
     order_addr: str
-    default_mode: int
+    default_mode: types_pb2.FlowMode.ValueType
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -22,8 +22,9 @@ def _order_received(event: events_pb2.OrderPlaced) -> notification_service_pb2.S
         kind=types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, amount=order.total)
 
 
-def _payment_outcome(kind: int) -> Callable[[events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined],
-                                            notification_service_pb2.SendNotificationRequest]:
+def _payment_outcome(kind: types_pb2.NotificationKind.ValueType
+                     ) -> Callable[[events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined],
+                                   notification_service_pb2.SendNotificationRequest]:
     def translate(event: events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined
                   ) -> notification_service_pb2.SendNotificationRequest:
         payment = event.payment
@@ -46,5 +47,5 @@ def subscription(consumer: str, unit_of_work: Callable[[Ack], NotificationUnitOf
         await handlers.send(TRANSLATIONS[type(event)](event), uow)
         await uow.finish()
 
-    table: dict[type, Handler] = dict.fromkeys(TRANSLATIONS, on_event)  # type: ignore[arg-type]
+    table: dict[type, Handler] = dict.fromkeys(TRANSLATIONS, on_event)
     return Subscription(GROUP, consumer, table, [events.ORDER_EVENTS, events.PAYMENT_EVENTS])

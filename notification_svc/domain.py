@@ -12,7 +12,7 @@ KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFIC
                    types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED})
 
 
-def problems(order_id: str, customer_id: str, kind: int) -> list[tuple[str, str]]:
+def problems(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType) -> list[tuple[str, str]]:
     found = [] if order_id.strip() else [("order_id", "must not be empty")]
     if not customer_id.strip():
         found.append(("customer_id", "must not be empty"))
@@ -21,8 +21,8 @@ def problems(order_id: str, customer_id: str, kind: int) -> list[tuple[str, str]
     return found
 
 
-def compose(order_id: str, customer_id: str, kind: int, amount: types_pb2.Money, reason: str
-            ) -> types_pb2.Notification:
+def compose(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType, amount: types_pb2.Money,
+            reason: str) -> types_pb2.Notification:
     total = money.format_money(amount) if amount.currency_code else "your order"
     text = {
         types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED: f"We received your order {order_id} ({total}).",

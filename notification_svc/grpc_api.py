@@ -16,11 +16,15 @@ class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServ
     def __init__(self, unit_of_work: Callable[[], NotificationUnitOfWork]) -> None:
         self._uow = unit_of_work
 
-    async def SendNotification(self, request: pb.SendNotificationRequest, context: grpc.aio.ServicerContext
-                               ) -> pb.SendNotificationResponse:
+    async def SendNotification(
+            self, request: pb.SendNotificationRequest,
+            context: grpc.aio.ServicerContext[pb.SendNotificationRequest, pb.SendNotificationResponse]
+    ) -> pb.SendNotificationResponse:
         return pb.SendNotificationResponse(notification=await handlers.send(request, self._uow()))
 
-    async def ListNotifications(self, request: pb.ListNotificationsRequest, context: grpc.aio.ServicerContext
-                                ) -> pb.ListNotificationsResponse:
+    async def ListNotifications(
+            self, request: pb.ListNotificationsRequest,
+            context: grpc.aio.ServicerContext[pb.ListNotificationsRequest, pb.ListNotificationsResponse]
+    ) -> pb.ListNotificationsResponse:
         notes = await handlers.list_for_order(request.order_id, self._uow())
         return pb.ListNotificationsResponse(notifications=notes)

@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import grpc
 import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError, Message
+from redis.typing import ZSetRangeResponse
 from shop.v1 import (
     events_pb2,
     notification_service_pb2,
@@ -22,6 +23,7 @@ from shop.v1 import (
 
 from shoplib import errors, grpc_client, log, outage
 from shoplib.bounds import MAX_WATCHERS
+from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Committer, Writes
 from shoplib.uow import Publisher, UnitOfWork
 
@@ -37,8 +39,11 @@ _logger = log.get("order_svc")
 
 
 class Reader(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
-    async def zrangebyscore(self, key: str, low: str, high: int, start: int, num: int) -> list[bytes]: ...
+    """What the orders read, as redis.asyncio.Redis declares it."""
+
+    def get(self, name: str, /) -> Awaitable[bytes | str | None]: ...
+    def zrangebyscore(self, name: str, min: str, max: int, /,
+                      start: int, num: int) -> Awaitable[ZSetRangeResponse]: ...
 
 
 class Orders:
@@ -49,14 +54,14 @@ class Orders:
 
     async def get(self, order_id: str) -> types_pb2.Order | None:
         raw = await self._reader.get(f"order:{order_id}")
-        return None if raw is None else types_pb2.Order.FromString(raw)
+        return None if raw is None else types_pb2.Order.FromString(as_bytes(raw))
 
     async def claimed(self, idempotency_key: str) -> tuple[str, str] | None:
         """(fingerprint, order id) of the order placed with this key, if any."""
         raw = await self._reader.get(f"order:key:{idempotency_key}")
         if raw is None:
             return None
-        fingerprint, _, order_id = raw.decode().partition(" ")
+        fingerprint, _, order_id = as_bytes(raw).decode().partition(" ")
         return fingerprint, order_id
 
     @staticmethod
@@ -85,9 +90,9 @@ class Orders:
         self._uow.writes.zadd(PENDING_EVENTS, now_ms, order_id)
         self._uow.writes.incr(REDRIVEN)
 
-    async def pending(self, mode: int, older_than_ms: int, limit: int) -> list[str]:
+    async def pending(self, mode: types_pb2.FlowMode.ValueType, older_than_ms: int, limit: int) -> list[str]:
         raw = await self._reader.zrangebyscore(PENDING[mode], "-inf", older_than_ms, start=0, num=limit)
-        return [item.decode() for item in raw]
+        return [item.decode() for item in cast("list[bytes]", raw)]  # members only: no withscores
 
 
 class OrderUnitOfWork(UnitOfWork):
@@ -106,13 +111,15 @@ class SyncChain:
         self._notify = notification_service_pb2_grpc.NotificationServiceStub(notification)
         self._charge = payment_service_pb2_grpc.PaymentServiceStub(payment)
         self._settle = settle
-        self._handlers = {events_pb2.OrderPlaced: self._on_order_placed}
+        # by event type; each handler takes the event of its key's type
+        self._handlers: dict[type[Message], Callable[[Any], Awaitable[types_pb2.Order]]] = {
+            events_pb2.OrderPlaced: self._on_order_placed}
 
     def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
         return None  # the calls happen after the commit
 
     async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
-        return [await self._handlers[type(event)](event) for event in emitted]  # type: ignore[operator]
+        return [await self._handlers[type(event)](event) for event in emitted]
 
     async def redeliver(self, emitted: Sequence[Message]) -> list[object]:
         return await self.after_commit(emitted)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from shop.v1 import order_service_pb2, order_service_pb2_grpc, types_pb2
 
 from order_svc import consumers, handlers
-from order_svc.adapters import OrderUnitOfWork, OrderUpdates, SyncChain
+from order_svc.adapters import OrderUnitOfWork, OrderUpdates, Reader, SyncChain
 from order_svc.config import Settings
 from order_svc.grpc_api import OrderServicer
 from order_svc.reconciler import Reconciler
@@ -16,17 +16,18 @@ from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
 from shoplib.store import Store
 from shoplib.streams import consumer as stream_consumer
-from shoplib.tx import PipelinedCommitter
+from shoplib.tx import Committer, PipelinedCommitter
 from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/order-service"
 
 
-def unit_of_work_factory(reader: object, committer: object, publishers: dict[int, Publisher]
-                         ) -> Callable[[int], OrderUnitOfWork]:
+def unit_of_work_factory(reader: Reader, committer: Committer,
+                         publishers: dict[types_pb2.FlowMode.ValueType, Publisher]
+                         ) -> Callable[[types_pb2.FlowMode.ValueType], OrderUnitOfWork]:
     """A unit of work whose publisher is the order's mode: the only place the mode is looked at."""
     fallback = NoPublisher()
-    return lambda mode: OrderUnitOfWork(reader, committer, publishers.get(mode, fallback))  # type: ignore[arg-type]
+    return lambda mode: OrderUnitOfWork(reader, committer, publishers.get(mode, fallback))
 
 
 async def build(settings: Settings | None = None) -> ServiceSpec:
@@ -40,7 +41,7 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         return await handlers.settle_order(outcome, OrderUnitOfWork(client, committer, NoPublisher()), order)
 
     chain = SyncChain(notification, payment, settle)
-    publishers: dict[int, Publisher] = {
+    publishers: dict[types_pb2.FlowMode.ValueType, Publisher] = {
         types_pb2.FLOW_MODE_SYNC: chain,
         types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE),
     }

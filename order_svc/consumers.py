@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from google.protobuf.message import Message
 from shop.v1 import events_pb2
 
 from order_svc import handlers
@@ -22,6 +23,6 @@ def subscription(consumer: str, unit_of_work: Callable[[Ack], OrderUnitOfWork]) 
         await handlers.settle_order(event.payment, uow)
         await uow.finish()
 
-    table: dict[type, Handler] = dict.fromkeys(  # type: ignore[arg-type]
+    table: dict[type[Message], Handler] = dict.fromkeys(
         (events_pb2.PaymentSucceeded, events_pb2.PaymentDeclined), on_payment_outcome)
     return Subscription(GROUP, consumer, table, [events.PAYMENT_EVENTS])

@@ -8,7 +8,7 @@ import uuid
 from shop.v1 import types_pb2
 
 from shoplib import clock, money
-from shoplib.bounds import MAX_ID_LENGTH, MAX_LINES, MAX_QUANTITY
+from shoplib.bounds import MAX_AMOUNT_MINOR, MAX_ID_LENGTH, MAX_LINES, MAX_QUANTITY
 
 TERMINAL = frozenset({types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED})
 MODES = frozenset({types_pb2.FLOW_MODE_SYNC, types_pb2.FLOW_MODE_EVENTS})
@@ -33,7 +33,7 @@ def _line_problems(index: int, line: types_pb2.OrderLine) -> list[tuple[str, str
 
 
 def problems(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
-             mode: int) -> list[tuple[str, str]]:
+             mode: types_pb2.FlowMode.ValueType) -> list[tuple[str, str]]:
     """Every field violation of an order request; empty when the order is valid."""
     found = _id_problems("idempotency_key", idempotency_key) + _id_problems("customer_id", customer_id)
     if not lines:
@@ -48,8 +48,8 @@ def problems(idempotency_key: str, customer_id: str, lines: list[types_pb2.Order
             found.append(("lines", f"must share one currency, got {sorted(currencies)}"))
     if mode not in MODES:
         found.append(("mode", "must be FLOW_MODE_SYNC or FLOW_MODE_EVENTS"))
-    if not found and _sum_minor(lines) > money.MAX_AMOUNT_MINOR:
-        found.append(("lines", f"order total must be at most {money.MAX_AMOUNT_MINOR} minor units"))
+    if not found and _sum_minor(lines) > MAX_AMOUNT_MINOR:
+        found.append(("lines", f"order total must be at most {MAX_AMOUNT_MINOR} minor units"))
     return found
 
 
@@ -63,7 +63,7 @@ def total_of(lines: list[types_pb2.OrderLine]) -> types_pb2.Money:
     return money.money(lines[0].unit_price.currency_code, _sum_minor(lines))
 
 
-def fingerprint(customer_id: str, lines: list[types_pb2.OrderLine], mode: int) -> str:
+def fingerprint(customer_id: str, lines: list[types_pb2.OrderLine], mode: types_pb2.FlowMode.ValueType) -> str:
     """Identifies what was asked, so a reused idempotency key with another request is caught."""
     digest = hashlib.sha256(f"{customer_id}\x00{mode}".encode())
     for line in lines:
@@ -72,7 +72,7 @@ def fingerprint(customer_id: str, lines: list[types_pb2.OrderLine], mode: int) -
 
 
 def new_order(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
-              mode: int) -> types_pb2.Order:
+              mode: types_pb2.FlowMode.ValueType) -> types_pb2.Order:
     now = clock.now()
     return types_pb2.Order(
         order_id=f"ord_{uuid.uuid4().hex[:24]}", customer_id=customer_id, lines=lines,

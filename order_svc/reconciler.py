@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from shop.v1 import types_pb2
 
-from order_svc import handlers
+from order_svc import domain, handlers
 from order_svc.adapters import OrderUnitOfWork
 from shoplib import errors, faults, log, outage
 
@@ -31,8 +31,8 @@ _logger = log.get("order_svc.reconciler")
 
 
 class Reconciler:
-    def __init__(self, unit_of_work: Callable[[int], OrderUnitOfWork], resume_after_ms: int = RESUME_AFTER_MS,
-                 redrive_after_ms: int = REDRIVE_AFTER_MS) -> None:
+    def __init__(self, unit_of_work: Callable[[types_pb2.FlowMode.ValueType], OrderUnitOfWork],
+                 resume_after_ms: int = RESUME_AFTER_MS, redrive_after_ms: int = REDRIVE_AFTER_MS) -> None:
         self._uow = unit_of_work
         self._after = {types_pb2.FLOW_MODE_SYNC: resume_after_ms, types_pb2.FLOW_MODE_EVENTS: redrive_after_ms}
 
@@ -57,7 +57,7 @@ class Reconciler:
                 settled += await self._resume(order_id, mode, now_ms)
         return settled
 
-    async def _resume(self, order_id: str, mode: int, now_ms: int) -> bool:
+    async def _resume(self, order_id: str, mode: types_pb2.FlowMode.ValueType, now_ms: int) -> bool:
         uow = self._uow(mode)
         order = await uow.orders.get(order_id)
         if order is None:
@@ -68,4 +68,4 @@ class Reconciler:
         except errors.Unavailable as exc:  # the next service is still down: next round
             _logger.info("reconciler.still_unavailable", order_id=order_id, error=exc.message[:200])
             return False
-        return order.status in handlers.domain.TERMINAL
+        return order.status in domain.TERMINAL

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 import grpc
@@ -10,6 +10,7 @@ from google.protobuf.message import Message
 from shop.v1 import events_pb2, notification_service_pb2, notification_service_pb2_grpc, types_pb2
 
 from shoplib import grpc_client
+from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Committer
 from shoplib.uow import Publisher, UnitOfWork
 
@@ -17,7 +18,9 @@ LEDGER = "payment:ledger"  # one entry per charge ever made: what "charged exact
 
 
 class Reader(Protocol):
-    async def get(self, key: str) -> bytes | None: ...
+    """What the payments read, as redis.asyncio.Redis declares it."""
+
+    def get(self, name: str, /) -> Awaitable[bytes | str | None]: ...
 
 
 class Payments:
@@ -28,7 +31,7 @@ class Payments:
 
     async def get(self, order_id: str) -> types_pb2.Payment | None:
         raw = await self._reader.get(f"payment:{order_id}")
-        return None if raw is None else types_pb2.Payment.FromString(raw)
+        return None if raw is None else types_pb2.Payment.FromString(as_bytes(raw))
 
     def record(self, payment: types_pb2.Payment) -> tuple[str, bytes]:
         """Stage the ledger entry; returns the once key that makes the whole charge happen once."""
@@ -59,7 +62,7 @@ class SyncReceipts:
         return None
 
     async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
-        sent = []
+        sent: list[object] = []
         for event in emitted:
             payment = event.payment  # type: ignore[attr-defined]
             await grpc_client.invoke("notification", self._notify.SendNotification(

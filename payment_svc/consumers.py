@@ -24,5 +24,5 @@ def subscription(consumer: str, unit_of_work: Callable[[Ack], PaymentUnitOfWork]
             order_id=order.order_id, customer_id=order.customer_id, amount=order.total), uow, rules, delay_s)
         await uow.finish()
 
-    table: dict[type, Handler] = {events_pb2.OrderPlaced: on_order_placed}  # type: ignore[dict-item]
+    table: dict[type, Handler] = {events_pb2.OrderPlaced: on_order_placed}
     return Subscription(GROUP, consumer, table, [events.ORDER_EVENTS])

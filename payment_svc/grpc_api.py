@@ -17,10 +17,12 @@ class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
                  delay_s: float) -> None:
         self._uow, self._rules, self._delay_s = unit_of_work, rules, delay_s
 
-    async def Charge(self, request: pb.ChargeRequest, context: grpc.aio.ServicerContext) -> pb.ChargeResponse:
+    async def Charge(self, request: pb.ChargeRequest,
+                     context: grpc.aio.ServicerContext[pb.ChargeRequest, pb.ChargeResponse]) -> pb.ChargeResponse:
         payment = await handlers.charge(request, self._uow(), self._rules, self._delay_s)
         return pb.ChargeResponse(payment=payment)
 
-    async def GetPayment(self, request: pb.GetPaymentRequest, context: grpc.aio.ServicerContext
+    async def GetPayment(self, request: pb.GetPaymentRequest,
+                         context: grpc.aio.ServicerContext[pb.GetPaymentRequest, pb.GetPaymentResponse]
                          ) -> pb.GetPaymentResponse:
         return pb.GetPaymentResponse(payment=await handlers.get_payment(request.order_id, self._uow()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable
-from typing import TypeVar
+from typing import TypedDict, TypeVar
 
 import grpc
 
@@ -44,7 +44,14 @@ def channel(address: str) -> grpc.aio.Channel:
     )
 
 
-def call_options() -> dict[str, object]:
+class CallOptions(TypedDict):
+    """The keyword arguments every outbound stub call takes: `stub.Method(request, **call_options())`."""
+
+    timeout: float
+    metadata: tuple[tuple[str, str], ...]
+
+
+def call_options() -> CallOptions:
     """timeout and metadata for an outbound call made while serving a request."""
     return {"timeout": context.remaining(), "metadata": context.outbound_metadata()}
 

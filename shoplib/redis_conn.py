@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -17,6 +19,12 @@ COMMAND_RETRIES = 2
 # Connections per process; a caller waits up to POOL_WAIT_S for a free one instead of failing.
 POOL_SIZE = 128
 POOL_WAIT_S = 2.0
+
+
+def as_bytes(reply: bytes | str) -> bytes:
+    """A reply as our clients get it: they never set decode_responses, so it is bytes
+    (redis-py types replies `bytes | str` whatever the setting)."""
+    return cast(bytes, reply)
 
 
 def connect(url: str) -> aioredis.Redis:

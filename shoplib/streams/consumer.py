@@ -17,6 +17,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import redis.asyncio as aioredis
 from google.protobuf.message import Message
@@ -33,7 +34,9 @@ from shoplib.streams.maintenance import Maintenance
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.tx import Ack, Committer, Writes
 
-Handler = Callable[[events_pb2.EventEnvelope, Message, Ack], Awaitable[None]]
+# A handler takes the payload of the type it is registered under (the table's key), so its
+# parameter is that type, which a Callable over Message would refuse: the payload is Any here.
+Handler = Callable[[events_pb2.EventEnvelope, Any, Ack], Awaitable[None]]
 Entry = tuple[str, str, dict[bytes, bytes]]  # stream, entry id, fields
 
 # Reconnect backoff when Redis is away: quick first tries, never more than this between tries.
