@@ -10,7 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 PROTOC := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos
 BASELINE := protos/baseline.binpb
 
-.PHONY: help venv tools gen check-gen lint-proto breaking baseline lint test test-fast up \
+.PHONY: help venv tools gen check-gen lint-proto breaking baseline lint typecheck test test-fast up \
         demo-sync demo-events streams dead-letters bench bench-events compare chaos clean
 
 help:
@@ -64,6 +64,10 @@ baseline: node_modules/.installed
 
 lint: venv
 	@$(VENV)/bin/ruff check .
+
+# mypy strict over the services, shoplib, shopctl and bench ([tool.mypy] in pyproject.toml).
+typecheck: venv
+	@$(VENV)/bin/mypy
 
 test: tools check-gen lint-proto breaking lint
 	@$(PY) -m pytest $(PYTEST_ARGS)
