@@ -37,7 +37,8 @@ def grpc_health_probe(channel: grpc.aio.Channel) -> Probe:
     stub = health_pb2_grpc.HealthStub(channel)
 
     async def probe() -> object:
-        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S)
+        # types-grpcio-health-checking declares HealthStub without its methods
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=PROBE_TIMEOUT_S)  # type: ignore[attr-defined]
         if reply.status != SERVING:
             raise RuntimeError("not serving")
         return reply

@@ -68,4 +68,4 @@ class MemoryStore:
         elif command == "PUBLISH":
             self.published.append((key, _b(args[0])))
         else:
-            raise ValueError(f"MemoryStore does not model {command}")
+            raise ValueError(f"MemoryStore does not model {command!s}")

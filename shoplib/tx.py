@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -45,7 +46,7 @@ class Writes:
     def zrem(self, key: str, member: str) -> None:
         self.ops.append(("ZREM", key, member))
 
-    def xadd(self, stream: str, fields: dict[str, Value], maxlen: int | None = None) -> None:
+    def xadd(self, stream: str, fields: Mapping[str, Value], maxlen: int | None = None) -> None:
         """An entry; with `maxlen` the stream caps itself (oldest go) instead of pushing back."""
         cap: tuple[Value, ...] = ("MAXLEN", "~", maxlen) if maxlen else ()
         self.ops.append(("XADD", stream, *cap, "*", *[x for pair in fields.items() for x in pair]))
@@ -124,9 +125,9 @@ class PipelinedCommitter:
             results = await self._send(batch)
             if any(isinstance(r, NoScriptError) for r in results):
                 await self._client.script_load(_SCRIPT)
-                results = [await self._send([item]) if isinstance(r, NoScriptError) else [r]
+                retried = [await self._send([item]) if isinstance(r, NoScriptError) else [r]
                            for item, r in zip(batch, results, strict=True)]
-                results = [r[0] for r in results]
+                results = [r[0] for r in retried]
         except BaseException as exc:  # the connection failed: every commit of the batch failed
             results = [exc] * len(batch)
         for (_, _, future), result in zip(batch, results, strict=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Writes
 
 # Records looked at per maintenance round: bounded work, and failures are rare.
@@ -29,7 +30,7 @@ async def record(client: aioredis.Redis, ack: Ack, error: str) -> None:
 
 async def last(client: aioredis.Redis, ack: Ack) -> str | None:
     raw = await client.hget(key(ack.group), _field(ack))
-    return None if raw is None else raw.decode(errors="replace")
+    return None if raw is None else as_bytes(raw).decode(errors="replace")
 
 
 async def forget(client: aioredis.Redis, ack: Ack) -> None:
@@ -45,7 +46,7 @@ async def sweep(client: aioredis.Redis, group: str) -> int:
     _, fields = await client.hscan(key(group), 0, count=SWEEP_BATCH)
     stale = []
     for raw in fields:
-        stream, _, entry_id = raw.decode().partition(" ")
+        stream, _, entry_id = as_bytes(raw).decode().partition(" ")
         if not await client.xpending_range(stream, group, min=entry_id, max=entry_id, count=1):
             stale.append(raw)
     if stale:
