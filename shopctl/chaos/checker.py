@@ -3,8 +3,8 @@
 An order is any order the store holds or a caller was told about. Each falls in exactly one class:
 - completed: terminal with the outcome its total calls for, charged once, each notification once;
 - duplicated: charged or notified more than once, or one of several orders placed with one key;
-- stuck: not completed, but still waiting somewhere (an entry pending or unread in a group, or a
-  sync order queued for resumption) -- the drain did not finish it;
+- stuck: not completed, but still waiting somewhere (an entry pending or unread in a group, a sync
+  order queued for resumption, or an events order queued for re-drive) -- the drain did not finish it;
 - lost: everything else: acknowledged but not stored, or not completed with nothing left that
   could ever complete it.
 """
@@ -93,7 +93,8 @@ def _class_of(order_id: str, snap: Snapshot, extra: set[str]) -> tuple[str, str]
         return "duplicated", f"charged {charges}x, notifications {dict(notes)}"
     if order.status == expected_status(order) and charges == 1 and notes == expected_notices(order):
         return "completed", ""
-    where = snap.in_flight.subjects.get(order_id) or ("queued for resumption" if order_id in snap.pending_sync else "")
+    where = (snap.in_flight.subjects.get(order_id) or ("queued for resumption" if order_id in snap.pending_sync else "")
+             or ("the re-drive queue" if order_id in snap.pending_events else ""))
     state = (f"{types_pb2.OrderStatus.Name(order.status)}, charged {charges}x, "
              f"notifications {sorted(types_pb2.NotificationKind.Name(k) for k in notes)}")
     return ("stuck", f"{state}; waits in {where}") if where else ("lost", f"{state}; nothing left to finish it")

@@ -29,7 +29,8 @@ FAST_ENV = {"STREAM_BLOCK_MS": "100", "STREAM_CLAIM_IDLE_MS": "1000", "STREAM_MA
 # The most a backlog may take to clear after the faults stop (2 busy cores, thousands of orders).
 DRAIN_TIMEOUT_S = 120.0
 # Nothing moved for this long: what is left will not finish by itself. Above the claim idle time
-# plus a maintenance round (reclaim) and a reconciler round (2 s) plus its resume delay (1 s).
+# plus a maintenance round (reclaim) and a reconciler round (2 s) plus its resume delay (1 s), and
+# plus the re-drive delay of the scenarios that shorten it (REDRIVE_AFTER_MS of scenario 14: 1.5 s).
 SETTLE_S = 6.0
 DRAIN_POLL_S = 0.1
 # The codes a valid PlaceOrder may get while faults are injected: an answer, or an indeterminate one.
@@ -154,15 +155,21 @@ class Run:
             await asyncio.sleep(DRAIN_POLL_S)
         return False
 
+    def logged(self, *names: str) -> list[tuple[str, dict[str, Any]]]:
+        """(process log, line) of every log line of these events, as the services wrote them."""
+        found = []
+        for log in sorted(self.log_dir.glob("*.log")):
+            for line in log.read_text(errors="replace").splitlines():
+                if any(f'"{name}"' in line for name in names):
+                    with contextlib.suppress(ValueError):  # a line cut short by a SIGKILL
+                        event = json.loads(line)
+                        if event.get("event") in names:
+                            found.append((log.stem, event))
+        return found
+
     def reclaimed(self) -> int:
         """Entries taken over from other consumers (XAUTOCLAIM), as the services logged them."""
-        total = 0
-        for log in self.log_dir.glob("*.log"):
-            for line in log.read_text(errors="replace").splitlines():
-                if '"consumer.reclaimed"' in line:
-                    with contextlib.suppress(ValueError):  # a line cut short by a SIGKILL
-                        total += int(json.loads(line).get("entries", 0))
-        return total
+        return sum(int(event.get("entries", 0)) for _, event in self.logged("consumer.reclaimed"))
 
     def unexpected_exits(self) -> list[Failure]:
         exited = {label: w.process.poll() for label, w in self.stack.workers.items() if w.process.poll() is not None}

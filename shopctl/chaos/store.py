@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from shop.v1 import events_pb2, types_pb2
 
-from order_svc.adapters import PENDING_SYNC
+from order_svc.adapters import PENDING_EVENTS, PENDING_SYNC, REDRIVEN
 from payment_svc.adapters import LEDGER
 from shoplib import events
 from shoplib.streams.settings import DEAD_LETTERS
@@ -47,6 +47,7 @@ class Snapshot:
     charges: Counter[str]  # order id -> ledger entries
     notices: dict[str, Counter[int]]  # order id -> notification kind -> count
     pending_sync: set[str]
+    pending_events: set[str]  # events orders the reconciler will re-drive (their event lost or stuck)
     in_flight: InFlight
     dead_letters: list[tuple[str, dict[bytes, bytes]]]
     placed: Counter[str] | None  # OrderPlaced subjects in order-events (when read)
@@ -138,6 +139,7 @@ async def read(client: aioredis.Redis, with_placed: bool = False) -> Snapshot:
     return Snapshot(
         orders=stored, charges=ledger, notices=await notices(client, sorted(stored)),
         pending_sync={s(i) for i in await client.zrange(PENDING_SYNC, 0, -1)},
+        pending_events={s(i) for i in await client.zrange(PENDING_EVENTS, 0, -1)},
         in_flight=await in_flight(client), dead_letters=await entries(client, DEAD_LETTERS),
         placed=await placed_subjects(client) if with_placed else None)
 
@@ -148,12 +150,13 @@ async def progress(client: aioredis.Redis) -> tuple[object, ...]:
     for stream in ALL_STREAMS:
         marks.append(await client.xlen(stream))
         marks += [(g["name"], g["last-delivered-id"], g["pending"]) for g in await groups(client, stream)]
-    marks += [await client.llen(LEDGER), await client.zcard(PENDING_SYNC), await client.xlen(DEAD_LETTERS)]
+    marks += [await client.llen(LEDGER), await client.zcard(PENDING_SYNC), await client.zcard(PENDING_EVENTS),
+              await client.get(REDRIVEN), await client.xlen(DEAD_LETTERS)]
     return tuple(marks)
 
 
 async def drained(client: aioredis.Redis) -> bool:
-    """Every group has read and acknowledged every entry, and no sync order waits to be resumed."""
+    """Every group has read and acknowledged every entry, and no order waits to be resumed or re-driven."""
     for stream in GROUPED_STREAMS:
         if not await client.exists(stream):
             continue
@@ -161,4 +164,4 @@ async def drained(client: aioredis.Redis) -> bool:
         for group in await groups(client, stream):
             if group["pending"] or _id_key(str(group["last-delivered-id"])) < _id_key(last):
                 return False
-    return not await client.zcard(PENDING_SYNC)
+    return not await client.zcard(PENDING_SYNC) and not await client.zcard(PENDING_EVENTS)

@@ -43,7 +43,7 @@ def _fields(envelope: events_pb2.EventEnvelope, raw: bytes | None = None) -> dic
             "envelope": envelope.SerializeToString() if raw is None else raw}
 
 
-def _undecodable(fields: dict[str, str | bytes]) -> bool:
+def undecodable(fields: dict[str, str | bytes]) -> bool:
     try:
         events.decode({k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()})
     except events.UndecodableEvent:
@@ -88,12 +88,12 @@ def poisons(rng: random.Random, count: int) -> list[Poison]:
     made = []
     while len(made) < count:
         poison = _make(KINDS[len(made) % len(KINDS)], rng)
-        if poison.kind in ("invalid_order", "invalid_payment") or _undecodable(poison.fields):
+        if poison.kind in ("invalid_order", "invalid_payment") or undecodable(poison.fields):
             made.append(poison)  # (a random cut may still decode; then another is drawn)
     return made
 
 
-def _check_dead_letters(poison: list[Poison], rows: list[tuple[str, dict[bytes, bytes]]]) -> list[str]:
+def check_dead_letters(poison: list[Poison], rows: list[tuple[str, dict[bytes, bytes]]]) -> list[str]:
     """Each poison entry dead-lettered exactly once per group that reads its stream, with its metadata."""
     problems: list[str] = []
     seen = Counter((store.s(f[b"stream"]), store.s(f[b"entry_id"]), store.s(f[b"group"])) for _, f in rows)
@@ -121,8 +121,10 @@ def _metadata_problem(p: Poison, row: dict[bytes, bytes]) -> str:
     return ""
 
 
-async def _inject(run: Run, load: Recorder, poison: list[Poison], good: int) -> None:
-    marks = sorted(run.rng.uniform(EARLIEST, LATEST) * good for _ in poison)
+async def inject(run: Run, load: Recorder, poison: list[Poison], good: int, latest: float = LATEST) -> None:
+    """XADD each poison entry at a random point of the load: once a random fraction (EARLIEST to
+    `latest`) of the `good` orders were answered."""
+    marks = sorted(run.rng.uniform(EARLIEST, latest) * good for _ in poison)
     for mark, p in zip(marks, poison, strict=True):
         await load.until(mark)  # (the drive is over: inject at once)
         p.entry_id = store.s(await run.client.xadd(p.stream, p.fields))
@@ -135,10 +137,10 @@ async def poison_events(sc: Scenario, env: Env, control: bool) -> Outcome:
         started = dict(run.pids)
         load = run.recorder(Workload(env.sizes.poison_good))
         poison = poisons(run.rng, env.sizes.poison_bad)
-        await asyncio.gather(load.run(), _inject(run, load, poison, env.sizes.poison_good))
+        await asyncio.gather(load.run(), inject(run, load, poison, env.sizes.poison_good))
         judgement, snap = await run.judge(poison=True)
         judgement.failures += run.restarts(started)
-        if problems := _check_dead_letters(poison, snap.dead_letters):
+        if problems := check_dead_letters(poison, snap.dead_letters):
             run.fail("dead_letters", f"{len(problems)} dead-letter problems, e.g. {problems[:3]}")
         kinds = Counter(p.kind for p in poison)
         if poison:
