@@ -88,10 +88,10 @@ dead-letters: venv
 	@$(PY) -m shoplib.streams dead-letters $(ARGS)
 
 bench: venv
-	@$(PY) bench/sync_chain.py
+	@$(PY) -m bench.sync_chain
 
 bench-events: venv
-	@$(PY) bench/events.py
+	@$(PY) -m bench.events
 
 compare: venv
 	@$(PY) -m shopctl compare

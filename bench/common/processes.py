@@ -1,0 +1,65 @@
+"""Bare server processes: one per role on a free port, each `python -m <bench> --bare-server <role>
+<port> <args>`, ready before the bench measures and stopped whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Self
+
+import grpc
+
+from shoplib.redis_server import free_port, python_module_command
+
+READY_TIMEOUT_S = 20.0  # a bare server process imports grpc and binds within a few seconds
+STOP_TIMEOUT_S = 5.0
+ROOT = Path(__file__).resolve().parents[2]  # the repository: where `python -m bench.<name>` resolves
+
+
+class BareServers(ABC):
+    """`with Subclass() as servers:` starts the processes (`start`, by role), waits until each
+    serves, and stops them all on the way out."""
+
+    def __init__(self, module: str, roles: Iterable[str]) -> None:
+        self.module = module
+        self.ports = {role: free_port() for role in roles}
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def address(self, role: str) -> str:
+        return f"127.0.0.1:{self.ports[role]}"
+
+    @abstractmethod
+    def start(self) -> None:
+        """Spawns every role: each bench says in which order and with what arguments."""
+
+    def spawn(self, role: str, *args: str) -> None:
+        command = python_module_command(self.module, "--bare-server", role, str(self.ports[role]), *args)
+        self.processes[role] = subprocess.Popen(command, cwd=ROOT)
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+            asyncio.run(self._wait_ready())
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    async def _wait_ready(self) -> None:
+        for role in self.ports:
+            async with grpc.aio.insecure_channel(self.address(role)) as channel:
+                await asyncio.wait_for(channel.channel_ready(), READY_TIMEOUT_S)
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
