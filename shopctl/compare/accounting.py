@@ -20,6 +20,7 @@ from shop.v1 import notification_service_pb2_grpc as nt_grpc
 from shop.v1 import types_pb2
 
 from shopctl.load import TERMINAL, Record
+from shoplib.redis_conn import as_bytes
 
 LEDGER = "payment:ledger"  # payment_svc.adapters.LEDGER (the comparison does not import services)
 CHECKS_IN_FLIGHT = 32  # verification calls at once: quick, without flooding the services
@@ -51,10 +52,10 @@ class Accounting:
 
 
 async def ledger(client: aioredis.Redis) -> Counter[str]:
-    return Counter(raw.decode() for raw in await client.lrange(LEDGER, 0, -1))
+    return Counter(as_bytes(raw).decode() for raw in await client.lrange(LEDGER, 0, -1))
 
 
-async def _order(gateway: gw_grpc.GatewayServiceStub, order_id: str) -> types_pb2.Order | None:
+async def _order(gateway: gw_grpc.GatewayServiceAsyncStub, order_id: str) -> types_pb2.Order | None:
     try:
         reply = await gateway.GetOrder(gw.GetOrderRequest(order_id=order_id), timeout=CHECK_TIMEOUT_S)
     except grpc.aio.AioRpcError:
@@ -62,7 +63,7 @@ async def _order(gateway: gw_grpc.GatewayServiceStub, order_id: str) -> types_pb
     return reply.order
 
 
-async def _notes(notifier: nt_grpc.NotificationServiceStub, order_id: str) -> list[types_pb2.Notification]:
+async def _notes(notifier: nt_grpc.NotificationServiceAsyncStub, order_id: str) -> list[types_pb2.Notification]:
     try:
         reply = await notifier.ListNotifications(nt.ListNotificationsRequest(order_id=order_id),
                                                  timeout=CHECK_TIMEOUT_S)
@@ -90,8 +91,8 @@ def _check_notes(found: Accounting, order_id: str, notes: list[types_pb2.Notific
         found.receipts[order_id] = outcome[0].create_time.ToNanoseconds() / 1e9
 
 
-async def account(records: list[Record], gateway: gw_grpc.GatewayServiceStub, client: aioredis.Redis,
-                  notifier: nt_grpc.NotificationServiceStub | None = None) -> Accounting:
+async def account(records: list[Record], gateway: gw_grpc.GatewayServiceAsyncStub, client: aioredis.Redis,
+                  notifier: nt_grpc.NotificationServiceAsyncStub | None = None) -> Accounting:
     """Check every accepted order; with `notifier`, its notifications too (and note receipt times)."""
     accepted = [r for r in records if r.code == "OK"]
     found = Accounting(placed=len(records), accepted=len(accepted),

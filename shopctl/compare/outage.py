@@ -12,15 +12,13 @@ import asyncio
 import math
 import time
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shopctl.compare import probes, restart
 from shopctl.compare.accounting import account, ledger
+from shopctl.compare.bench import Bench
 from shopctl.load import Record, Run, Workload, drive, ms_summary, order_request, place
 from shoplib.events import ORDER_EVENTS
-
-if TYPE_CHECKING:
-    from shopctl.compare.runner import Bench
 
 BUCKET_S = 1.0  # timeline resolution: orders per second
 RETRIES_IN_FLIGHT = 16  # sync mode: failed requests sent again this many at a time
@@ -91,7 +89,8 @@ def timeline(run: Run, origin: float, trace: probes.BacklogTrace) -> dict[str, A
 
 def _after_restart(marks: dict[str, float | None], moment: float | None) -> float | None:
     """Seconds from the payment process being started again to `moment`."""
-    return None if moment is None or marks.get("start") is None else round(moment - marks["start"], 3)
+    start = marks.get("start")
+    return None if moment is None or start is None else round(moment - start, 3)
 
 
 def _findings(mode: str, run: Run, origin: float, marks: dict[str, float | None], trace: probes.BacklogTrace,
@@ -112,7 +111,8 @@ def _findings(mode: str, run: Run, origin: float, marks: dict[str, float | None]
 
 
 async def _one_mode(bench: Bench, mode: str) -> dict[str, Any]:
-    sizes, marks = bench.sizes, {}
+    sizes = bench.sizes
+    marks: dict[str, float | None] = {}
     run = Run(Workload(mode, duration_s=sizes.down_run_s, rate=sizes.rate, follow=True,
                        follow_timeout_s=sizes.drain_timeout_s + sizes.down_run_s))
     origin = time.monotonic()

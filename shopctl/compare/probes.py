@@ -74,7 +74,7 @@ async def _lag(client: aioredis.Redis, stream: str, info: dict[str, Any]) -> int
     if info.get("lag") is not None:
         return int(info["lag"])
     after = f"({_s(info['last-delivered-id'])}"  # Redis cannot say (deletions): count what follows
-    return len(await client.xrange(stream, min=after, max="+", count=100_000))
+    return len(await client.xrange(stream, min=after, max="+", count=100_000) or [])
 
 
 async def total_backlog(client: aioredis.Redis) -> int:

@@ -12,17 +12,15 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shop.v1 import gateway_service_pb2 as gw
 from shop.v1 import types_pb2
 
 from shopctl.compare import probes, restart
 from shopctl.compare.accounting import account
+from shopctl.compare.bench import Bench
 from shopctl.load import MODES, PAID_LINE, Record, Run, Workload, drive, ms_summary, place, summary
-
-if TYPE_CHECKING:
-    from shopctl.compare.runner import Bench
 
 ORDER = tuple(MODES)  # ("sync", "events")
 SYNC_PATH_TRIES = 50  # after a payment restart: sync orders tried until one goes through...

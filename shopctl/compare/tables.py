@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +67,7 @@ def outcome(found: dict[str, Any], title: str) -> Table:
     return table
 
 
-DOWN_ROWS = [
+DOWN_ROWS: list[tuple[str, Callable[[dict[str, Any]], Cell]]] = [
     ("orders placed", lambda m: m["placed"]),
     ("accepted", lambda m: m["accepted"]),
     ("failed, by code", lambda m: m["failed"]),
@@ -106,16 +107,20 @@ def cpu(found: dict[str, dict[str, float]]) -> Table:
     return table
 
 
-def accounting(results: dict[str, Any]) -> Table:
-    table = Table("Accounting: every order", ["scenario", "mode", *ACCOUNTING],
-                  note=f"dead letters at the end: {results['dead_letters']}; payment_down sync counts each failed "
-                       "request by the answer to its retry with the same idempotency key")
+def books(results: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(scenario, mode, its Accounting as a dict) for every scenario and mode."""
     sources = [("latency", results["latency"]["accounting"]),
                *((name, {row["mode"]: row["accounting"] for row in results[name]["rows"]})
                  for name in ("outcome", "payment_slow")),
                ("payment_down", {mode: results["payment_down"][mode]["accounting"] for mode in MODES})]
-    for name, by_mode in sources:
-        table.rows += [[name, mode, *(by_mode[mode][column] for column in ACCOUNTING)] for mode in MODES]
+    return [(name, mode, by_mode[mode]) for name, by_mode in sources for mode in MODES]
+
+
+def accounting(results: dict[str, Any]) -> Table:
+    table = Table("Accounting: every order", ["scenario", "mode", *ACCOUNTING],
+                  note=f"dead letters at the end: {results['dead_letters']}; payment_down sync counts each failed "
+                       "request by the answer to its retry with the same idempotency key")
+    table.rows = [[name, mode, *(counts[column] for column in ACCOUNTING)] for name, mode, counts in books(results)]
     return table
 
 
