@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TypedDict, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import StreamRangeResponse, XPendingRangeResponse, ZSetRangeResponse
 
 # A command that takes longer than this means Redis is gone or stuck: fail, do not hang.
 SOCKET_TIMEOUT_S = 2.0
@@ -25,6 +26,30 @@ def as_bytes(reply: bytes | str) -> bytes:
     """A reply as our clients get it: they never set decode_responses, so it is bytes
     (redis-py types replies `bytes | str` whatever the setting)."""
     return cast(bytes, reply)
+
+
+def as_entries(reply: StreamRangeResponse | None) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """XRANGE / XREVRANGE entries as our clients get them: bytes ids and fields. redis-py allows
+    None for the reply and for an id or its fields; a range read returns none of those."""
+    return cast("list[tuple[bytes, dict[bytes, bytes]]]", reply)
+
+
+def as_members(reply: ZSetRangeResponse) -> list[bytes]:
+    """ZRANGE / ZRANGEBYSCORE without scores: members only (redis-py types the scored shapes too)."""
+    return cast("list[bytes]", reply)
+
+
+class PendingRow(TypedDict):
+    """One XPENDING row as redis-py parses it (it types every field `bytes | str | int`)."""
+
+    message_id: bytes
+    consumer: bytes
+    time_since_delivered: int
+    times_delivered: int
+
+
+def as_pending(reply: XPendingRangeResponse) -> list[PendingRow]:
+    return cast("list[PendingRow]", reply)
 
 
 def connect(url: str) -> aioredis.Redis:

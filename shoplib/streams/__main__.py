@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 import time
+from typing import cast
 
 import redis.asyncio as aioredis
 
@@ -20,7 +21,8 @@ async def _orders(client: aioredis.Redis) -> str:
     now_ms = int(time.time() * 1000)
     parts = []
     for mode, key in (("sync", PENDING_SYNC), ("events", PENDING_EVENTS)):
-        oldest = await client.zrange(key, 0, 0, withscores=True)
+        # redis-py types every ZRANGE shape at once; WITHSCORES gives (member, score) pairs.
+        oldest = cast("list[tuple[bytes, float]]", await client.zrange(key, 0, 0, withscores=True))
         age = f", oldest {(now_ms - oldest[0][1]) / 1000:.0f}s" if oldest else ""
         parts.append(f"{mode} {await client.zcard(key)}{age}")
     redriven = int(await client.get(REDRIVEN) or 0)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shoplib import topology
+from shoplib.redis_conn import as_entries
 from shoplib.streams.settings import DEAD_LETTERS
 
 STREAMS = topology.STREAMS
@@ -36,7 +38,7 @@ class StreamView:
     missing: list[str] = field(default_factory=list)  # declared in the topology, absent in Redis
 
 
-async def _group(client: aioredis.Redis, stream: str, info: dict[str, object]) -> GroupView:
+async def _group(client: aioredis.Redis, stream: str, info: dict[str, Any]) -> GroupView:
     name = _s(info["name"])
     consumers = [(_s(c["name"]), int(c["pending"]), int(c["idle"]))
                  for c in await client.xinfo_consumers(stream, name)]
@@ -45,7 +47,7 @@ async def _group(client: aioredis.Redis, stream: str, info: dict[str, object]) -
         first = await client.xpending_range(stream, name, min="-", max="+", count=1)
         oldest = int(first[0]["time_since_delivered"]) if first else None
     lag = info.get("lag")
-    return GroupView(name, consumers, int(info["pending"]), None if lag is None else int(lag), oldest)  # type: ignore[arg-type]
+    return GroupView(name, consumers, int(info["pending"]), None if lag is None else int(lag), oldest)
 
 
 async def collect(client: aioredis.Redis, streams: tuple[str, ...] = STREAMS) -> tuple[list[StreamView], int]:
@@ -82,7 +84,7 @@ def render(views: list[StreamView], dead: int) -> str:
 
 
 async def dead_letters(client: aioredis.Redis, count: int = 20) -> str:
-    rows = await client.xrevrange(DEAD_LETTERS, count=count)
+    rows = as_entries(await client.xrevrange(DEAD_LETTERS, count=count))
     if not rows:
         return "no dead letters"
     out = [f"{'dead letter id':<18}{'from':<30}{'deliveries':>10}  error"]
