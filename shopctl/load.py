@@ -30,10 +30,10 @@ CALL_TIMEOUT_S = 10.0  # one PlaceOrder: far above a healthy latency, so a hang 
 FOLLOW_TIMEOUT_S = 60.0  # following one order: bounded, so an order that never settles shows as such
 MAX_OPEN_IN_FLIGHT = 1024  # open loop: past this many calls in flight new ones wait (the wait counts)
 DECLINE_EVERY = 20  # one order in 20 is above the payment limit (100_000 minor), so both outcomes occur
-PAID_LINE = types_pb2.OrderLine(product_id="sku-book", quantity=2, unit_price={"currency_code": "EUR",
-                                                                                "amount_minor": 1_999})
-DECLINED_LINE = types_pb2.OrderLine(product_id="sku-tv", quantity=1, unit_price={"currency_code": "EUR",
-                                                                                "amount_minor": 150_000})
+PAID_LINE = types_pb2.OrderLine(product_id="sku-book", quantity=2,
+                                unit_price=types_pb2.Money(currency_code="EUR", amount_minor=1_999))
+DECLINED_LINE = types_pb2.OrderLine(product_id="sku-tv", quantity=1,
+                                    unit_price=types_pb2.Money(currency_code="EUR", amount_minor=150_000))
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Run:
         return order_request(record, self.workload.mode), record
 
 
-def paid_orders(prefix: str, mode: int) -> Callable[[], gw.PlaceOrderRequest]:
+def paid_orders(prefix: str, mode: types_pb2.FlowMode.ValueType) -> Callable[[], gw.PlaceOrderRequest]:
     """A new valid, paid order (PAID_LINE) per call, each with its own idempotency key (benches)."""
     counter = itertools.count()
     return lambda: gw.PlaceOrderRequest(idempotency_key=f"{prefix}-{next(counter)}", customer_id="cust-bench",
@@ -91,7 +91,7 @@ def order_request(record: Record, mode: str) -> gw.PlaceOrderRequest:
                                 lines=[DECLINED_LINE if record.declined else PAID_LINE])
 
 
-async def place(stub: gw_grpc.GatewayServiceStub, request: gw.PlaceOrderRequest, record: Record) -> None:
+async def place(stub: gw_grpc.GatewayServiceAsyncStub, request: gw.PlaceOrderRequest, record: Record) -> None:
     try:
         reply = await stub.PlaceOrder(request, timeout=CALL_TIMEOUT_S)
     except grpc.aio.AioRpcError as exc:
@@ -103,7 +103,7 @@ async def place(stub: gw_grpc.GatewayServiceStub, request: gw.PlaceOrderRequest,
         record.settled = record.end
 
 
-async def follow(stub: gw_grpc.GatewayServiceStub, record: Record, timeout_s: float = FOLLOW_TIMEOUT_S) -> None:
+async def follow(stub: gw_grpc.GatewayServiceAsyncStub, record: Record, timeout_s: float = FOLLOW_TIMEOUT_S) -> None:
     """Watch an accepted order until WatchOrder shows it terminal (no polling, no sleeping)."""
     if record.code != "OK" or record.settled is not None:
         return
@@ -114,7 +114,7 @@ async def follow(stub: gw_grpc.GatewayServiceStub, record: Record, timeout_s: fl
                 return
 
 
-async def _closed(stub: gw_grpc.GatewayServiceStub, run: Run, deadline: float) -> None:
+async def _closed(stub: gw_grpc.GatewayServiceAsyncStub, run: Run, deadline: float) -> None:
     async def caller() -> None:
         while time.monotonic() < deadline and len(run.records) < run.workload.max_requests:
             request, record = run.request()
@@ -125,7 +125,7 @@ async def _closed(stub: gw_grpc.GatewayServiceStub, run: Run, deadline: float) -
     await asyncio.gather(*(caller() for _ in range(run.workload.concurrency)))
 
 
-async def _open(stub: gw_grpc.GatewayServiceStub, run: Run, deadline: float) -> None:
+async def _open(stub: gw_grpc.GatewayServiceAsyncStub, run: Run, deadline: float) -> None:
     """Send on a fixed schedule whatever the answers do; a call's latency counts from its slot."""
     slots, tasks = asyncio.Semaphore(MAX_OPEN_IN_FLIGHT), []
     interval = 1 / float(run.workload.rate or 1)
@@ -146,7 +146,7 @@ async def _open(stub: gw_grpc.GatewayServiceStub, run: Run, deadline: float) -> 
     await asyncio.gather(*tasks)
 
 
-async def drive(stub: gw_grpc.GatewayServiceStub, run: Run) -> Run:
+async def drive(stub: gw_grpc.GatewayServiceAsyncStub, run: Run) -> Run:
     """Run the workload to its end; the run's records fill up as answers arrive."""
     run.started = time.monotonic()
     await (_open if run.workload.rate else _closed)(stub, run, run.started + run.workload.duration_s)

@@ -57,7 +57,8 @@ def wait_serving(address: str, timeout: float = READY_TIMEOUT_S) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                # types-grpcio-health-checking declares HealthStub without its methods
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=0.5)  # type: ignore[attr-defined]
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:
@@ -141,8 +142,9 @@ class Stack:
     def _serving(self, watched: Sequence[str], channel: grpc.Channel) -> bool:
         self.check_running("during start", watched)  # before each call: an exit is noticed within one call
         try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
-                                                              timeout=START_CHECK_TIMEOUT_S)
+            # types-grpcio-health-checking declares HealthStub without its methods
+            reply = health_pb2_grpc.HealthStub(channel).Check(  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(), timeout=START_CHECK_TIMEOUT_S)
         except grpc.RpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
@@ -212,7 +214,8 @@ async def until_serving(address: str, process: subprocess.Popen[bytes], what: st
         health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline and process.poll() is None:
             try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+                # types-grpcio-health-checking declares HealthStub without its methods
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=0.5)  # type: ignore[attr-defined]
                 if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.aio.AioRpcError:

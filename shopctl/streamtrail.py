@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 import redis
-from shop.v1 import types_pb2
+from google.protobuf.message import Message
+from shop.v1 import events_pb2, types_pb2
 
 from shoplib import events
+from shoplib.redis_conn import as_bytes, as_entries, as_pending
 
 STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS)
 # The receipt may still be on its way when the order turns terminal: wait this long for it at most.
@@ -15,11 +17,11 @@ SETTLE_WAIT_S = 3.0
 EXPECTED_ENTRIES = 4  # order placed, payment outcome, notification "received", notification of the outcome
 
 
-def _entries(client: redis.Redis, order_id: str) -> list[tuple[float, str, str, object, object]]:
+def _entries(client: redis.Redis, order_id: str) -> list[tuple[float, str, str, events_pb2.EventEnvelope, Message]]:
     """(event time, stream, entry id, envelope, payload) of every entry about this order."""
     found = []
     for stream in STREAMS:
-        for entry_id, fields in client.xrevrange(stream, count=500):
+        for entry_id, fields in as_entries(client.xrevrange(stream, count=500)):
             if fields.get(b"subject") == order_id.encode():
                 envelope, payload = events.decode(fields)
                 found.append((envelope.time.ToNanoseconds() / 1e6, stream, entry_id.decode(), envelope, payload))
@@ -31,8 +33,8 @@ def _handled_by(client: redis.Redis, stream: str, entry_id: str) -> str:
         return "(no group: a record for people and benchmarks)"
     states = []
     for group in client.xinfo_groups(stream):
-        name = group["name"].decode()
-        pending = client.xpending_range(stream, name, min=entry_id, max=entry_id, count=1)
+        name = as_bytes(group["name"]).decode()
+        pending = as_pending(client.xpending_range(stream, name, min=entry_id, max=entry_id, count=1))
         state = f"pending at {pending[0]['consumer'].decode()}" if pending else "acknowledged"
         states.append(f"{name} {state}")
     return ", ".join(states)

@@ -105,7 +105,7 @@ def print_log_trail(log_dir: Path, correlation_id: str) -> list[Line]:
     return lines
 
 
-async def _print_payment(payments: payment_service_pb2_grpc.PaymentServiceStub, order_id: str) -> None:
+async def _print_payment(payments: payment_service_pb2_grpc.PaymentServiceAsyncStub, order_id: str) -> None:
     try:
         reply = await payments.GetPayment(payment_service_pb2.GetPaymentRequest(order_id=order_id),
                                           timeout=CALL_TIMEOUT_S)
@@ -117,8 +117,9 @@ async def _print_payment(payments: payment_service_pb2_grpc.PaymentServiceStub, 
     print(f"    payment        {p.payment_id}  {status}  {format_money(p.amount)}{reason}")
 
 
-async def print_read_back(payments: payment_service_pb2_grpc.PaymentServiceStub,
-                          notifications: notification_service_pb2_grpc.NotificationServiceStub, order_id: str) -> None:
+async def print_read_back(payments: payment_service_pb2_grpc.PaymentServiceAsyncStub,
+                          notifications: notification_service_pb2_grpc.NotificationServiceAsyncStub,
+                          order_id: str) -> None:
     """The order's payment (PaymentService.GetPayment) and notifications (ListNotifications)."""
     print("  read back through the APIs:")
     await _print_payment(payments, order_id)

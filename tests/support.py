@@ -43,5 +43,6 @@ def retry_delay_s(error: grpc.RpcError) -> float:
         if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
             info = error_details_pb2.RetryInfo()
             detail.Unpack(info)
-            return info.retry_delay.ToTimedelta().total_seconds()
+            delay: float = info.retry_delay.ToTimedelta().total_seconds()  # google.rpc ships no types
+            return delay
     raise AssertionError("the error carries no RetryInfo")

@@ -135,7 +135,7 @@ class Run:
     def fail(self, kind: str, detail: str) -> None:
         self.failures.append(Failure(kind, detail))
 
-    def recorder(self, workload: Workload, stub: gw_grpc.GatewayServiceStub | None = None) -> Recorder:
+    def recorder(self, workload: Workload, stub: gw_grpc.GatewayServiceAsyncStub | None = None) -> Recorder:
         self.load = Recorder(stub or self.gateway, workload)
         return self.load
 

@@ -16,11 +16,12 @@ DEFAULT_TIMEOUT_S = 10.0
 
 
 class DroppingProxy(gw_grpc.GatewayServiceServicer):
-    def __init__(self, upstream: gw_grpc.GatewayServiceStub, rng: random.Random, drop_rate: float) -> None:
+    def __init__(self, upstream: gw_grpc.GatewayServiceAsyncStub, rng: random.Random, drop_rate: float) -> None:
         self._upstream, self._rng, self._drop_rate = upstream, rng, drop_rate
         self.dropped: dict[str, list[str]] = defaultdict(list)  # idempotency key -> order ids it hid
 
-    async def PlaceOrder(self, request: pb.PlaceOrderRequest, context: grpc.aio.ServicerContext
+    async def PlaceOrder(self, request: pb.PlaceOrderRequest,
+                         context: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse]
                          ) -> pb.PlaceOrderResponse:
         try:
             reply = await self._upstream.PlaceOrder(request, timeout=context.time_remaining() or DEFAULT_TIMEOUT_S)
@@ -41,7 +42,10 @@ class Proxy:
 
     async def __aenter__(self) -> Proxy:
         self._channel = grpc.aio.insecure_channel(self._upstream_address)
-        self.servicer = DroppingProxy(gw_grpc.GatewayServiceStub(self._channel), self._rng, self._drop_rate)
+        # The generated servicer is abstract only in its stub: GetOrder and WatchOrder (not proxied)
+        # answer UNIMPLEMENTED from the base class at run time.
+        self.servicer = DroppingProxy(  # type: ignore[abstract]
+            gw_grpc.GatewayServiceStub(self._channel), self._rng, self._drop_rate)
         self._server = grpc.aio.server()
         gw_grpc.add_GatewayServiceServicer_to_server(self.servicer, self._server)
         self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"

@@ -49,7 +49,7 @@ class Workload:
 
 
 class Recorder:
-    def __init__(self, stub: gw_grpc.GatewayServiceStub, workload: Workload) -> None:
+    def __init__(self, stub: gw_grpc.GatewayServiceAsyncStub, workload: Workload) -> None:
         self.stub, self.workload = stub, workload
         self.prefix = f"chaos-{uuid.uuid4().hex[:8]}"
         self.records: list[Attempt] = []

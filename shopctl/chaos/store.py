@@ -16,6 +16,7 @@ from shop.v1 import events_pb2, types_pb2
 from order_svc.adapters import PENDING_EVENTS, PENDING_SYNC, REDRIVEN
 from payment_svc.adapters import LEDGER
 from shoplib import events
+from shoplib.redis_conn import as_bytes, as_entries, as_members, as_pending
 from shoplib.streams.settings import DEAD_LETTERS
 
 GROUPED_STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS)  # the streams consumer groups read
@@ -45,7 +46,7 @@ class InFlight:
 class Snapshot:
     orders: dict[str, types_pb2.Order]
     charges: Counter[str]  # order id -> ledger entries
-    notices: dict[str, Counter[int]]  # order id -> notification kind -> count
+    notices: dict[str, Counter[types_pb2.NotificationKind.ValueType]]  # order id -> notification kind -> count
     pending_sync: set[str]
     pending_events: set[str]  # events orders the reconciler will re-drive (their event lost or stuck)
     in_flight: InFlight
@@ -58,7 +59,7 @@ async def scan_values(client: aioredis.Redis, pattern: str) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start:start + CHUNK]
-        found.update({k: v for k, v in zip(chunk, await client.mget(chunk), strict=True) if v is not None})
+        found.update({k: as_bytes(v) for k, v in zip(chunk, await client.mget(chunk), strict=True) if v is not None})
     return found
 
 
@@ -67,8 +68,9 @@ async def orders(client: aioredis.Redis) -> dict[str, types_pb2.Order]:
     return {key.removeprefix("order:"): types_pb2.Order.FromString(value) for key, value in raw.items()}
 
 
-async def notices(client: aioredis.Redis, order_ids: list[str]) -> dict[str, Counter[int]]:
-    found: dict[str, Counter[int]] = {}
+async def notices(client: aioredis.Redis, order_ids: list[str]
+                  ) -> dict[str, Counter[types_pb2.NotificationKind.ValueType]]:
+    found: dict[str, Counter[types_pb2.NotificationKind.ValueType]] = {}
     for start in range(0, len(order_ids), CHUNK):
         chunk = order_ids[start:start + CHUNK]
         async with client.pipeline(transaction=False) as pipe:
@@ -85,7 +87,7 @@ async def entries(client: aioredis.Redis, stream: str, after: str = "-") -> list
     found: list[tuple[str, dict[bytes, bytes]]] = []
     low = after if after == "-" else f"({after}"
     while page := await client.xrange(stream, low, "+", count=CHUNK):
-        found += [(s(i), f) for i, f in page]
+        found += [(s(i), f) for i, f in as_entries(page)]
         low = f"({found[-1][0]}"
     return found
 
@@ -102,7 +104,7 @@ async def pending_of(client: aioredis.Redis, stream: str, group: str, consumer: 
                      ) -> list[tuple[str, str, int]]:
     """(entry id, consumer, deliveries) of every pending entry of a group (or of one consumer)."""
     rows = await client.xpending_range(stream, group, min="-", max="+", count=100_000, consumername=consumer)
-    return [(s(r["message_id"]), s(r["consumer"]), int(r["times_delivered"])) for r in rows]
+    return [(s(r["message_id"]), s(r["consumer"]), int(r["times_delivered"])) for r in as_pending(rows)]
 
 
 async def subject_of(client: aioredis.Redis, stream: str, entry_ids: list[str]) -> dict[str, str]:
@@ -138,8 +140,8 @@ async def read(client: aioredis.Redis, with_placed: bool = False) -> Snapshot:
     ledger = Counter(s(i) for i in await client.lrange(LEDGER, 0, -1))
     return Snapshot(
         orders=stored, charges=ledger, notices=await notices(client, sorted(stored)),
-        pending_sync={s(i) for i in await client.zrange(PENDING_SYNC, 0, -1)},
-        pending_events={s(i) for i in await client.zrange(PENDING_EVENTS, 0, -1)},
+        pending_sync={s(i) for i in as_members(await client.zrange(PENDING_SYNC, 0, -1))},
+        pending_events={s(i) for i in as_members(await client.zrange(PENDING_EVENTS, 0, -1))},
         in_flight=await in_flight(client), dead_letters=await entries(client, DEAD_LETTERS),
         placed=await placed_subjects(client) if with_placed else None)
 

@@ -6,11 +6,12 @@ import asyncio
 import signal
 import time
 
+from notification_svc.consumers import GROUP as NOTIFICATION_GROUP
 from shopctl.chaos import store
 from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import with_signal
 from shopctl.chaos.recorder import Workload
-from shopctl.chaos.scenarios.base import NOTIFICATION_GROUP, SUBSCRIPTIONS, Env, Scenario
+from shopctl.chaos.scenarios.base import SUBSCRIPTIONS, Env, Scenario
 from shoplib import events
 
 # Processed entries older than this are trimmed (low, so that trimming shows within the run).

@@ -7,8 +7,10 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import cast
 
 from google.protobuf import any_pb2
+from redis.typing import EncodableT, FieldT
 from shop.v1 import events_pb2, types_pb2
 
 from shopctl.chaos import store
@@ -85,7 +87,7 @@ KINDS = ("random_bytes", "no_envelope", "truncated", "unknown_type", "wrong_payl
 
 
 def poisons(rng: random.Random, count: int) -> list[Poison]:
-    made = []
+    made: list[Poison] = []
     while len(made) < count:
         poison = _make(KINDS[len(made) % len(KINDS)], rng)
         if poison.kind in ("invalid_order", "invalid_payment") or undecodable(poison.fields):
@@ -127,7 +129,9 @@ async def inject(run: Run, load: Recorder, poison: list[Poison], good: int, late
     marks = sorted(run.rng.uniform(EARLIEST, latest) * good for _ in poison)
     for mark, p in zip(marks, poison, strict=True):
         await load.until(mark)  # (the drive is over: inject at once)
-        p.entry_id = store.s(await run.client.xadd(p.stream, p.fields))
+        # redis-py's xadd types `fields` as an invariant Dict; it only reads it (a Mapping would do).
+        fields = cast("dict[FieldT, EncodableT]", p.fields)
+        p.entry_id = store.s(await run.client.xadd(p.stream, fields))
         run.fault("poison")
 
 

@@ -44,7 +44,8 @@ async def not_serving(run: Run) -> list[str]:
             health = health_pb2_grpc.HealthStub(channel)
             while True:
                 try:
-                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    # types-grpcio-health-checking declares HealthStub without its methods
+                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
                         break
                 except grpc.aio.AioRpcError:

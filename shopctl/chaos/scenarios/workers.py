@@ -7,6 +7,7 @@ import signal
 import time
 
 from payment_svc.adapters import LEDGER
+from payment_svc.consumers import GROUP as PAYMENT_GROUP
 from shopctl.chaos import store
 from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import Worker, kill, with_signal
@@ -14,7 +15,6 @@ from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import (
     HOLDING_POLL_S,
     HOLDING_WAIT_S,
-    PAYMENT_GROUP,
     Env,
     Scenario,
     count_held,
@@ -24,6 +24,7 @@ from shopctl.chaos.scenarios.base import (
     supervise,
 )
 from shoplib import events
+from shoplib.redis_conn import as_pending
 
 VICTIMS = ("payment", "payment-b", "notification")
 # Faults land between these fractions of the run's orders: with work before and after each.
@@ -141,7 +142,7 @@ async def _handed_while_stopped(run: Run, worker: Worker, stopped_for_s: float) 
     """Entries Redis delivered to the worker after it was stopped (its read was still blocked)."""
     rows = await run.client.xpending_range(events.ORDER_EVENTS, PAYMENT_GROUP, min="-", max="+", count=1000,
                                            consumername=worker.consumer)
-    return {store.s(r["message_id"]) for r in rows if r["time_since_delivered"] < stopped_for_s * 1000}
+    return {store.s(r["message_id"]) for r in as_pending(rows) if r["time_since_delivered"] < stopped_for_s * 1000}
 
 
 async def _stop_while_reading(run: Run, worker: Worker) -> tuple[float, set[str]]:
