@@ -10,8 +10,8 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 PROTOC := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos
 BASELINE := protos/baseline.binpb
 
-.PHONY: help venv tools gen check-gen lint-proto breaking baseline lint typecheck test test-fast up \
-        demo-sync demo-events streams dead-letters bench bench-events compare chaos clean
+.PHONY: help venv tools gen check-gen lint-proto breaking baseline lint typecheck test up \
+        demo-sync demo-events streams dead-letters bench bench-events compare chaos house clean
 
 help:
 	@echo "make demo-sync | demo-events   start the stack, place a few orders, show who did what, stop"
@@ -69,7 +69,7 @@ lint: venv
 typecheck: venv
 	@$(VENV)/bin/mypy
 
-test: tools check-gen lint-proto breaking lint
+test: tools check-gen lint-proto breaking lint typecheck
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
 up: venv
@@ -98,6 +98,10 @@ compare: venv
 
 chaos: venv
 	@$(PY) -m shopctl chaos
+
+# The house in figures: function and module sizes, file switches per order (issue 9's aim).
+house: venv
+	@$(PY) -m shopctl.house
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

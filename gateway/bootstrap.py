@@ -1,7 +1,9 @@
-"""Wires the gateway."""
+"""Wires the gateway. `wire` connects parts and does no I/O (tests pass fakes by keyword);
+`build` makes the real channel to the order service and hands it to `wire`."""
 
 from __future__ import annotations
 
+import grpc
 from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, order_service_pb2_grpc
 
 from gateway.config import Settings
@@ -11,9 +13,7 @@ from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
 
 
-async def build(settings: Settings | None = None) -> ServiceSpec:
-    settings = settings or Settings.from_env()
-    orders = grpc_client.channel(settings.order_addr)
+def wire(settings: Settings, orders: grpc.aio.Channel) -> ServiceSpec:
     api = GatewayServicer(order_service_pb2_grpc.OrderServiceStub(orders), settings.default_mode)
     return ServiceSpec(
         name="gateway",
@@ -23,3 +23,8 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         dependencies=[Dependency("order", grpc_health_probe(orders), continuous=False)],
         on_stop=[orders.close],
     )
+
+
+async def build(settings: Settings | None = None) -> ServiceSpec:
+    settings = settings or Settings.from_env()
+    return wire(settings, grpc_client.channel(settings.order_addr))

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from shop.v1 import types_pb2
 
 from shoplib.redis_conn import as_bytes
-from shoplib.tx import Ack, Committer
+from shoplib.tx import Ack, Committer, Once, Writes
 from shoplib.uow import Publisher, UnitOfWork
 
 
 class Reader(Protocol):
-    """What the notifications read, as redis.asyncio.Redis declares it."""
+    """What the notifications read, as redis.asyncio.Redis declares it (a read-only Sequence where
+    redis says list, so the in-memory twin's list[bytes] fits too)."""
 
     def get(self, name: str, /) -> Awaitable[bytes | str | None]: ...
-    def lrange(self, name: str, start: int, end: int, /) -> Awaitable[list[bytes | str]]: ...
+    def lrange(self, name: str, start: int, end: int, /) -> Awaitable[Sequence[bytes | str]]: ...
 
 
-class Notifications:
-    """Keys: notification:{order}:{kind} -> bytes (once, NX); notification:{order} -> list, oldest first."""
+class NotificationStore:
+    """Keys: notification:{order}:{kind} -> bytes (once, NX); notification:{order} -> list, oldest
+    first. Stages its writes into the unit's `writes`."""
 
-    def __init__(self, reader: Reader, uow: UnitOfWork) -> None:
-        self._reader, self._uow = reader, uow
+    def __init__(self, reader: Reader, writes: Writes) -> None:
+        self._reader, self._writes = reader, writes
 
     async def get(self, order_id: str, kind: types_pb2.NotificationKind.ValueType) -> types_pb2.Notification | None:
         raw = await self._reader.get(f"notification:{order_id}:{kind}")
@@ -33,15 +35,15 @@ class Notifications:
         return [types_pb2.Notification.FromString(as_bytes(raw))
                 for raw in await self._reader.lrange(f"notification:{order_id}", 0, -1)]
 
-    def record(self, note: types_pb2.Notification) -> tuple[str, bytes]:
-        """Stage the send; returns the once key that makes it happen once per (order, kind)."""
-        data = note.SerializeToString()
-        self._uow.writes.rpush(f"notification:{note.order_id}", data)
-        return f"notification:{note.order_id}:{note.kind}", data
+    def add(self, note: types_pb2.Notification) -> None:
+        self._writes.rpush(f"notification:{note.order_id}", note.SerializeToString())
+
+    def sent_once(self, note: types_pb2.Notification) -> Once:
+        return f"notification:{note.order_id}:{note.kind}", note.SerializeToString()
 
 
-class NotificationUnitOfWork(UnitOfWork):
-    def __init__(self, reader: Reader, committer: Committer, publisher: Publisher,
+class NotificationUnitOfWork(UnitOfWork[None]):
+    def __init__(self, reader: Reader, committer: Committer, publisher: Publisher[None],
                  ack: Ack | None = None) -> None:
         super().__init__(committer, publisher, ack)
-        self.notifications = Notifications(reader, self)
+        self.notifications = NotificationStore(reader, self.writes)

@@ -1,33 +1,40 @@
-"""Wires the notification service: real adapters by default."""
+"""Wires the notification service. `wire` connects parts and does no I/O (tests pass fakes by
+keyword); `build` makes the real clients and hands them to `wire`. Fault injection for the chaos
+suite's control runs happens here, at seams (shoplib.faults)."""
 
 from __future__ import annotations
 
-from shop.v1 import notification_service_pb2, notification_service_pb2_grpc
+from shop.v1 import notification_service_pb2, notification_service_pb2_grpc, types_pb2
 
-from notification_svc import consumers
-from notification_svc.adapters import NotificationUnitOfWork
+from notification_svc import consumers, handlers
+from notification_svc.adapters import NotificationUnitOfWork, Reader
 from notification_svc.config import Settings
 from notification_svc.grpc_api import NotificationServicer
+from shoplib import faults
+from shoplib.committers import PipelinedCommitter
+from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.store import Store
-from shoplib.streams import consumer as stream_consumer
-from shoplib.tx import PipelinedCommitter
+from shoplib.streams import bootstrap as stream_bootstrap
+from shoplib.tx import Committer
 from shoplib.uow import NoPublisher, StreamPublisher
 
 SOURCE = "/shop/notification-service"
 
 
-async def build(settings: Settings | None = None) -> ServiceSpec:
-    settings = settings or Settings.from_env()
-    store = Store.connect(settings.redis_url, f"notification-{settings.instance}")
+def dispatcher(reader: Reader, committer: Committer) -> Dispatcher[NotificationUnitOfWork, types_pb2.Notification]:
+    """The notification service's event handlers; NotificationSent goes to its stream (an audit trail)."""
+    outbox = StreamPublisher(SOURCE)
+    return Dispatcher(handlers.EVENT_HANDLERS, lambda ack: NotificationUnitOfWork(reader, committer, outbox, ack))
+
+
+def wire(settings: Settings, store: Store, *, committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = PipelinedCommitter(client)
+    committer = committer or faults.committer(PipelinedCommitter(client))
     sync_publisher = NoPublisher()  # in sync mode nobody listens to NotificationSent
     api = NotificationServicer(lambda: NotificationUnitOfWork(client, committer, sync_publisher))
-    outbox = StreamPublisher(SOURCE)
-    consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
-        f"notification-{settings.instance}", lambda ack: NotificationUnitOfWork(client, committer, outbox, ack)),
-        store.gate)
+    subscription = consumers.subscription(f"notification-{settings.instance}", dispatcher(client, committer))
+    consumer = stream_bootstrap.connect(settings.redis_url, client, committer, subscription, store.gate)
     name = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
     return ServiceSpec(
         name="notification",
@@ -40,3 +47,8 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         consumers=[consumer],
         on_stop=[client.aclose],
     )
+
+
+async def build(settings: Settings | None = None) -> ServiceSpec:
+    settings = settings or Settings.from_env()
+    return wire(settings, Store.connect(settings.redis_url, f"notification-{settings.instance}"))

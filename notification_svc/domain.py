@@ -7,18 +7,18 @@ import uuid
 from shop.v1 import types_pb2
 
 from shoplib import clock, money
+from shoplib.fields import id_violations, text_violations
 
 KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT,
                    types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED})
 
 
-def problems(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType) -> list[tuple[str, str]]:
-    found = [] if order_id.strip() else [("order_id", "must not be empty")]
-    if not customer_id.strip():
-        found.append(("customer_id", "must not be empty"))
+def violations(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType, reason: str = ""
+               ) -> list[tuple[str, str]]:
+    found = id_violations("order_id", order_id) + id_violations("customer_id", customer_id)
     if kind not in KINDS:
         found.append(("kind", "must be a NOTIFICATION_KIND other than UNSPECIFIED"))
-    return found
+    return found + text_violations("reason", reason)
 
 
 def compose(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType, amount: types_pb2.Money,

@@ -9,11 +9,11 @@ from shop.v1 import notification_service_pb2 as pb
 from shop.v1 import notification_service_pb2_grpc
 
 from notification_svc import handlers
-from notification_svc.adapters import NotificationUnitOfWork
+from notification_svc.ports import UnitOfWork
 
 
 class NotificationServicer(notification_service_pb2_grpc.NotificationServiceServicer):
-    def __init__(self, unit_of_work: Callable[[], NotificationUnitOfWork]) -> None:
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork]) -> None:
         self._uow = unit_of_work
 
     async def SendNotification(

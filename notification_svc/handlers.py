@@ -1,32 +1,67 @@
-"""Notification decisions, shared by both modes."""
+"""Notification decisions, shared by both modes. Depends on notification_svc.ports only:
+importing this loads neither grpc nor redis."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from google.protobuf.message import Message
 from shop.v1 import events_pb2, notification_service_pb2, types_pb2
 
 from notification_svc import domain
-from notification_svc.adapters import NotificationUnitOfWork
+from notification_svc.ports import UnitOfWork
 from shoplib import errors, log
+from shoplib.fields import id_violations
 
 _logger = log.get("notification_svc")
+Request = notification_service_pb2.SendNotificationRequest
 
 
-async def send(cmd: notification_service_pb2.SendNotificationRequest, uow: NotificationUnitOfWork
-               ) -> types_pb2.Notification:
+async def send(cmd: Request, uow: UnitOfWork) -> types_pb2.Notification:
     """Send one notification per (order, kind); a repeat returns the one already sent."""
-    if violations := domain.problems(cmd.order_id, cmd.customer_id, cmd.kind):
+    if violations := domain.violations(cmd.order_id, cmd.customer_id, cmd.kind, cmd.reason):
         raise errors.InvalidArgument(violations)
     log.bind(order_id=cmd.order_id)
     note = domain.compose(cmd.order_id, cmd.customer_id, cmd.kind, cmd.amount, cmd.reason)
     uow.emit(events_pb2.NotificationSent(notification=note))
-    if await uow.commit(once=uow.notifications.record(note)):
+    uow.notifications.add(note)
+    if await uow.commit(once=uow.notifications.sent_once(note)):
         _logger.info("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
         await uow.publish()
         return note
     return await uow.notifications.get(cmd.order_id, cmd.kind) or note  # sent before
 
 
-async def list_for_order(order_id: str, uow: NotificationUnitOfWork) -> list[types_pb2.Notification]:
-    if not order_id.strip():
-        raise errors.InvalidArgument([("order_id", "must not be empty")])
+async def list_for_order(order_id: str, uow: UnitOfWork) -> list[types_pb2.Notification]:
+    if violations := id_violations("order_id", order_id):
+        raise errors.InvalidArgument(violations)
     return await uow.notifications.list(order_id)
+
+
+async def order_placed(event: events_pb2.OrderPlaced, uow: UnitOfWork) -> types_pb2.Notification:
+    order = event.order
+    return await send(Request(order_id=order.order_id, customer_id=order.customer_id,
+                              kind=types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, amount=order.total), uow)
+
+
+async def payment_succeeded(event: events_pb2.PaymentSucceeded, uow: UnitOfWork) -> types_pb2.Notification:
+    return await _payment_notice(event.payment, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT, uow)
+
+
+async def payment_declined(event: events_pb2.PaymentDeclined, uow: UnitOfWork) -> types_pb2.Notification:
+    return await _payment_notice(event.payment, types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED, uow)
+
+
+async def _payment_notice(payment: types_pb2.Payment, kind: types_pb2.NotificationKind.ValueType,
+                          uow: UnitOfWork) -> types_pb2.Notification:
+    return await send(Request(order_id=payment.order_id, customer_id=payment.customer_id, kind=kind,
+                              amount=payment.amount, reason=payment.decline_reason), uow)
+
+
+# What each event tells the customer, by event type (the stream consumer dispatches through it).
+EVENT_HANDLERS: Mapping[type[Message], Callable[[Any, UnitOfWork], Awaitable[types_pb2.Notification]]] = {
+    events_pb2.OrderPlaced: order_placed,
+    events_pb2.PaymentSucceeded: payment_succeeded,
+    events_pb2.PaymentDeclined: payment_declined,
+}

@@ -1,62 +1,65 @@
-"""Wires the order service: real adapters by default, fakes by keyword (tests)."""
+"""Wires the order service. `wire` connects parts and does no I/O (tests pass fakes by keyword);
+`build` makes the real clients and hands them to `wire`. Fault injection for the chaos suite's
+control runs happens here, at seams (shoplib.faults), never in the code a request runs through."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import grpc
 from shop.v1 import order_service_pb2, order_service_pb2_grpc, types_pb2
 
-from order_svc import consumers, handlers
-from order_svc.adapters import OrderUnitOfWork, OrderUpdates, Reader, SyncChain
+from order_svc import consumers, domain, handlers
+from order_svc.adapters import OrderUnitOfWork, Reader, SyncChain
 from order_svc.config import Settings
 from order_svc.grpc_api import OrderServicer
 from order_svc.reconciler import Reconciler
-from shoplib import grpc_client
+from order_svc.updates import OrderUpdates
+from shoplib import faults, grpc_client
+from shoplib.committers import PipelinedCommitter
+from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
 from shoplib.store import Store
-from shoplib.streams import consumer as stream_consumer
-from shoplib.tx import Committer, PipelinedCommitter
+from shoplib.streams import bootstrap as stream_bootstrap
+from shoplib.tx import Committer
 from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/order-service"
+UnitOfWorkFactory = Callable[[types_pb2.FlowMode.ValueType], OrderUnitOfWork]
 
 
 def unit_of_work_factory(reader: Reader, committer: Committer,
-                         publishers: dict[types_pb2.FlowMode.ValueType, Publisher]
-                         ) -> Callable[[types_pb2.FlowMode.ValueType], OrderUnitOfWork]:
+                         publishers: dict[types_pb2.FlowMode.ValueType, Publisher[types_pb2.Order]]
+                         ) -> UnitOfWorkFactory:
     """A unit of work whose publisher is the order's mode: the only place the mode is looked at."""
     fallback = NoPublisher()
     return lambda mode: OrderUnitOfWork(reader, committer, publishers.get(mode, fallback))
 
 
-async def build(settings: Settings | None = None) -> ServiceSpec:
-    settings = settings or Settings.from_env()
-    store = Store.connect(settings.redis_url, f"order-{settings.instance}")
+def dispatcher(reader: Reader, committer: Committer) -> Dispatcher[OrderUnitOfWork, types_pb2.Order]:
+    """The one event-handler table, with a unit of work per event (acknowledging it when consumed)."""
+    return Dispatcher(handlers.EVENT_HANDLERS, lambda ack: OrderUnitOfWork(reader, committer, NoPublisher(), ack))
+
+
+def reconciler(unit_of_work: UnitOfWorkFactory, settings: Settings) -> Reconciler:
+    modes = {types_pb2.FLOW_MODE_SYNC: settings.resume_after_ms, types_pb2.FLOW_MODE_EVENTS: settings.redrive_after_ms}
+    names = {types_pb2.FLOW_MODE_SYNC: "no_resume", types_pb2.FLOW_MODE_EVENTS: "no_redrive"}
+    return Reconciler(unit_of_work, faults.reconciled(modes, names))
+
+
+def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notification: grpc.aio.Channel, *,
+         committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = PipelinedCommitter(client)
-    payment, notification = grpc_client.channel(settings.payment_addr), grpc_client.channel(settings.notification_addr)
-
-    async def settle(order: types_pb2.Order, outcome: types_pb2.Payment) -> types_pb2.Order:
-        return await handlers.settle_order(outcome, OrderUnitOfWork(client, committer, NoPublisher()), order)
-
-    chain = SyncChain(notification, payment, settle)
-    publishers: dict[types_pb2.FlowMode.ValueType, Publisher] = {
-        types_pb2.FLOW_MODE_SYNC: chain,
-        types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE),
-    }
+    committer = committer or faults.committer(PipelinedCommitter(client))
+    events = dispatcher(client, committer)
+    unit_of_work = unit_of_work_factory(client, committer, {
+        types_pb2.FLOW_MODE_SYNC: SyncChain(notification, payment, events),
+        types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE)})
     updates = OrderUpdates(client)
-    unit_of_work = unit_of_work_factory(client, committer, publishers)
-    reconciler = Reconciler(unit_of_work, settings.resume_after_ms, settings.redrive_after_ms)
-    consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
-        f"order-{settings.instance}", lambda ack: OrderUnitOfWork(client, committer, NoPublisher(), ack)),
-        store.gate)
-    api = OrderServicer(unit_of_work, updates.watch)
-
-    async def close() -> None:
-        await payment.close()
-        await notification.close()
-        await client.aclose()
+    consumer = stream_bootstrap.connect(settings.redis_url, client, committer,
+                                       consumers.subscription(f"order-{settings.instance}", events), store.gate)
+    api = OrderServicer(unit_of_work, updates.watch, faults.validator(domain.violations))
 
     return ServiceSpec(
         name="order",
@@ -66,8 +69,14 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
         dependencies=[*store.dependencies(),
                       Dependency("payment", grpc_health_probe(payment), continuous=False),
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
-        background=[updates.run, reconciler.run],
+        background=[updates.run, reconciler(unit_of_work, settings).run],
         consumers=[consumer],
-        on_stop=[close],
+        on_stop=[payment.close, notification.close, client.aclose],
         start_checks=[store.check_settings],
     )
+
+
+async def build(settings: Settings | None = None) -> ServiceSpec:
+    settings = settings or Settings.from_env()
+    return wire(settings, Store.connect(settings.redis_url, f"order-{settings.instance}"),
+                grpc_client.channel(settings.payment_addr), grpc_client.channel(settings.notification_addr))

@@ -8,41 +8,34 @@ import uuid
 from shop.v1 import types_pb2
 
 from shoplib import clock, money
-from shoplib.bounds import MAX_AMOUNT_MINOR, MAX_ID_LENGTH, MAX_LINES, MAX_QUANTITY
+from shoplib.bounds import MAX_AMOUNT_MINOR, MAX_LINES, MAX_QUANTITY
+from shoplib.fields import id_violations
 
 TERMINAL = frozenset({types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED})
 MODES = frozenset({types_pb2.FLOW_MODE_SYNC, types_pb2.FLOW_MODE_EVENTS})
 
 
-def _id_problems(field: str, value: str) -> list[tuple[str, str]]:
-    if not value.strip():
-        return [(field, "must not be empty")]
-    if len(value) > MAX_ID_LENGTH or not value.isprintable():
-        return [(field, f"must be at most {MAX_ID_LENGTH} printable characters")]
-    return []
-
-
-def _line_problems(index: int, line: types_pb2.OrderLine) -> list[tuple[str, str]]:
+def _line_violations(index: int, line: types_pb2.OrderLine) -> list[tuple[str, str]]:
     field = f"lines[{index}]"
-    found = _id_problems(f"{field}.product_id", line.product_id)
+    found = id_violations(f"{field}.product_id", line.product_id)
     if not 1 <= line.quantity <= MAX_QUANTITY:
         found.append((f"{field}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
     if not line.HasField("unit_price"):
         return [*found, (f"{field}.unit_price", "is required")]
-    return found + money.problems(f"{field}.unit_price", line.unit_price)
+    return found + money.violations(f"{field}.unit_price", line.unit_price)
 
 
-def problems(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
+def violations(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
              mode: types_pb2.FlowMode.ValueType) -> list[tuple[str, str]]:
     """Every field violation of an order request; empty when the order is valid."""
-    found = _id_problems("idempotency_key", idempotency_key) + _id_problems("customer_id", customer_id)
+    found = id_violations("idempotency_key", idempotency_key) + id_violations("customer_id", customer_id)
     if not lines:
         found.append(("lines", "must contain at least one line"))
     elif len(lines) > MAX_LINES:
         found.append(("lines", f"must contain at most {MAX_LINES} lines"))
     else:
         for index, line in enumerate(lines):
-            found += _line_problems(index, line)
+            found += _line_violations(index, line)
         currencies = {line.unit_price.currency_code for line in lines}
         if len(currencies) > 1:
             found.append(("lines", f"must share one currency, got {sorted(currencies)}"))

@@ -8,19 +8,19 @@ import grpc
 from shop.v1 import order_service_pb2 as pb
 from shop.v1 import order_service_pb2_grpc, types_pb2
 
-from order_svc import handlers
-from order_svc.adapters import OrderUnitOfWork
+from order_svc import domain, handlers
+from order_svc.ports import UnitOfWork, Validate, Watch
 
 
 class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
-    def __init__(self, unit_of_work: Callable[[types_pb2.FlowMode.ValueType], OrderUnitOfWork],
-                 watch: handlers.Watch) -> None:
-        self._uow, self._watch = unit_of_work, watch
+    def __init__(self, unit_of_work: Callable[[types_pb2.FlowMode.ValueType], UnitOfWork], watch: Watch,
+                 validate: Validate = domain.violations) -> None:
+        self._uow, self._watch, self._validate = unit_of_work, watch, validate
 
     async def CreateOrder(self, request: pb.CreateOrderRequest,
                           context: grpc.aio.ServicerContext[pb.CreateOrderRequest, pb.CreateOrderResponse]
                           ) -> pb.CreateOrderResponse:
-        order = await handlers.place_order(request, self._uow(request.mode))
+        order = await handlers.place_order(request, self._uow(request.mode), self._validate)
         return pb.CreateOrderResponse(order=order)
 
     async def FetchOrder(self, request: pb.FetchOrderRequest,

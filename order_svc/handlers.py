@@ -1,39 +1,42 @@
-"""Order decisions, shared by both modes: place an order, settle it, show it."""
+"""Order decisions, shared by both modes: place an order, settle it, show it.
+
+Depends on order_svc.ports only: importing this loads neither grpc nor redis.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
+from google.protobuf.message import Message
 from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
 from order_svc import domain
-from order_svc.adapters import RESYNC_S, OrderUnitOfWork
-from shoplib import errors, faults, log
+from order_svc.ports import RESYNC_S, UnitOfWork, Validate, Watch
+from shoplib import errors, fields, log
 
 _logger = log.get("order_svc")
-Watch = Callable[[str], AbstractAsyncContextManager[asyncio.Queue[types_pb2.Order]]]
 
 
-async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: OrderUnitOfWork) -> types_pb2.Order:
+async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: UnitOfWork,
+                      validate: Validate = domain.violations) -> types_pb2.Order:
     """Store a new order with its OrderPlaced event, or return the one this key already placed.
     Optimistic: the commit's once key (the idempotency key) tells a retry from a new order."""
     lines = list(cmd.lines)
-    violations = domain.problems(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode)
-    if violations and not faults.fires("skip_validation"):  # control runs only (faults.py)
+    if violations := validate(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode):
         raise errors.InvalidArgument(violations)
     fingerprint = domain.fingerprint(cmd.customer_id, lines, cmd.mode)
     order = domain.new_order(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode)
     log.bind(order_id=order.order_id)
     uow.orders.add(order)
     uow.emit(events_pb2.OrderPlaced(order=order))
-    if not await uow.commit(once=uow.orders.claim(cmd.idempotency_key, fingerprint, order.order_id)):
-        return await _replay(fingerprint, await uow.orders.claimed(cmd.idempotency_key), uow)
+    if not await uow.commit(once=uow.orders.reservation(cmd.idempotency_key, fingerprint, order.order_id)):
+        return await _replay(fingerprint, await uow.orders.reserved(cmd.idempotency_key), uow)
     _logger.info("order.placed", total_minor=order.total.amount_minor, mode=types_pb2.FlowMode.Name(order.mode))
     try:
-        return _latest(await uow.publish(), order)
+        return await uow.publish() or order  # sync: the settled order; events: as stored (PENDING)
     except errors.Unavailable as exc:
         raise _stored_but_unfinished(exc, order) from None
 
@@ -46,51 +49,47 @@ def _stored_but_unfinished(exc: errors.Unavailable, order: types_pb2.Order) -> e
         {**exc.metadata, "order_id": order.order_id, "idempotency_key": order.idempotency_key})
 
 
-def _latest(results: list[object], order: types_pb2.Order) -> types_pb2.Order:
-    """The settled order when the sync chain ran, else the order as stored (events: PENDING)."""
-    return next((r for r in reversed(results) if isinstance(r, types_pb2.Order)), order)
-
-
-async def _replay(fingerprint: str, claimed: tuple[str, str] | None, uow: OrderUnitOfWork) -> types_pb2.Order:
+async def _replay(fingerprint: str, reserved: tuple[str, str] | None, uow: UnitOfWork) -> types_pb2.Order:
     """A retry with a known key: same request → same order (resumed if still pending)."""
-    if claimed is None or claimed[0] != fingerprint:
+    if reserved is None or reserved[0] != fingerprint:
         raise errors.AlreadyExists("idempotency_key was already used for a different order",
                                    reason="IDEMPOTENCY_KEY_REUSED")
-    order = await _existing(claimed[1], uow)
+    order = await _existing(reserved[1], uow)
     log.bind(order_id=order.order_id)
     _logger.info("order.replayed", status=types_pb2.OrderStatus.Name(order.status))
     if order.status not in domain.TERMINAL:
         try:
-            order = _latest(await uow.redeliver(events_pb2.OrderPlaced(order=order)), order)
+            order = await uow.resend(events_pb2.OrderPlaced(order=order)) or order
         except errors.Unavailable as exc:
             raise _stored_but_unfinished(exc, order) from None
     return order
 
 
-async def _existing(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:
+async def _existing(order_id: str, uow: UnitOfWork) -> types_pb2.Order:
     order = await uow.orders.get(order_id)
     if order is None:
         raise errors.NotFound(f"order {order_id!r} not found")
     return order
 
 
-async def settle_order(payment: types_pb2.Payment, uow: OrderUnitOfWork,
-                       order: types_pb2.Order | None = None) -> types_pb2.Order:
-    """Move the order to PAID or PAYMENT_DECLINED, once. `order`, when the caller has it, saves a read."""
+async def settle_order(event: events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined, uow: UnitOfWork
+                       ) -> types_pb2.Order:
+    """Move the order to PAID or PAYMENT_DECLINED, once, by its payment's outcome."""
+    payment = event.payment
     log.bind(order_id=payment.order_id)
-    order = order or await _existing(payment.order_id, uow)
+    order = await _existing(payment.order_id, uow)
     if order.status in domain.TERMINAL:
         return order
     settled = domain.settle(order, payment)
     uow.orders.add(settled)
-    if not await uow.commit(once=uow.orders.settled_marker(order.order_id)):
+    if not await uow.commit(once=uow.orders.settlement(order.order_id)):
         return await _existing(order.order_id, uow)  # settled before, maybe by another path
     _logger.info("order.settled", status=types_pb2.OrderStatus.Name(settled.status))
     await uow.publish()
     return settled
 
 
-async def resume_order(order: types_pb2.Order, uow: OrderUnitOfWork, now_ms: int) -> types_pb2.Order:
+async def resume_order(order: types_pb2.Order, uow: UnitOfWork, now_ms: int) -> types_pb2.Order:
     """Finish the flow of an order left PENDING: sync mode calls the chain again (its caller gave
     up, a service was down); events mode re-drives it, publishing its OrderPlaced anew (an event
     lost or stuck somewhere). Every step downstream is idempotent, so either is safe to repeat."""
@@ -101,16 +100,16 @@ async def resume_order(order: types_pb2.Order, uow: OrderUnitOfWork, now_ms: int
                  mode=types_pb2.FlowMode.Name(order.mode))
     if order.mode == types_pb2.FLOW_MODE_EVENTS:
         uow.orders.redriven(order.order_id, now_ms)
-    return _latest(await uow.republish(events_pb2.OrderPlaced(order=order)), order)
+    return await uow.republish(events_pb2.OrderPlaced(order=order)) or order
 
 
-async def get_order(order_id: str, uow: OrderUnitOfWork) -> types_pb2.Order:
-    if not order_id.strip():
-        raise errors.InvalidArgument([("order_id", "must not be empty")])
+async def get_order(order_id: str, uow: UnitOfWork) -> types_pb2.Order:
+    if violations := fields.id_violations("order_id", order_id):
+        raise errors.InvalidArgument(violations)
     return await _existing(order_id, uow)
 
 
-async def follow_order(order_id: str, uow: OrderUnitOfWork, watch: Watch) -> AsyncIterator[types_pb2.Order]:
+async def follow_order(order_id: str, uow: UnitOfWork, watch: Watch) -> AsyncIterator[types_pb2.Order]:
     """The order now and at every status change, until terminal (subscribe first, then read,
     so no change between the two is missed)."""
     async with watch(order_id) as updates:
@@ -124,3 +123,11 @@ async def follow_order(order_id: str, uow: OrderUnitOfWork, watch: Watch) -> Asy
             if latest.status != order.status:
                 yield latest
             order = latest
+
+
+# The order service's event handlers, by event type: the stream consumer (payment-events) and
+# the sync chain (a Charge reply turned into the same event) both dispatch through this table.
+EVENT_HANDLERS: Mapping[type[Message], Callable[[Any, UnitOfWork], Awaitable[types_pb2.Order]]] = {
+    events_pb2.PaymentSucceeded: settle_order,
+    events_pb2.PaymentDeclined: settle_order,
+}

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from shop.v1 import types_pb2
 
 from order_svc import domain, handlers
-from order_svc.adapters import OrderUnitOfWork
-from shoplib import errors, faults, log, outage
+from order_svc.ports import UnitOfWork
+from shoplib import errors, log, outage
 
 # Sync orders younger than this are left to their caller (it may still be waiting or retrying).
 RESUME_AFTER_MS = 10_000
@@ -31,10 +31,12 @@ _logger = log.get("order_svc.reconciler")
 
 
 class Reconciler:
-    def __init__(self, unit_of_work: Callable[[types_pb2.FlowMode.ValueType], OrderUnitOfWork],
-                 resume_after_ms: int = RESUME_AFTER_MS, redrive_after_ms: int = REDRIVE_AFTER_MS) -> None:
+    def __init__(self, unit_of_work: Callable[[types_pb2.FlowMode.ValueType], UnitOfWork],
+                 after_ms: Mapping[types_pb2.FlowMode.ValueType, int] | None = None) -> None:
+        """`after_ms`: per mode it recovers, how old a PENDING order must be (default: both modes)."""
         self._uow = unit_of_work
-        self._after = {types_pb2.FLOW_MODE_SYNC: resume_after_ms, types_pb2.FLOW_MODE_EVENTS: redrive_after_ms}
+        self._after = dict(after_ms if after_ms is not None else {
+            types_pb2.FLOW_MODE_SYNC: RESUME_AFTER_MS, types_pb2.FLOW_MODE_EVENTS: REDRIVE_AFTER_MS})
 
     async def run(self) -> None:
         while True:
@@ -50,8 +52,6 @@ class Reconciler:
         """Resume or re-drive the orders due now; returns how many are settled afterwards."""
         settled = 0
         for mode, after_ms in self._after.items():
-            if faults.fires("no_resume" if mode == types_pb2.FLOW_MODE_SYNC else "no_redrive"):  # control runs
-                continue
             now_ms = int(time.time() * 1000)
             for order_id in await self._uow(mode).orders.pending(mode, now_ms - after_ms, BATCH):
                 settled += await self._resume(order_id, mode, now_ms)

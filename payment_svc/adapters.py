@@ -1,4 +1,4 @@
-"""Payment adapters: the Redis payment store and the sync-mode receipt call."""
+"""Payment adapters (payment_svc.ports): the Redis payment store and the sync-mode receipt call."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from shop.v1 import events_pb2, notification_service_pb2, notification_service_p
 
 from shoplib import grpc_client
 from shoplib.redis_conn import as_bytes
-from shoplib.tx import Ack, Committer
+from shoplib.tx import Ack, Committer, Once, Writes
 from shoplib.uow import Publisher, UnitOfWork
 
 LEDGER = "payment:ledger"  # one entry per charge ever made: what "charged exactly once" is checked on
@@ -23,27 +23,29 @@ class Reader(Protocol):
     def get(self, name: str, /) -> Awaitable[bytes | str | None]: ...
 
 
-class Payments:
-    """Keys: payment:{order id} -> Payment bytes (written once, NX); payment:ledger (list)."""
+class PaymentStore:
+    """Keys: payment:{order id} -> Payment bytes (written once, NX); payment:ledger (list).
+    Stages its writes into the unit's `writes`."""
 
-    def __init__(self, reader: Reader, uow: UnitOfWork) -> None:
-        self._reader, self._uow = reader, uow
+    def __init__(self, reader: Reader, writes: Writes) -> None:
+        self._reader, self._writes = reader, writes
 
     async def get(self, order_id: str) -> types_pb2.Payment | None:
         raw = await self._reader.get(f"payment:{order_id}")
         return None if raw is None else types_pb2.Payment.FromString(as_bytes(raw))
 
-    def record(self, payment: types_pb2.Payment) -> tuple[str, bytes]:
-        """Stage the ledger entry; returns the once key that makes the whole charge happen once."""
-        self._uow.writes.rpush(LEDGER, payment.order_id)
+    def add(self, payment: types_pb2.Payment) -> None:
+        self._writes.rpush(LEDGER, payment.order_id)
+
+    def charge_once(self, payment: types_pb2.Payment) -> Once:
         return f"payment:{payment.order_id}", payment.SerializeToString()
 
 
-class PaymentUnitOfWork(UnitOfWork):
-    def __init__(self, reader: Reader, committer: Committer, publisher: Publisher,
+class PaymentUnitOfWork(UnitOfWork[None]):
+    def __init__(self, reader: Reader, committer: Committer, publisher: Publisher[None],
                  ack: Ack | None = None) -> None:
         super().__init__(committer, publisher, ack)
-        self.payments = Payments(reader, self)
+        self.payments = PaymentStore(reader, self.writes)
 
 
 _KIND = {
@@ -58,19 +60,21 @@ class SyncReceipts:
     def __init__(self, notification: grpc.aio.Channel) -> None:
         self._notify = notification_service_pb2_grpc.NotificationServiceStub(notification)
 
-    def stage(self, emitted: Sequence[Message], writes: object) -> None:
+    def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
         return None
 
-    async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
-        sent: list[object] = []
+    async def after_commit(self, emitted: Sequence[Message]) -> None:
         for event in emitted:
-            payment = event.payment  # type: ignore[attr-defined]
-            await grpc_client.invoke("notification", self._notify.SendNotification(
-                notification_service_pb2.SendNotificationRequest(
-                    order_id=payment.order_id, customer_id=payment.customer_id, kind=_KIND[type(event)],
-                    amount=payment.amount, reason=payment.decline_reason), **grpc_client.call_options()))
-            sent.append(event)
-        return sent
+            # The payment handlers emit only these two (domain.outcome_event).
+            assert isinstance(event, events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined)
+            await self._send(event)
 
-    async def redeliver(self, emitted: Sequence[Message]) -> list[object]:
-        return await self.after_commit(emitted)
+    async def resend(self, emitted: Sequence[Message]) -> None:
+        await self.after_commit(emitted)
+
+    async def _send(self, event: events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined) -> None:
+        payment = event.payment
+        await grpc_client.invoke("notification", self._notify.SendNotification(
+            notification_service_pb2.SendNotificationRequest(
+                order_id=payment.order_id, customer_id=payment.customer_id, kind=_KIND[type(event)],
+                amount=payment.amount, reason=payment.decline_reason), **grpc_client.call_options()))

@@ -1,42 +1,54 @@
-"""Wires the payment service: real adapters by default."""
+"""Wires the payment service. `wire` connects parts and does no I/O (tests pass fakes by keyword);
+`build` makes the real clients and hands them to `wire`. Fault injection for the chaos suite's
+control runs happens here, at seams (shoplib.faults)."""
 
 from __future__ import annotations
 
-from shop.v1 import payment_service_pb2, payment_service_pb2_grpc
+import functools
 
-from payment_svc import consumers, domain
-from payment_svc.adapters import PaymentUnitOfWork, SyncReceipts
+import grpc
+from shop.v1 import events_pb2, payment_service_pb2, payment_service_pb2_grpc, types_pb2
+
+from payment_svc import consumers, domain, handlers
+from payment_svc.adapters import PaymentUnitOfWork, Reader, SyncReceipts
 from payment_svc.config import Settings
 from payment_svc.grpc_api import PaymentServicer
-from shoplib import grpc_client
+from shoplib import faults, grpc_client
+from shoplib.committers import PipelinedCommitter
+from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
 from shoplib.store import Store
-from shoplib.streams import consumer as stream_consumer
-from shoplib.tx import PipelinedCommitter
+from shoplib.streams import bootstrap as stream_bootstrap
+from shoplib.tx import Committer
 from shoplib.uow import StreamPublisher
 
 SOURCE = "/shop/payment-service"
 
 
-async def build(settings: Settings | None = None) -> ServiceSpec:
-    settings = settings or Settings.from_env()
-    store = Store.connect(settings.redis_url, f"payment-{settings.instance}")
-    client = store.client
-    committer = PipelinedCommitter(client)
-    notification = grpc_client.channel(settings.notification_addr)
-    receipts = SyncReceipts(notification)
-    rules = domain.Rules(decline_above_minor=settings.decline_above_minor)
-    delay_s = settings.delay_ms / 1000
-    api = PaymentServicer(lambda: PaymentUnitOfWork(client, committer, receipts), rules, delay_s)
-    outbox = StreamPublisher(SOURCE)
-    consumer = stream_consumer.connect(settings.redis_url, client, committer, consumers.subscription(
-        f"payment-{settings.instance}", lambda ack: PaymentUnitOfWork(client, committer, outbox, ack), rules, delay_s),
-        store.gate)
+def rules_of(settings: Settings) -> domain.Rules:
+    return domain.Rules(decline_above_minor=settings.decline_above_minor)
 
-    async def close() -> None:
-        await notification.close()
-        await client.aclose()
+
+def dispatcher(reader: Reader, committer: Committer, settings: Settings
+               ) -> Dispatcher[PaymentUnitOfWork, types_pb2.Payment]:
+    """The payment service's event handlers, with a unit of work per event that publishes its
+    outcome in the same commit (the outbox)."""
+    charge = functools.partial(handlers.order_placed, rules=rules_of(settings), delay_s=settings.delay_ms / 1000)
+    outbox = StreamPublisher(SOURCE)
+    return Dispatcher({events_pb2.OrderPlaced: charge},
+                      lambda ack: PaymentUnitOfWork(reader, committer, outbox, ack))
+
+
+def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
+         committer: Committer | None = None) -> ServiceSpec:
+    client = store.client
+    committer = committer or faults.committer(PipelinedCommitter(client))
+    receipts = SyncReceipts(notification)
+    api = PaymentServicer(lambda: PaymentUnitOfWork(client, committer, receipts), rules_of(settings),
+                          settings.delay_ms / 1000)
+    subscription = consumers.subscription(f"payment-{settings.instance}", dispatcher(client, committer, settings))
+    consumer = stream_bootstrap.connect(settings.redis_url, client, committer, subscription, store.gate)
 
     return ServiceSpec(
         name="payment",
@@ -47,5 +59,11 @@ async def build(settings: Settings | None = None) -> ServiceSpec:
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
         start_checks=[store.check_settings],
         consumers=[consumer],
-        on_stop=[close],
+        on_stop=[notification.close, client.aclose],
     )
+
+
+async def build(settings: Settings | None = None) -> ServiceSpec:
+    settings = settings or Settings.from_env()
+    return wire(settings, Store.connect(settings.redis_url, f"payment-{settings.instance}"),
+                grpc_client.channel(settings.notification_addr))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from shop.v1 import events_pb2, types_pb2
 
 from shoplib import clock, money
+from shoplib.fields import id_violations
 
 
 @dataclass(frozen=True)
@@ -15,11 +16,9 @@ class Rules:
     decline_above_minor: int = 100_000  # 1,000.00 in the order's currency
 
 
-def problems(order_id: str, customer_id: str, amount: types_pb2.Money) -> list[tuple[str, str]]:
-    found = [] if order_id.strip() else [("order_id", "must not be empty")]
-    if not customer_id.strip():
-        found.append(("customer_id", "must not be empty"))
-    return found + money.problems("amount", amount)
+def violations(order_id: str, customer_id: str, amount: types_pb2.Money) -> list[tuple[str, str]]:
+    found = id_violations("order_id", order_id) + id_violations("customer_id", customer_id)
+    return found + money.violations("amount", amount)
 
 
 def decide(order_id: str, customer_id: str, amount: types_pb2.Money, rules: Rules) -> types_pb2.Payment:

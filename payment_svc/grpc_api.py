@@ -9,11 +9,11 @@ from shop.v1 import payment_service_pb2 as pb
 from shop.v1 import payment_service_pb2_grpc
 
 from payment_svc import domain, handlers
-from payment_svc.adapters import PaymentUnitOfWork
+from payment_svc.ports import UnitOfWork
 
 
 class PaymentServicer(payment_service_pb2_grpc.PaymentServiceServicer):
-    def __init__(self, unit_of_work: Callable[[], PaymentUnitOfWork], rules: domain.Rules,
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], rules: domain.Rules,
                  delay_s: float) -> None:
         self._uow, self._rules, self._delay_s = unit_of_work, rules, delay_s
 

@@ -1,30 +1,33 @@
-"""Payment decisions, shared by both modes."""
+"""Payment decisions, shared by both modes. Depends on payment_svc.ports only: importing this
+loads neither grpc nor redis."""
 
 from __future__ import annotations
 
 import asyncio
 
-from shop.v1 import payment_service_pb2, types_pb2
+from shop.v1 import events_pb2, payment_service_pb2, types_pb2
 
 from payment_svc import domain
-from payment_svc.adapters import PaymentUnitOfWork
+from payment_svc.ports import UnitOfWork
 from shoplib import errors, log
+from shoplib.fields import id_violations
 
 _logger = log.get("payment_svc")
 
 
-async def charge(cmd: payment_service_pb2.ChargeRequest, uow: PaymentUnitOfWork, rules: domain.Rules,
+async def charge(cmd: payment_service_pb2.ChargeRequest, uow: UnitOfWork, rules: domain.Rules,
                  delay_s: float = 0.0) -> types_pb2.Payment:
     """Charge the order once, ever: a repeat returns the first outcome and charges nothing.
     Optimistic: the commit itself finds out (once key) whether the order was charged before."""
-    if violations := domain.problems(cmd.order_id, cmd.customer_id, cmd.amount):
+    if violations := domain.violations(cmd.order_id, cmd.customer_id, cmd.amount):
         raise errors.InvalidArgument(violations)
     log.bind(order_id=cmd.order_id)
     if delay_s:
         await asyncio.sleep(delay_s)
     payment = domain.decide(cmd.order_id, cmd.customer_id, cmd.amount, rules)
     uow.emit(domain.outcome_event(payment))
-    if await uow.commit(once=uow.payments.record(payment)):
+    uow.payments.add(payment)
+    if await uow.commit(once=uow.payments.charge_once(payment)):
         _logger.info("payment.charged", payment_id=payment.payment_id,
                      status=types_pb2.PaymentStatus.Name(payment.status), amount_minor=payment.amount.amount_minor)
         await uow.publish()
@@ -34,10 +37,18 @@ async def charge(cmd: payment_service_pb2.ChargeRequest, uow: PaymentUnitOfWork,
     return existing
 
 
-async def get_payment(order_id: str, uow: PaymentUnitOfWork) -> types_pb2.Payment:
-    if not order_id.strip():
-        raise errors.InvalidArgument([("order_id", "must not be empty")])
+async def get_payment(order_id: str, uow: UnitOfWork) -> types_pb2.Payment:
+    if violations := id_violations("order_id", order_id):
+        raise errors.InvalidArgument(violations)
     payment = await uow.payments.get(order_id)
     if payment is None:
         raise errors.NotFound(f"no payment for order {order_id!r}")
     return payment
+
+
+async def order_placed(event: events_pb2.OrderPlaced, uow: UnitOfWork, rules: domain.Rules,
+                       delay_s: float = 0.0) -> types_pb2.Payment:
+    """Events mode: an order was placed, so charge it."""
+    order = event.order
+    return await charge(payment_service_pb2.ChargeRequest(
+        order_id=order.order_id, customer_id=order.customer_id, amount=order.total), uow, rules, delay_s)

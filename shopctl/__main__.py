@@ -47,7 +47,7 @@ def main(argv: list[str]) -> None:
     compare = sub.add_parser("compare", help="both modes side by side: latency, outcome, payment down/slow, CPU")
     compare.add_argument("--quick", action="store_true", help="a small run (under a minute), as the tests use")
     compare.add_argument("--results", default="results", help="folder for compare-<timestamp>/ and latest/")
-    chaos = sub.add_parser("chaos", help="inject real faults, drain, check every order (issue 5's scenarios)")
+    chaos = sub.add_parser("chaos", help="inject real faults, drain, check every order; every scenario has a control")
     chaos.add_argument("--quick", action="store_true", help="the reduced sizes, as the tests use")
     chaos.add_argument("--only", action="append", metavar="SCENARIO", help="number or name; repeatable")
     chaos.add_argument("--seed", type=int, default=None, help="reuse a run's random choices (victims, fault points)")

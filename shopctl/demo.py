@@ -28,7 +28,7 @@ from shop.v1 import types_pb2 as t
 
 from shopctl import streamtrail, trail
 from shopctl.stack import Stack, StackError
-from shoplib.errors import field_violations
+from shoplib.grpc_client import field_violations
 from shoplib.log import CORRELATION_HEADER
 from shoplib.streams import status
 
@@ -73,9 +73,9 @@ class Outcome:
 
 @dataclass
 class Clients:
-    gateway: gw_grpc.GatewayServiceStub
-    payment: pm_grpc.PaymentServiceStub
-    notification: nt_grpc.NotificationServiceStub
+    gateway: gw_grpc.GatewayServiceAsyncStub
+    payment: pm_grpc.PaymentServiceAsyncStub
+    notification: nt_grpc.NotificationServiceAsyncStub
 
 
 @contextlib.asynccontextmanager
@@ -92,7 +92,7 @@ def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def _status(status: int) -> str:
+def _status(status: t.OrderStatus.ValueType) -> str:
     return t.OrderStatus.Name(status).removeprefix("ORDER_STATUS_")
 
 

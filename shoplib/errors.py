@@ -1,10 +1,11 @@
-"""Errors a client can act on, and their mapping to canonical gRPC status codes with details."""
+"""Errors a client can act on: each names its canonical status code and carries rich details
+(google.rpc.*). Transport-free: the server interceptor (shoplib.interceptors) turns them into
+gRPC statuses, so a handler raising them loads no gRPC."""
 
 from __future__ import annotations
 
-import grpc
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2
 
 from shoplib.bounds import MAX_VIOLATIONS
 
@@ -12,13 +13,13 @@ from shoplib.bounds import MAX_VIOLATIONS
 class ServiceError(Exception):
     """Base of the errors a handler raises on purpose; each maps to one status code."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code = "INTERNAL"  # the name of its canonical status code (a grpc.StatusCode member)
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         """Rich error details (google.rpc.*) packed into the status."""
         return []
 
@@ -26,7 +27,7 @@ class ServiceError(Exception):
 
 
 class InvalidArgument(ServiceError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
 
     def __init__(self, violations: list[tuple[str, str]]) -> None:
         shown = violations[:MAX_VIOLATIONS]
@@ -37,7 +38,7 @@ class InvalidArgument(ServiceError):
         super().__init__(f"invalid request: {fields}{more}")
         self.violations = shown
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         request = error_details_pb2.BadRequest()
         for field, description in self.violations:
             request.field_violations.add(field=field, description=description)
@@ -45,56 +46,36 @@ class InvalidArgument(ServiceError):
 
 
 class NotFound(ServiceError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = "NOT_FOUND"
 
 
 class ResourceExhausted(ServiceError):
     """A bound on concurrent work is reached; retrying later may work."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = "RESOURCE_EXHAUSTED"
 
 
 class AlreadyExists(ServiceError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = "ALREADY_EXISTS"
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         return [error_details_pb2.ErrorInfo(reason=self.reason, domain="shop.v1")]
 
 
 class Unavailable(ServiceError):
     """A dependency (Redis, a downstream service) does not answer; retrying later may work."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    code = "UNAVAILABLE"
 
     def __init__(self, message: str, metadata: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.metadata = metadata or {}
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         info = error_details_pb2.ErrorInfo(reason="DEPENDENCY_UNAVAILABLE", domain="shop.v1")
         info.metadata.update(self.metadata)
         return [info, error_details_pb2.RetryInfo(retry_delay={"seconds": 1})]
-
-
-def to_status(code: grpc.StatusCode, message: str, details: list[object] = ()) -> grpc.Status:  # type: ignore[assignment]
-    """A grpc.Status carrying google.rpc.Status details in the trailing metadata."""
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
-    for detail in details:
-        status.details.add().Pack(detail)
-    return rpc_status.to_status(status)
-
-
-def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
-    """The BadRequest field violations carried by a failed call, for clients and tests."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    found: list[tuple[str, str]] = []
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            request = error_details_pb2.BadRequest()
-            detail.Unpack(request)
-            found += [(v.field, v.description) for v in request.field_violations]
-    return found

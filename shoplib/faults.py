@@ -1,4 +1,8 @@
-"""Fault points for the crash tests and the chaos suite: armed only by the FAULTS variable, inert otherwise.
+"""Fault injection for the crash tests and the chaos suite, at seams chosen by bootstrap.
+
+Nothing on a hot path asks "is a fault armed?": when the FAULTS variable names one, a service's
+bootstrap wraps or swaps one real part (a committer, a validator, a consumer's settings or its
+dead-letter sink, the reconciler's modes). Unset, every function here hands back the real part.
 
 FAULTS is a comma-separated list of names, each optionally `=RATE` (the chance it fires each time
 its point is reached; 1 when omitted). Two kinds:
@@ -18,22 +22,31 @@ loss; never armed outside a control run of `python -m shopctl chaos`):
 - no_reclaim         consumers never take over entries of dead or stuck consumers (XAUTOCLAIM).
 - drop_dead_letters  entries bound for the dead letters are acknowledged and dropped instead.
 - trim_pending       trimming ignores what consumer groups still have to process.
-- no_resume          the order reconciler never resumes sync orders left PENDING.
-- skip_validation    PlaceOrder stores requests without validating them.
+- trim_ignores_topology  trimming looks only at the groups that exist, not at the declared ones.
 - unguarded_entries  consumers decode payloads unguarded and let an entry's error escape (before issue 8).
 - outage_as_failure  a store refusing writes counts as a handler failure (spends the entry's deliveries).
-- trim_ignores_topology  trimming looks only at the groups that exist, not at the declared ones.
+- no_resume          the order reconciler never resumes sync orders left PENDING.
 - no_redrive         the order reconciler never re-drives events-mode orders left PENDING.
+- skip_validation    PlaceOrder stores requests without validating them.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from shoplib.tx import Committer, Value, Writes
+    from shoplib.outage import StoreGate
+    from shoplib.streams.settings import ConsumerSettings
+    from shoplib.tx import Ack, Committer, Value, Writes
+
+K = TypeVar("K")
+V = TypeVar("V")
+# The faults a FaultyCommitter injects; without any of them the real committer is used as it is.
+_COMMIT_FAULTS = {"skip_once", "exit_after_effect", "exit_in_publish", "nonatomic_publish"}
 
 
 def _armed() -> dict[str, float]:
@@ -57,31 +70,110 @@ def crash() -> None:
     os._exit(137)
 
 
-def raw_decode(fields: dict[bytes, bytes]) -> None:
-    """The payload decode as it was before issue 8: Any.Unpack outside any guard (raises DecodeError)."""
-    from shop.v1 import events_pb2
+class FaultyCommitter:
+    """A committer with the commit-time faults armed: once keys skipped, a crash between the
+    effect and its acknowledgement, a crash in (or a split of) the publish step."""
 
-    from shoplib import events
+    def __init__(self, inner: Committer) -> None:
+        self._inner = inner
 
-    envelope = events_pb2.EventEnvelope.FromString(fields.get(b"envelope", b""))
-    kind = events.BY_NAME.get(envelope.type)
-    if kind is not None:
-        envelope.data.Unpack(kind.message())
-
-
-async def commit_publish_step(committer: Committer, writes: Writes, once: tuple[str, Value] | None) -> bool:
-    """A commit without acknowledgement (a placed order) with the publish-step points armed."""
-    from shoplib.tx import Writes
-
-    publishes = any(op[0] == "XADD" for op in writes.ops)
-    if publishes and fires("nonatomic_publish"):
-        if not await committer.commit(Writes([op for op in writes.ops if op[0] != "XADD"]), once):
-            return False
-        if fires("exit_in_publish"):
+    async def commit(self, writes: Writes, once: tuple[str, Value] | None = None,
+                     ack: Ack | None = None) -> bool:
+        once = None if fires("skip_once") else once
+        if ack is not None and fires("exit_after_effect"):
+            await self._inner.commit(writes, once, None)
             crash()
-        await committer.commit(Writes([op for op in writes.ops if op[0] == "XADD"]))
-        return True
-    applied = await committer.commit(writes, once)
-    if publishes and applied and fires("exit_in_publish"):
-        crash()
-    return applied
+        if ack is None and any(op[0] == "XADD" for op in writes.ops):
+            return await self._publish_step(writes, once)
+        return await self._inner.commit(writes, once, ack)
+
+    async def _publish_step(self, writes: Writes, once: tuple[str, Value] | None) -> bool:
+        from shoplib.tx import Writes
+
+        if fires("nonatomic_publish"):
+            if not await self._inner.commit(Writes([op for op in writes.ops if op[0] != "XADD"]), once):
+                return False
+            if fires("exit_in_publish"):
+                crash()
+            await self._inner.commit(Writes([op for op in writes.ops if op[0] == "XADD"]))
+            return True
+        applied = await self._inner.commit(writes, once)
+        if applied and fires("exit_in_publish"):
+            crash()
+        return applied
+
+
+def committer(real: Committer) -> Committer:
+    return FaultyCommitter(real) if _COMMIT_FAULTS & ARMED.keys() else real
+
+
+def validator(real: Callable[..., list[tuple[str, str]]]) -> Callable[..., list[tuple[str, str]]]:
+    """skip_validation: every request is valid."""
+    return (lambda *_: []) if "skip_validation" in ARMED else real
+
+
+def consumer_settings(real: ConsumerSettings) -> ConsumerSettings:
+    """The consumer's protections, less those a control run switches off."""
+    off = ARMED.keys()
+    return replace(real, protections=replace(
+        real.protections, reclaim="no_reclaim" not in off, isolate_entries="unguarded_entries" not in off,
+        hold_on_outage="outage_as_failure" not in off, trim_floor="trim_pending" not in off,
+        declared_groups="trim_ignores_topology" not in off))
+
+
+def decoder(real: Callable[[dict[bytes, bytes]], Any]) -> Callable[[dict[bytes, bytes]], Any]:
+    """unguarded_entries: the payload decode as it was before issue 8 (Any.Unpack outside any
+    guard, so bad payload bytes raise DecodeError), then the real decode."""
+    if "unguarded_entries" not in ARMED:
+        return real
+
+    def raw_then_real(fields: dict[bytes, bytes]) -> Any:
+        from shop.v1 import events_pb2
+
+        from shoplib import events
+
+        envelope = events_pb2.EventEnvelope.FromString(fields.get(b"envelope", b""))
+        kind = events.BY_NAME.get(envelope.type)
+        if kind is not None:
+            envelope.data.Unpack(kind.message())
+        return real(fields)
+
+    return raw_then_real
+
+
+def gate(real: StoreGate) -> StoreGate:
+    """outage_as_failure: the consumer's view of the store never closes, so it neither pauses
+    nor holds entries through an outage (as before issue 8); readiness keeps the real gate."""
+    if "outage_as_failure" not in ARMED:
+        return real
+    from shoplib.outage import StoreGate
+
+    class NeverClosed(StoreGate):
+        def report(self, exc: BaseException) -> None:
+            return None
+
+    return NeverClosed(real.check)
+
+
+DeadLetter = Callable[..., Any]
+
+
+def dead_letter(real: DeadLetter) -> DeadLetter:
+    """drop_dead_letters: an entry bound for the dead letters is acknowledged and dropped."""
+    if "drop_dead_letters" not in ARMED:
+        return real
+
+    async def drop(committer: Committer, ack: Ack, *_: object) -> None:
+        from shoplib.tx import Ack, Writes
+
+        if fires("drop_dead_letters"):
+            await committer.commit(Writes(), None, Ack(ack.stream, ack.group, ack.entry_id))
+        else:
+            await real(committer, ack, *_)
+
+    return drop
+
+
+def reconciled(modes: Mapping[K, V], names: Mapping[K, str]) -> dict[K, V]:
+    """The reconciler's modes, less those whose switch (no_resume, no_redrive) is armed."""
+    return {mode: value for mode, value in modes.items() if names[mode] not in ARMED}

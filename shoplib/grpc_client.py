@@ -7,6 +7,8 @@ from collections.abc import Awaitable
 from typing import TypedDict, TypeVar
 
 import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from shoplib import context, errors
 
@@ -66,3 +68,15 @@ async def invoke(service: str, call: Awaitable[T]) -> T:
         if exc.code() is grpc.StatusCode.UNAVAILABLE and not answered:
             raise errors.Unavailable(f"{service} service unavailable, retry later", {"service": service}) from None
         raise
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    """The BadRequest field violations carried by a failed call, for clients and tests."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    found: list[tuple[str, str]] = []
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            request = error_details_pb2.BadRequest()
+            detail.Unpack(request)
+            found += [(v.field, v.description) for v in request.field_violations]
+    return found

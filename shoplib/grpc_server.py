@@ -7,7 +7,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 import uvloop
@@ -128,6 +128,8 @@ class Running:
         if not await self._start_checks_pass():
             return
         await self.monitor.wait_ready()
+        if self.supervisor.stopping:
+            return
         keep = self.supervisor.keep
         self._tasks += [asyncio.create_task(keep(name_of(job), job)) for job in self.spec.background]
         self._consuming = [asyncio.create_task(keep(f"consumer {name_of(c.run)}", c.run)) for c in self.spec.consumers]
@@ -136,8 +138,9 @@ class Running:
 
     async def _start_checks_pass(self) -> bool:
         """Run the start checks until they could run (their dependency may not answer yet);
-        False when one refused the start."""
-        while True:
+        False when one refused the start, or the service is stopping. (A cancelled Redis call can
+        surface as a ConnectionError, so the loop looks at the stopping flag, not at cancellation.)"""
+        while not self.supervisor.stopping:
             try:
                 for check in self.spec.start_checks:
                     await check()
@@ -150,11 +153,12 @@ class Running:
             except Exception as exc:  # e.g. Redis not up yet: readiness says so meanwhile
                 _logger.debug("server.start_check_waiting", error=type(exc).__name__)
                 await asyncio.sleep(START_CHECK_RETRY_S)
+        return False
 
     async def stop(self, grace: float = GRACE_S) -> None:
         _logger.info("server.stopping", grace_s=grace)
-        await self.monitor.shutdown()
         self.supervisor.stopping = True
+        await self.monitor.shutdown()
         for consumer in self.spec.consumers:
             consumer.stop()
         if self._consuming:
@@ -177,7 +181,8 @@ async def serve(spec: ServiceSpec) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     stopped = asyncio.ensure_future(stop.wait())
-    await asyncio.wait([stopped, running.refused], return_when=asyncio.FIRST_COMPLETED)
+    either: list[asyncio.Future[Any]] = [stopped, running.refused]  # a stop signal, or a start refused
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     stopped.cancel()
     await running.stop()
     if running.refused.done():

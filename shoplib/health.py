@@ -88,7 +88,7 @@ class HealthMonitor:
             await asyncio.sleep(PROBE_INTERVAL_S)
 
     async def wait_ready(self) -> None:
-        while not await self.check():
+        while not self._stopping and not await self.check():
             await asyncio.sleep(PROBE_INTERVAL_S / 4)
 
     async def shutdown(self) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, cast
 
 import grpc
 import structlog
-from google.rpc import error_details_pb2
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from shoplib import context, errors, log, outage
 
@@ -33,20 +35,28 @@ _PASS_THROUGH = {
 }
 
 
+def to_status(code: grpc.StatusCode, message: str, details: Sequence[Message] = ()) -> grpc.Status:
+    """A grpc.Status carrying google.rpc.Status details in the trailing metadata."""
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    return rpc_status.to_status(status)
+
+
 def _status_for(exc: BaseException) -> grpc.Status:
     if isinstance(exc, errors.ServiceError):
-        return errors.to_status(exc.code, exc.message, exc.details())
+        return to_status(grpc.StatusCode[exc.code], exc.message, exc.details())
     if isinstance(exc, grpc.aio.AioRpcError):
         code = exc.code() if exc.code() in _PASS_THROUGH else grpc.StatusCode.UNAVAILABLE
-        status = errors.to_status(code, exc.details() or code.name)
+        status = to_status(code, exc.details() or code.name)
         details = [(k, v) for k, v in (exc.trailing_metadata() or ()) if k == _STATUS_DETAILS_KEY]
         return _Status(code, status.details, tuple(details))
     if outage.is_outage(exc):  # down, or refusing writes for now (OOM, READONLY, a full stream, ...)
         unavailable = errors.Unavailable(f"data store unavailable ({outage.describe(exc)}), retry later",
                                          {"dependency": "redis"})
-        return errors.to_status(unavailable.code, unavailable.message, unavailable.details())
+        return to_status(grpc.StatusCode.UNAVAILABLE, unavailable.message, unavailable.details())
     cid = log.correlation_id.get()
-    return errors.to_status(grpc.StatusCode.INTERNAL, f"internal error (correlation id {cid})")
+    return to_status(grpc.StatusCode.INTERNAL, f"internal error (correlation id {cid})")
 
 
 class _Status(grpc.Status):
@@ -54,7 +64,7 @@ class _Status(grpc.Status):
         self.code, self.details, self.trailing_metadata = code, details, trailing_metadata
 
 
-def _enter(method: str, ctx: grpc.aio.ServicerContext) -> float:
+def _enter(method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> float:
     offered = dict(ctx.invocation_metadata() or ()).get(log.CORRELATION_HEADER)
     cid = log.accepted_correlation_id(offered) or log.new_correlation_id()
     log.correlation_id.set(cid)
@@ -70,7 +80,7 @@ def _enter(method: str, ctx: grpc.aio.ServicerContext) -> float:
 _NO_RETRY = ("grpc-retry-pushback-ms", "-1")
 
 
-async def _fail(ctx: grpc.aio.ServicerContext, exc: BaseException, started: float) -> None:
+async def _fail(ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException, started: float) -> None:
     status = _status_for(exc)
     if status.code is grpc.StatusCode.UNAVAILABLE:
         status = _Status(status.code, status.details, (*status.trailing_metadata, _NO_RETRY))
@@ -86,12 +96,12 @@ class _NotARequest(errors.ServiceError):
     """Bytes that do not parse as a method's request type. A guarded deserializer returns its one
     instance (raising would reach the client as UNKNOWN) and the handler's wrapper answers it."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = "INVALID_ARGUMENT"
 
     def __init__(self, type_name: str) -> None:
         super().__init__(f"request body is not a valid {type_name}")
 
-    def details(self) -> list[object]:
+    def details(self) -> list[Message]:
         request = error_details_pb2.BadRequest()
         request.field_violations.add(field="", description=self.message)
         return [request]
@@ -112,7 +122,7 @@ def _guarded(deserializer: Callable[[bytes], Any], undecodable: _NotARequest) ->
     return parse
 
 
-async def _checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext, undecodable: _NotARequest
+async def _checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext[Any, Any], undecodable: _NotARequest
                    ) -> AsyncIterator[Any]:
     """A request stream that ends the call INVALID_ARGUMENT at the first message that did not parse."""
     async for request in requests:
@@ -124,11 +134,11 @@ async def _checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext, 
 def _refusing(inner: Callable[..., Any], undecodable: _NotARequest, streamed_requests: bool) -> Callable[..., Any]:
     """`inner`, of the same kind (coroutine or async generator), refusing requests that did not parse:
     for a handler we do not observe (gRPC's own services) and for request streams."""
-    def arguments(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+    def arguments(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
         return _checked(request, ctx, undecodable) if streamed_requests else request
 
     if inspect.isasyncgenfunction(inner):
-        async def streaming(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def streaming(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             if request is undecodable:
                 await _fail(ctx, undecodable, time.perf_counter())
             async for item in inner(arguments(request, ctx), ctx):
@@ -136,7 +146,7 @@ def _refusing(inner: Callable[..., Any], undecodable: _NotARequest, streamed_req
 
         return streaming
 
-    async def single(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+    async def single(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
         if request is undecodable:
             await _fail(ctx, undecodable, time.perf_counter())
         return await inner(arguments(request, ctx), ctx)
@@ -146,7 +156,7 @@ def _refusing(inner: Callable[..., Any], undecodable: _NotARequest, streamed_req
 
 def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: _NotARequest
                 ) -> Callable[..., Awaitable[Any]]:
-    async def behaviour(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+    async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = _enter(method, ctx)
         if request is undecodable:
             await _fail(ctx, undecodable, started)
@@ -164,7 +174,7 @@ def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: 
 
 def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]], undecodable: _NotARequest
                  ) -> Callable[..., AsyncIterator[Any]]:
-    async def behaviour(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         started = _enter(method, ctx)
         if request is undecodable:
             await _fail(ctx, undecodable, started)
@@ -179,7 +189,7 @@ def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]], undecoda
     return behaviour
 
 
-def _rebuild(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _rebuild(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
     """`handler` with its request parsing guarded; our own unary-request methods also observed
     (context, log, error mapping). gRPC's own services (/grpc.*) keep their behaviour otherwise."""
     parse = handler.request_deserializer
@@ -193,12 +203,15 @@ def _rebuild(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandl
         return grpc.unary_unary_rpc_method_handler(behaviour, **codec)
     if handler.unary_stream:
         observable = observed and inspect.isasyncgenfunction(handler.unary_stream)
-        behaviour = (_wrap_stream(method, handler.unary_stream, undecodable) if observable
+        # grpc's stub types unary_stream as a sync Iterator; under grpc.aio it is an async generator.
+        streaming = cast(Callable[..., AsyncIterator[Any]], handler.unary_stream)
+        behaviour = (_wrap_stream(method, streaming, undecodable) if observable
                      else _refusing(handler.unary_stream, undecodable, streamed_requests=False))
         return grpc.unary_stream_rpc_method_handler(behaviour, **codec)
     if handler.stream_unary:
         behaviour = _refusing(handler.stream_unary, undecodable, streamed_requests=True)
         return grpc.stream_unary_rpc_method_handler(behaviour, **codec)
+    assert handler.stream_stream is not None  # a method handler has exactly one of the four behaviours
     behaviour = _refusing(handler.stream_stream, undecodable, streamed_requests=True)
     return grpc.stream_stream_rpc_method_handler(behaviour, **codec)
 
@@ -210,13 +223,13 @@ class ContextInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
         # Each registered method's handler and its rebuilt twin, built on its first call: no work
         # per call beyond the look-up. Only handlers the server has enter, so this stays bounded.
-        self._rebuilt: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._rebuilt: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = await continuation(details)
         if handler is None:
             return handler

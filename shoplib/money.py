@@ -23,7 +23,7 @@ def money(currency_code: str, amount_minor: int) -> types_pb2.Money:
     return types_pb2.Money(currency_code=currency_code, amount_minor=amount_minor)
 
 
-def problems(field: str, value: types_pb2.Money) -> list[tuple[str, str]]:
+def violations(field: str, value: types_pb2.Money) -> list[tuple[str, str]]:
     """The field violations of one Money value, as (field path, description) pairs."""
     found: list[tuple[str, str]] = []
     if value.currency_code not in ISO_4217:

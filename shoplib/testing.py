@@ -1,10 +1,17 @@
-"""In-memory twins of the Redis-backed ports, for unit tests only (integration uses real Redis)."""
+"""In-memory twins of the Redis-backed ports and of the stream runtime, for unit tests only
+(integration and end-to-end tests use a real Redis)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from shoplib import events
 from shoplib.tx import Ack, Value, Writes
+
+if TYPE_CHECKING:
+    from shoplib.streams.consumer import Subscription
 
 
 def _b(value: Value) -> bytes:
@@ -69,3 +76,48 @@ class MemoryStore:
             self.published.append((key, _b(args[0])))
         else:
             raise ValueError(f"MemoryStore does not model {command!s}")
+
+
+class MemoryBroker:
+    """The stream runtime's twin (FastStream's TestBroker idea): each subscription gets every
+    entry the MemoryStore's commits appended to its streams, in order, through the same handler
+    table a StreamConsumer uses; entries no handler takes are acknowledged, as the runtime does.
+    No Redis, no tasks: `drain()` delivers until nothing is left."""
+
+    def __init__(self, store: MemoryStore, subscriptions: Sequence[Subscription]) -> None:
+        self._store, self._subscriptions = store, subscriptions
+        self._read: dict[tuple[str, str], int] = defaultdict(int)  # (group, stream) -> entries delivered
+
+    async def drain(self, most: int = 10_000) -> int:
+        """Deliver until every group has read every entry; returns how many were delivered."""
+        delivered = 0
+        while delivered < most and await self.step():
+            delivered += 1
+        return delivered
+
+    async def step(self) -> str | None:
+        """Deliver the next entry; the group it went to, or None when nothing is left."""
+        due = self._next()
+        if due is None:
+            return None
+        await self._deliver(*due)
+        return due[0].group
+
+    def _next(self) -> tuple[Subscription, str, int] | None:
+        for subscription in self._subscriptions:
+            for stream in subscription.streams:
+                index = self._read[(subscription.group, stream)]
+                if index < len(self._store.streams.get(stream, [])):
+                    self._read[(subscription.group, stream)] += 1
+                    return subscription, stream, index
+        return None
+
+    async def _deliver(self, subscription: Subscription, stream: str, index: int) -> None:
+        fields = {k.encode(): v for k, v in self._store.streams[stream][index].items()}
+        envelope, payload = events.decode(fields)
+        ack = Ack(stream, subscription.group, f"{index + 1}-0")
+        handler = subscription.handlers.get(type(payload))
+        if handler is None:
+            self._store.acks.append(ack)
+        else:
+            await handler(envelope, payload, ack)

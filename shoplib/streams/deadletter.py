@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import redis.asyncio as aioredis
 
 from shoplib.bounds import DEAD_LETTER_MAXLEN, MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
+from shoplib.redis_conn import as_entries
 from shoplib.streams import failures
 from shoplib.streams.settings import DEAD_LETTERS
 from shoplib.tx import Ack, Committer, Writes
@@ -16,6 +19,9 @@ def original_bytes(fields: dict[bytes, bytes]) -> bytes:
     if b"envelope" in fields:
         return fields[b"envelope"][:MAX_ENTRY_BYTES]
     return b"\n".join(k + b"=" + v for k, v in fields.items())[:MAX_ENTRY_BYTES]
+
+
+DeadLetterSink = Callable[[Committer, Ack, str, int, str, dict[bytes, bytes]], Awaitable[None]]
 
 
 async def dead_letter(committer: Committer, ack: Ack, consumer: str, deliveries: int, error: str,
@@ -37,7 +43,7 @@ async def dead_letter(committer: Committer, ack: Ack, consumer: str, deliveries:
 async def redrive(client: aioredis.Redis, entry_id: str) -> str:
     """Put a dead letter's original envelope back on its stream (consumers are idempotent), then
     remove the dead letter. Returns the new entry id."""
-    found = await client.xrange(DEAD_LETTERS, entry_id, entry_id)
+    found = as_entries(await client.xrange(DEAD_LETTERS, entry_id, entry_id))
     if not found:
         raise KeyError(f"no dead letter {entry_id}")
     fields = found[0][1]

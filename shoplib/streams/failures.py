@@ -38,7 +38,7 @@ async def forget(client: aioredis.Redis, ack: Ack) -> None:
 
 
 def stage_forget(writes: Writes, ack: Ack) -> None:
-    writes.ops.append(("HDEL", key(ack.group), _field(ack)))
+    writes.hdel(key(ack.group), _field(ack))
 
 
 async def sweep(client: aioredis.Redis, group: str) -> int:

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import faults, log, outage, topology
+from shoplib import log, outage, topology
 from shoplib.outage import StoreGate
 from shoplib.streams import failures
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.streams.trim import Trimmer
 
 if TYPE_CHECKING:
-    from shoplib.streams.consumer import Entry, Subscription
+    from shoplib.streams.subscription import Entry, Subscription
 
 Process = Callable[[list["Entry"], bool], Awaitable[None]]
 _logger = log.get("shoplib.consumer")
@@ -34,7 +34,7 @@ class Maintenance:
                  stopping: asyncio.Event, process: Process) -> None:
         self._client, self._sub, self._settings, self._gate = client, sub, settings, gate
         self._stopping, self._process = stopping, process
-        self._trimmer = Trimmer(client)
+        self._trimmer = Trimmer(client, settings.protections)
         self._next = 0.0
 
     async def run_if_due(self) -> None:
@@ -69,7 +69,7 @@ class Maintenance:
         """Not in control runs without reclaim, and not within a claim period after an outage:
         entries idle through the outage are still being retried by the consumers holding them."""
         settled = time.monotonic() - self._gate.opened_at > self._settings.claim_idle_ms / 1000
-        return settled and not faults.fires("no_reclaim")  # control runs only (faults.py)
+        return settled and self._settings.protections.reclaim
 
     async def _reclaim(self, stream: str) -> None:
         """Take over entries idle past the claim threshold (dead, stuck or failed consumers),

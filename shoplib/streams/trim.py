@@ -7,7 +7,8 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from shoplib import faults, log, topology
+from shoplib import log, topology
+from shoplib.streams.settings import Protections
 
 _SCRIPT = Path(__file__).with_name("trim.lua").read_text()
 _logger = log.get("shoplib.trim")
@@ -16,15 +17,16 @@ _logger = log.get("shoplib.trim")
 class Trimmer:
     """Runs trim.lua (atomic: group check, floor and XTRIM in one step)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, protections: Protections | None = None) -> None:
         self._script = client.register_script(_SCRIPT)
+        self._protections = protections or Protections()
 
     async def trim(self, stream: str, retain_ms: int) -> int:
         """Trim entries older than `retain_ms` that every declared group has processed; returns
         entries removed (0 when a missing group had to be recreated first)."""
         cutoff = f"{int(time.time() * 1000) - retain_ms}-0"
-        ignore = "1" if faults.fires("trim_pending") else ""  # control runs only (faults.py)
-        groups = () if faults.fires("trim_ignores_topology") else topology.GROUPS.get(stream, ())  # control
+        ignore = "" if self._protections.trim_floor else "1"
+        groups = topology.GROUPS.get(stream, ()) if self._protections.declared_groups else ()
         removed = int(await self._script(keys=[stream], args=[cutoff, ignore, *groups]))
         if removed < 0:
             _logger.warning("consumer.group_missing", stream=stream, declared=list(groups),

@@ -7,14 +7,19 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
+import pytest
+import structlog
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shop.v1 import payment_service_pb2, payment_service_pb2_grpc, types_pb2
 
+from payment_svc import handlers as payment_handlers
 from shoplib import money
 from shoplib.redis_server import free_port
 from tests.contract.inprocess import (
+    READY_TIMEOUT_S,
     STOP_GRACE_S,
     Services,
     address,
@@ -24,6 +29,7 @@ from tests.contract.inprocess import (
     start_payment,
     wait_serving,
 )
+from tests.events.helpers import async_wait_until
 from tests.support import new_id
 
 ORDER_SERVICE = "shop.v1.OrderService"
@@ -33,8 +39,6 @@ NOTIFICATION_SERVICE = "shop.v1.NotificationService"
 OBSERVE_S = 1.0
 # Longer than a service takes to notice a dependency came up (it re-probes every 0.25 s).
 PROBE_ROUND_S = 1.5
-# Start-up is over well within this (readiness takes one probe round; the next is 1 s later).
-STEADY_S = 0.5
 
 
 @contextlib.contextmanager
@@ -120,19 +124,37 @@ async def test_a_service_is_not_serving_once_its_shutdown_begins(redis_url: str)
         await notification.stop(grace=STOP_GRACE_S)
 
 
+def charges_entered(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The order ids whose charge has entered the payment handler (and so is in flight on the server)."""
+    entered: set[str] = set()
+    real = payment_handlers.charge
+
+    async def charge(cmd: payment_service_pb2.ChargeRequest, *args: Any, **kwargs: Any) -> types_pb2.Payment:
+        entered.add(cmd.order_id)
+        return await real(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(payment_handlers, "charge", charge)
+    return entered
+
+
 async def test_stopping_turns_health_watchers_to_not_serving_and_lets_in_flight_calls_finish(
-        services: Services, redis_url: str) -> None:
-    payment = await start_payment(redis_url, services.address("notification"), delay_ms=800)
-    target = address(payment.port)
-    await wait_serving(target, service=PAYMENT_SERVICE)
-    await asyncio.sleep(STEADY_S)  # past start-up, so what the watch sees next is the stop
+        services: Services, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    entered, order_id = charges_entered(monkeypatch), new_id("ord")
+    with structlog.testing.capture_logs() as logs:
+        payment = await start_payment(redis_url, services.address("notification"), delay_ms=800)
+        target = address(payment.port)
+        await wait_serving(target, service=PAYMENT_SERVICE)
+        # past start-up (health probes running, consumers started), so what the watch sees next is the stop
+        await async_wait_until(lambda: any(e["event"] == "server.ready" for e in logs), READY_TIMEOUT_S,
+                               "the payment service's start-up to end")
     async with grpc.aio.insecure_channel(target) as channel:
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=10)
         assert (await watch.read()).status == health_pb2.HealthCheckResponse.SERVING
         charge = asyncio.ensure_future(payment_service_pb2_grpc.PaymentServiceStub(channel).Charge(
-            payment_service_pb2.ChargeRequest(order_id=new_id("ord"), customer_id="c",
+            payment_service_pb2.ChargeRequest(order_id=order_id, customer_id="c",
                                               amount=money.money("EUR", 100)), timeout=10))
-        await asyncio.sleep(0.2)  # the charge is in flight (sleeping its injected delay)
+        # in flight: in the handler, sleeping its injected delay
+        await async_wait_until(lambda: order_id in entered, READY_TIMEOUT_S, "the charge to reach the handler")
         stopping = asyncio.create_task(payment.stop(grace=3.0))
         assert (await asyncio.wait_for(watch.read(), 2.0)).status == health_pb2.HealthCheckResponse.NOT_SERVING
         watch.cancel()

@@ -22,7 +22,7 @@ from shop.v1 import (
 
 from payment_svc.adapters import LEDGER
 from shopctl.stack import Stack
-from shoplib import errors
+from shoplib import grpc_client
 from tests.support import DECLINED_LINES, PAID_LINES, error_info, line, new_id, retry_delay_s
 
 pytestmark = pytest.mark.e2e
@@ -110,7 +110,7 @@ def test_an_invalid_order_is_refused_with_its_field_violations_and_stores_nothin
     with pytest.raises(grpc.RpcError) as raised:
         gateway.PlaceOrder(request, timeout=TIMEOUT_S)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [field for field, _ in errors.field_violations(raised.value)] == [  # type: ignore[arg-type]
+    assert [field for field, _ in grpc_client.field_violations(raised.value)] == [  # type: ignore[arg-type]
         "lines[0].quantity", "lines[1].product_id", "lines[1].unit_price.currency_code", "lines"]
     assert redis_client.get(f"order:key:{request.idempotency_key}") is None
 

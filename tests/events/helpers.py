@@ -32,9 +32,10 @@ from shop.v1 import (
 )
 
 from shoplib import events, redis_conn
+from shoplib.committers import PipelinedCommitter
 from shoplib.streams.consumer import StreamConsumer, Subscription
 from shoplib.streams.settings import ConsumerSettings
-from shoplib.tx import Committer, PipelinedCommitter, Writes
+from shoplib.tx import Committer, Writes
 from shoplib.uow import StreamPublisher
 
 # Every wait in these tests is bounded by this unless a test says otherwise: long enough for a
@@ -300,3 +301,30 @@ async def publish(committer: Committer, *messages: Any, source: str = "/tests/ev
     writes = Writes()
     StreamPublisher(source).stage(list(messages), writes)
     await committer.commit(writes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The services' own subscriptions, entered through their bootstraps (as the processes wire them)
+# ---------------------------------------------------------------------------------------------
+
+def service_subscription(service: str, consumer: str) -> Callable[[aioredis.Redis, Committer], Subscription]:
+    """make(client, committer) -> the subscription `service` wires in its bootstrap, consumer named."""
+    from notification_svc import bootstrap as notification_bootstrap
+    from notification_svc import consumers as notification_consumers
+    from order_svc import bootstrap as order_bootstrap
+    from order_svc import consumers as order_consumers
+    from payment_svc import bootstrap as payment_bootstrap
+    from payment_svc import consumers as payment_consumers
+    from payment_svc.config import Settings as PaymentSettings
+
+    payment_settings = PaymentSettings(port=0, redis_url="", notification_addr="", instance=consumer,
+                                       decline_above_minor=100_000, delay_ms=0)
+    makers: dict[str, Callable[[aioredis.Redis, Committer], Subscription]] = {
+        "payment": lambda client, committer: payment_consumers.subscription(
+            consumer, payment_bootstrap.dispatcher(client, committer, payment_settings)),
+        "notification": lambda client, committer: notification_consumers.subscription(
+            consumer, notification_bootstrap.dispatcher(client, committer)),
+        "order": lambda client, committer: order_consumers.subscription(
+            consumer, order_bootstrap.dispatcher(client, committer)),
+    }
+    return makers[service]

@@ -11,18 +11,30 @@ from shop.v1 import events_pb2, types_pb2
 
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
-from payment_svc import domain as payment_domain
-from payment_svc.adapters import PaymentUnitOfWork
 from shoplib import events
+from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
 from shoplib.streams.consumer import Subscription
 from shoplib.streams.settings import DEAD_LETTERS, ConsumerSettings
-from shoplib.tx import Ack, Committer, RedisCommitter
-from shoplib.uow import StreamPublisher
-from tests.events.helpers import FAST, PAID_LINES, alive, async_wait_until, consuming, new_id, publish, s, task_error
+from shoplib.tx import Ack, Committer
+from tests.events.helpers import (
+    FAST,
+    PAID_LINES,
+    alive,
+    async_wait_until,
+    consuming,
+    new_id,
+    publish,
+    s,
+    service_subscription,
+    task_error,
+)
 
 GROUP = payment_consumers.GROUP
 CONSUMER = "payment-r"
+# Entries pending at the restart, and entries appended meanwhile (several of each, so that an
+# interleaving would show).
+ENTRIES_EACH = 3
 # Reclaim is an hour away here: whatever gets processed was not reclaimed.
 NO_RECLAIM = ConsumerSettings(block_ms=100, claim_idle_ms=3_600_000, maintenance_interval_s=0.2, max_deliveries=3)
 
@@ -32,22 +44,24 @@ def _order() -> types_pb2.Order:
 
 
 class Payments:
-    """The real payment subscription; orders in `slow` take `slow_s` in their handler."""
+    """The real payment subscription; orders in `slow` take `slow_s` in their handler. `steps`
+    records, in order, each handler call's ("start", order id) and ("end", order id)."""
 
     def __init__(self, slow: set[str] = frozenset(), slow_s: float = 0.0) -> None:  # type: ignore[assignment]
         self.slow, self.slow_s, self.attempts = slow, slow_s, 0
+        self.steps: list[tuple[str, str]] = []
 
     def __call__(self, client: aioredis.Redis, committer: Committer) -> Subscription:
-        outbox = StreamPublisher("/shop/payment-service")
-        real = payment_consumers.subscription(
-            CONSUMER, lambda ack: PaymentUnitOfWork(client, committer, outbox, ack), payment_domain.Rules(), 0.0)
+        real = service_subscription("payment", CONSUMER)(client, committer)
         charge = real.handlers[events_pb2.OrderPlaced]
 
         async def handler(envelope: events_pb2.EventEnvelope, event: Any, ack: Ack) -> None:
+            self.steps.append(("start", envelope.subject))
             if envelope.subject in self.slow:
                 self.attempts += 1
                 await asyncio.sleep(self.slow_s)
             await charge(envelope, event, ack)
+            self.steps.append(("end", envelope.subject))
 
         return Subscription(real.group, real.consumer, {events_pb2.OrderPlaced: handler}, real.streams)
 
@@ -59,15 +73,26 @@ async def _charged(client: aioredis.Redis, order_id: str) -> bool:
 async def test_a_restarted_consumer_processes_its_own_pending_entries_first(
         local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
     """Entries handed to a consumer before it crashed are processed at its restart, without
-    waiting for the claim idle time."""
-    order = _order()
+    waiting for the claim idle time, and every one of them is done before any entry that was
+    appended meanwhile is started."""
+    pending, new = [_order() for _ in range(ENTRIES_EACH)], [_order() for _ in range(ENTRIES_EACH)]
     await async_redis.xgroup_create(events.ORDER_EVENTS, GROUP, id="0", mkstream=True)
-    await publish(RedisCommitter(async_redis), events_pb2.OrderPlaced(order=order))
+    committer = RedisCommitter(async_redis)
+    await publish(committer, *(events_pb2.OrderPlaced(order=o) for o in pending))
     await async_redis.xreadgroup(GROUP, CONSUMER, {events.ORDER_EVENTS: ">"})  # delivered, then "crashed"
+    await publish(committer, *(events_pb2.OrderPlaced(order=o) for o in new))  # waiting, never delivered
+    payments = Payments()
 
-    async with consuming(local_redis.url, Payments(), NO_RECLAIM):
-        await async_wait_until(lambda: _charged(async_redis, order.order_id), what="the pending order charged")
-        await async_wait_until(lambda: _no_pending(async_redis), what="the entry acknowledged")
+    async with consuming(local_redis.url, payments, NO_RECLAIM):
+        for order in [*pending, *new]:
+            await async_wait_until(lambda o=order: _charged(async_redis, o.order_id), what=f"{order.order_id} charged")
+        await async_wait_until(lambda: _no_pending(async_redis), what="every entry acknowledged")
+
+    was_pending = {o.order_id for o in pending}
+    first_new_started = next(i for i, (step, order_id) in enumerate(payments.steps)
+                             if step == "start" and order_id not in was_pending)
+    done_before = {order_id for step, order_id in payments.steps[:first_new_started] if step == "end"}
+    assert done_before == was_pending, f"a new entry started before the pending ones were done: {payments.steps}"
 
 
 async def _no_pending(client: aioredis.Redis) -> bool:

@@ -11,16 +11,24 @@ from shop.v1 import events_pb2, types_pb2
 
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
-from payment_svc import domain as payment_domain
-from payment_svc.adapters import PaymentUnitOfWork
 from shoplib import events
+from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
 from shoplib.streams import deadletter
 from shoplib.streams.consumer import Subscription
 from shoplib.streams.settings import DEAD_LETTERS
-from shoplib.tx import Ack, Committer, RedisCommitter
-from shoplib.uow import StreamPublisher
-from tests.events.helpers import FAST, PAID_LINES, alive, async_wait_until, consuming, new_id, publish, s
+from shoplib.tx import Ack, Committer
+from tests.events.helpers import (
+    FAST,
+    PAID_LINES,
+    alive,
+    async_wait_until,
+    consuming,
+    new_id,
+    publish,
+    s,
+    service_subscription,
+)
 
 DEAD_LETTER_FIELDS = {"stream", "entry_id", "group", "consumer", "deliveries", "error", "original"}
 CONSUMER = "payment-t"
@@ -37,9 +45,7 @@ class FlakyPayments:
         self.poison, self.fixed, self.attempts = poison_order_id, False, 0
 
     def __call__(self, client: aioredis.Redis, committer: Committer) -> Subscription:
-        outbox = StreamPublisher("/shop/payment-service")
-        real = payment_consumers.subscription(
-            CONSUMER, lambda ack: PaymentUnitOfWork(client, committer, outbox, ack), payment_domain.Rules(), 0.0)
+        real = service_subscription("payment", CONSUMER)(client, committer)
         charge = real.handlers[events_pb2.OrderPlaced]
 
         async def handler(envelope: events_pb2.EventEnvelope, event: Any, ack: Ack) -> None:

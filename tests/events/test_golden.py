@@ -12,19 +12,16 @@ import redis.asyncio as aioredis
 from google.protobuf import unknown_fields
 from shop.v1 import events_pb2, types_pb2
 
-from notification_svc import consumers as notification_consumers
 from notification_svc import domain as notification_domain
+from notification_svc import handlers as notification_handlers
 from notification_svc.adapters import NotificationUnitOfWork
-from order_svc import consumers as order_consumers
-from payment_svc import consumers as payment_consumers
-from payment_svc import domain as payment_domain
-from payment_svc.adapters import PaymentUnitOfWork
 from shoplib import events
 from shoplib.redis_server import LocalRedis
 from shoplib.streams.consumer import Subscription
 from shoplib.streams.settings import DEAD_LETTERS
-from shoplib.uow import NoPublisher, StreamPublisher
-from tests.events.helpers import async_wait_until, consuming
+from shoplib.testing import MemoryStore
+from shoplib.uow import NoPublisher
+from tests.events.helpers import async_wait_until, consuming, service_subscription
 
 GOLDEN = Path(__file__).parent / "golden"
 ORDER_ID = "ord_0123456789abcdef01234567"  # the subject of every golden event
@@ -35,10 +32,8 @@ PAYLOADS = {
     "notification_sent.v1.bin": events_pb2.NotificationSent,
 }
 SUBSCRIPTIONS: dict[str, Subscription] = {
-    "payment": payment_consumers.subscription("golden", lambda ack: None, payment_domain.Rules(), 0.0),  # type: ignore[arg-type,return-value]
-    "notification": notification_consumers.subscription("golden", lambda ack: None),  # type: ignore[arg-type,return-value]
-    "order": order_consumers.subscription("golden", lambda ack: None),  # type: ignore[arg-type,return-value]
-}
+    name: service_subscription(name, "golden")(None, None)  # type: ignore[arg-type]  # tables only: no I/O
+    for name in ("payment", "notification", "order")}
 # A field number no version of EventEnvelope uses, as a newer producer might add.
 UNKNOWN_FIELD = 1_000
 
@@ -77,12 +72,14 @@ def test_each_consumer_decodes_the_golden_events_of_its_table(service: str) -> N
         assert handlers.get(type(payload)) is not None, f"{service} finds no handler for {name}"
 
 
-@pytest.mark.parametrize("name", sorted(n for n, k in PAYLOADS.items() if k in notification_consumers.TRANSLATIONS))
-def test_the_notification_translations_turn_golden_events_into_valid_requests(name: str) -> None:
+@pytest.mark.parametrize("name", sorted(n for n, k in PAYLOADS.items() if k in notification_handlers.EVENT_HANDLERS))
+async def test_the_notification_handlers_turn_golden_events_into_valid_notifications(name: str) -> None:
     _, payload = events.decode(_entry(name))
-    request = notification_consumers.TRANSLATIONS[type(payload)](payload)
-    assert request.order_id == ORDER_ID
-    assert notification_domain.problems(request.order_id, request.customer_id, request.kind) == []
+    uow = NotificationUnitOfWork(MemoryStore(), MemoryStore(), NoPublisher())
+    note = await notification_handlers.EVENT_HANDLERS[type(payload)](payload, uow)
+    assert (note.order_id, note.customer_id) == (ORDER_ID, payload.order.customer_id if hasattr(payload, "order")
+                                                 else payload.payment.customer_id)
+    assert notification_domain.violations(note.order_id, note.customer_id, note.kind) == []
 
 
 def _with_unknown_field(raw: bytes, number: int, value: bytes) -> bytes:
@@ -115,14 +112,8 @@ async def test_the_real_consumers_act_on_golden_entries(local_redis: LocalRedis,
         entry = _entry(name)
         await async_redis.xadd(events.BY_MESSAGE[PAYLOADS[name]].stream, entry)
 
-    def payments(client: aioredis.Redis, committer: object) -> Subscription:
-        return payment_consumers.subscription("payment-golden", lambda ack: PaymentUnitOfWork(
-            client, committer, StreamPublisher("/shop/payment-service"), ack), payment_domain.Rules(), 0.0)  # type: ignore[arg-type]
-
-    def notifications(client: aioredis.Redis, committer: object) -> Subscription:
-        return notification_consumers.subscription("notification-golden", lambda ack: NotificationUnitOfWork(
-            client, committer, NoPublisher(), ack))  # type: ignore[arg-type]
-
+    payments = service_subscription("payment", "payment-golden")
+    notifications = service_subscription("notification", "notification-golden")
     async with consuming(local_redis.url, payments), consuming(local_redis.url, notifications):
         await async_wait_until(lambda: async_redis.exists(f"payment:{ORDER_ID}"), what="the golden order charged")
         for kind in (types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT):

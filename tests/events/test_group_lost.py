@@ -14,15 +14,13 @@ from shop.v1 import events_pb2, types_pb2
 
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
-from payment_svc import domain as payment_domain
-from payment_svc.adapters import PaymentUnitOfWork
 from shopctl.stack import Stack
 from shoplib import events
+from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
 from shoplib.streams.consumer import Subscription
 from shoplib.streams.settings import ConsumerSettings
-from shoplib.tx import Ack, Committer, RedisCommitter
-from shoplib.uow import StreamPublisher
+from shoplib.tx import Ack, Committer
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
     PAID_LINES,
@@ -35,6 +33,7 @@ from tests.events.helpers import (
     new_id,
     publish,
     s,
+    service_subscription,
     task_error,
     wait_until,
 )
@@ -81,10 +80,7 @@ class GatedPayments:
         self.entered, self.gate = asyncio.Event(), asyncio.Event()
 
     def __call__(self, client: aioredis.Redis, committer: Committer) -> Subscription:
-        outbox = StreamPublisher("/shop/payment-service")
-        real = payment_consumers.subscription(
-            "payment-gated", lambda ack: PaymentUnitOfWork(client, committer, outbox, ack),
-            payment_domain.Rules(), 0.0)
+        real = service_subscription("payment", "payment-gated")(client, committer)
         charge = real.handlers[events_pb2.OrderPlaced]
 
         async def handler(envelope: events_pb2.EventEnvelope, event: Any, ack: Ack) -> None:

@@ -24,8 +24,9 @@ from order_svc.adapters import OrderUnitOfWork
 from order_svc.bootstrap import SOURCE
 from shopctl.stack import Stack, wait_serving
 from shoplib import events, redis_conn
+from shoplib.committers import PipelinedCommitter, RedisCommitter
 from shoplib.redis_server import LocalRedis
-from shoplib.tx import Committer, PipelinedCommitter, RedisCommitter, Writes
+from shoplib.tx import Committer, Writes
 from shoplib.uow import StreamPublisher
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (

@@ -13,22 +13,26 @@ from shop.v1 import events_pb2
 
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
-from payment_svc import domain as payment_domain
-from payment_svc.adapters import PaymentUnitOfWork
 from shoplib import bounds, events, outage, tx
+from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
 from shoplib.streams import deadletter
-from shoplib.streams.consumer import Subscription
 from shoplib.streams.settings import DEAD_LETTERS
-from shoplib.tx import Ack, Committer, RedisCommitter, Writes
-from shoplib.uow import StreamPublisher
-from tests.events.helpers import FAST, PAID_LINES, alive, async_wait_until, consuming, new_id, publish, s, task_error
+from shoplib.tx import Ack, Writes
+from tests.events.helpers import (
+    FAST,
+    PAID_LINES,
+    alive,
+    async_wait_until,
+    consuming,
+    new_id,
+    publish,
+    s,
+    service_subscription,
+    task_error,
+)
 
-
-def _payments(client: aioredis.Redis, committer: Committer) -> Subscription:
-    outbox = StreamPublisher("/shop/payment-service")
-    return payment_consumers.subscription("payment-rt", lambda ack: PaymentUnitOfWork(client, committer, outbox, ack),
-                                          payment_domain.Rules(), 0.0)
+_payments = service_subscription("payment", "payment-rt")
 
 
 def _order() -> Any:

@@ -13,15 +13,13 @@ class RecordingPublisher:
     def __init__(self) -> None:
         self.staged: list[Message] = []
         self.published: list[Message] = []
-        self.redelivered: list[Message] = []
+        self.resent: list[Message] = []
 
     def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
         self.staged += emitted
 
-    async def after_commit(self, emitted: Sequence[Message]) -> list[object]:
+    async def after_commit(self, emitted: Sequence[Message]) -> None:
         self.published += emitted
-        return []
 
-    async def redeliver(self, emitted: Sequence[Message]) -> list[object]:
-        self.redelivered += emitted
-        return []
+    async def resend(self, emitted: Sequence[Message]) -> None:
+        self.resent += emitted

@@ -6,7 +6,7 @@ import pytest
 from shop.v1 import types_pb2
 
 from order_svc import domain
-from shoplib import money
+from shoplib import bounds, money
 from tests.support import line
 
 SYNC = types_pb2.FLOW_MODE_SYNC
@@ -16,59 +16,59 @@ def fields_of(violations: list[tuple[str, str]]) -> list[str]:
     return [field for field, _ in violations]
 
 
-def problems(lines: list[types_pb2.OrderLine], key: str = "key-1", customer: str = "cust-1",
+def violation_fields(lines: list[types_pb2.OrderLine], key: str = "key-1", customer: str = "cust-1",
              mode: int = SYNC) -> list[str]:
-    return fields_of(domain.problems(key, customer, lines, mode))
+    return fields_of(domain.violations(key, customer, lines, mode))
 
 
 def test_a_valid_order_has_no_problems() -> None:
-    assert problems([line(), line("sku-2", 3, 500)]) == []
+    assert violation_fields([line(), line("sku-2", 3, 500)]) == []
 
 
 @pytest.mark.parametrize("customer", ["", "   "])
 def test_an_empty_customer_is_refused_on_customer_id(customer: str) -> None:
-    assert problems([line()], customer=customer) == ["customer_id"]
+    assert violation_fields([line()], customer=customer) == ["customer_id"]
 
 
 def test_an_empty_idempotency_key_is_refused_on_idempotency_key() -> None:
-    assert problems([line()], key="") == ["idempotency_key"]
+    assert violation_fields([line()], key="") == ["idempotency_key"]
 
 
 def test_an_over_long_or_unprintable_id_is_refused() -> None:
-    assert problems([line()], customer="c" * (domain.MAX_ID_LENGTH + 1)) == ["customer_id"]
-    assert problems([line()], key="bad\nkey") == ["idempotency_key"]
+    assert violation_fields([line()], customer="c" * (bounds.MAX_ID_LENGTH + 1)) == ["customer_id"]
+    assert violation_fields([line()], key="bad\nkey") == ["idempotency_key"]
 
 
 def test_an_order_without_lines_is_refused_on_lines() -> None:
-    assert problems([]) == ["lines"]
+    assert violation_fields([]) == ["lines"]
 
 
 @pytest.mark.parametrize("quantity", [0, -1])
 def test_a_quantity_of_zero_or_less_is_refused_on_that_line(quantity: int) -> None:
-    assert problems([line(), line(quantity=quantity)]) == ["lines[1].quantity"]
+    assert violation_fields([line(), line(quantity=quantity)]) == ["lines[1].quantity"]
 
 
 def test_a_quantity_above_the_maximum_is_refused() -> None:
-    assert problems([line(quantity=domain.MAX_QUANTITY + 1)]) == ["lines[0].quantity"]
+    assert violation_fields([line(quantity=domain.MAX_QUANTITY + 1)]) == ["lines[0].quantity"]
 
 
 def test_a_line_without_product_or_price_is_refused_on_each_field() -> None:
     bare = types_pb2.OrderLine(quantity=1)
-    assert problems([bare]) == ["lines[0].product_id", "lines[0].unit_price"]
+    assert violation_fields([bare]) == ["lines[0].product_id", "lines[0].unit_price"]
 
 
 def test_a_negative_amount_is_refused_on_the_unit_price() -> None:
-    assert problems([line(amount_minor=-1)]) == ["lines[0].unit_price.amount_minor"]
+    assert violation_fields([line(amount_minor=-1)]) == ["lines[0].unit_price.amount_minor"]
 
 
 def test_a_unit_price_above_the_maximum_amount_is_refused() -> None:
-    assert problems([line(amount_minor=money.MAX_AMOUNT_MINOR + 1)]) == ["lines[0].unit_price.amount_minor"]
+    assert violation_fields([line(amount_minor=money.MAX_AMOUNT_MINOR + 1)]) == ["lines[0].unit_price.amount_minor"]
 
 
 def test_a_total_above_the_maximum_amount_is_refused_on_lines() -> None:
     # Each line is valid on its own (price and quantity within bounds); their total is not.
     lines = [line("a", 2, money.MAX_AMOUNT_MINOR), line("b", 1, 1)]
-    found = domain.problems("key-1", "cust-1", lines, SYNC)
+    found = domain.violations("key-1", "cust-1", lines, SYNC)
     assert fields_of(found) == ["lines"]
     assert "order total" in found[0][1]
 
@@ -77,34 +77,34 @@ def test_a_total_beyond_int64_is_refused_on_lines_rather_than_crashing() -> None
     # 100 lines of 10,000 units at the maximum price add up to 10**19 minor units: more than an
     # int64 (and so a Money) can hold. The request must still be a field violation, not a crash.
     lines = [line(f"sku-{i}", domain.MAX_QUANTITY, money.MAX_AMOUNT_MINOR) for i in range(domain.MAX_LINES)]
-    found = domain.problems("key-1", "cust-1", lines, SYNC)
+    found = domain.violations("key-1", "cust-1", lines, SYNC)
     assert fields_of(found) == ["lines"]
     assert "order total" in found[0][1]
 
 
 @pytest.mark.parametrize("currency", ["EUX", "eur", ""])
 def test_an_unknown_currency_is_refused_on_the_currency_code(currency: str) -> None:
-    assert problems([line(currency=currency)]) == ["lines[0].unit_price.currency_code"]
+    assert violation_fields([line(currency=currency)]) == ["lines[0].unit_price.currency_code"]
 
 
 def test_lines_in_different_currencies_are_refused_on_lines() -> None:
-    found = domain.problems("key-1", "cust-1", [line(currency="EUR"), line("sku-2", currency="USD")], SYNC)
+    found = domain.violations("key-1", "cust-1", [line(currency="EUR"), line("sku-2", currency="USD")], SYNC)
     assert fields_of(found) == ["lines"]
     assert "one currency" in found[0][1]
 
 
 def test_more_than_the_maximum_number_of_lines_is_refused_on_lines() -> None:
-    assert problems([line(f"sku-{i}") for i in range(domain.MAX_LINES)]) == []
-    assert problems([line(f"sku-{i}") for i in range(domain.MAX_LINES + 1)]) == ["lines"]
+    assert violation_fields([line(f"sku-{i}") for i in range(domain.MAX_LINES)]) == []
+    assert violation_fields([line(f"sku-{i}") for i in range(domain.MAX_LINES + 1)]) == ["lines"]
 
 
 @pytest.mark.parametrize("mode", [types_pb2.FLOW_MODE_UNSPECIFIED, 99])
 def test_a_mode_other_than_sync_or_events_is_refused_on_mode(mode: int) -> None:
-    assert problems([line()], mode=mode) == ["mode"]
+    assert violation_fields([line()], mode=mode) == ["mode"]
 
 
 def test_every_problem_of_a_request_is_reported_at_once() -> None:
-    found = problems([line(quantity=0, currency="XXX")], key="", customer="", mode=0)
+    found = violation_fields([line(quantity=0, currency="XXX")], key="", customer="", mode=0)
     assert found == ["idempotency_key", "customer_id", "lines[0].quantity", "lines[0].unit_price.currency_code",
                      "mode"]
 

@@ -6,7 +6,7 @@ import pytest
 from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
 from order_svc import handlers
-from order_svc.adapters import UPDATES_CHANNEL, OrderUnitOfWork
+from order_svc.adapters import UPDATES_CHANNEL, OrderUnitOfWork, outcome_event
 from shoplib import errors
 from shoplib.testing import MemoryStore
 from shoplib.uow import NoPublisher
@@ -49,23 +49,23 @@ async def test_the_same_key_and_request_return_the_same_order_and_create_nothing
     assert publisher.published == []
 
 
-async def test_a_retry_of_a_pending_order_redelivers_its_order_placed_to_resume_the_flow() -> None:
+async def test_a_retry_of_a_pending_order_resends_its_order_placed_to_resume_the_flow() -> None:
     store, key = MemoryStore(), new_id("key")
     first = await handlers.place_order(place_request(key), uow(store))
     publisher = RecordingPublisher()
     await handlers.place_order(place_request(key), uow(store, publisher))
-    assert publisher.redelivered == [events_pb2.OrderPlaced(order=first)]
+    assert publisher.resent == [events_pb2.OrderPlaced(order=first)]
 
 
-async def test_a_retry_of_a_settled_order_redelivers_nothing() -> None:
+async def test_a_retry_of_a_settled_order_resends_nothing() -> None:
     store, key = MemoryStore(), new_id("key")
     first = await handlers.place_order(place_request(key), uow(store))
-    await handlers.settle_order(types_pb2.Payment(order_id=first.order_id, status=types_pb2.PAYMENT_STATUS_SUCCEEDED),
-                                uow(store))
+    await handlers.settle_order(outcome_event(types_pb2.Payment(
+        order_id=first.order_id, status=types_pb2.PAYMENT_STATUS_SUCCEEDED)), uow(store))
     publisher = RecordingPublisher()
     again = await handlers.place_order(place_request(key), uow(store, publisher))
     assert again.status == types_pb2.ORDER_STATUS_PAID
-    assert publisher.redelivered == []
+    assert publisher.resent == []
 
 
 @pytest.mark.parametrize("different", [
@@ -98,7 +98,8 @@ async def test_an_invalid_request_is_refused_before_anything_is_stored() -> None
 async def test_settling_moves_a_pending_order_to_its_terminal_status(outcome: int, status: int) -> None:
     store = MemoryStore()
     order = await handlers.place_order(place_request(new_id("key")), uow(store))
-    settled = await handlers.settle_order(types_pb2.Payment(order_id=order.order_id, status=outcome), uow(store))
+    settled = await handlers.settle_order(outcome_event(types_pb2.Payment(order_id=order.order_id, status=outcome)),
+                                          uow(store))
     assert settled.status == status
     assert stored_orders(store)[f"order:{order.order_id}"].status == status
 
@@ -107,17 +108,17 @@ async def test_settling_happens_once_and_a_later_outcome_changes_nothing() -> No
     store = MemoryStore()
     order = await handlers.place_order(place_request(new_id("key")), uow(store))
     paid = types_pb2.Payment(order_id=order.order_id, status=types_pb2.PAYMENT_STATUS_SUCCEEDED)
-    await handlers.settle_order(paid, uow(store))
+    await handlers.settle_order(outcome_event(paid), uow(store))
     commits, values = store.commits, dict(store.values)
     declined = types_pb2.Payment(order_id=order.order_id, status=types_pb2.PAYMENT_STATUS_DECLINED)
-    again = await handlers.settle_order(declined, uow(store))
+    again = await handlers.settle_order(outcome_event(declined), uow(store))
     assert again.status == types_pb2.ORDER_STATUS_PAID
     assert (store.commits, store.values) == (commits, values)
 
 
 async def test_settling_an_unknown_order_is_not_found() -> None:
     with pytest.raises(errors.NotFound):
-        await handlers.settle_order(types_pb2.Payment(order_id="ord_missing"), uow(MemoryStore()))
+        await handlers.settle_order(outcome_event(types_pb2.Payment(order_id="ord_missing")), uow(MemoryStore()))
 
 
 async def test_getting_an_order_needs_an_id_and_an_existing_order() -> None:

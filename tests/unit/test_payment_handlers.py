@@ -43,7 +43,7 @@ async def test_charging_the_same_order_twice_charges_once_and_publishes_the_firs
     assert store.lists[LEDGER] == [order_id.encode()]
     assert store.commits == 1
     assert publisher.published == [events_pb2.PaymentSucceeded(payment=first)]
-    assert publisher.redelivered == []
+    assert publisher.resent == []
 
 
 async def test_a_repeat_charge_returns_the_first_outcome_even_for_another_amount() -> None:

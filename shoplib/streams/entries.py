@@ -1,0 +1,137 @@
+"""What happens to one entry, told apart on purpose:
+- an outage (Redis down or refusing writes): the entry is held and retried here once the store
+  takes writes again, so it spends none of its delivery budget;
+- a bad entry (cannot be turned into a handler call, or the handler rejects it): dead letters,
+  once per group, with the reason;
+- a failure (a bug, ours or the handler's): recorded against the entry and left pending; after
+  `max_deliveries` it goes to the dead letters with the last error. Nothing an entry does can
+  stop its consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import redis.asyncio as aioredis
+from google.protobuf.message import Message
+from shop.v1 import events_pb2
+
+from shoplib import errors, events, log, outage
+from shoplib.bounds import MAX_ERROR_CHARS
+from shoplib.outage import StoreGate
+from shoplib.streams import deadletter, failures
+from shoplib.streams.settings import ConsumerSettings
+from shoplib.streams.subscription import Entry, Subscription
+from shoplib.tx import Ack, Committer, Writes
+
+Decode = Callable[[dict[bytes, bytes]], tuple[events_pb2.EventEnvelope, Message]]
+# What a handler raises for an entry it refuses: retrying cannot help, so dead letters at once.
+_REJECTED = (errors.InvalidArgument, errors.NotFound)
+_logger = log.get("shoplib.consumer")
+
+
+class EntryWorker:
+    def __init__(self, client: aioredis.Redis, committer: Committer, sub: Subscription, settings: ConsumerSettings,
+                 gate: StoreGate, stopping: asyncio.Event, decode: Decode | None = None,
+                 dead_letter: deadletter.DeadLetterSink | None = None) -> None:
+        self._client, self._committer, self.sub, self.settings = client, committer, sub, settings
+        self.gate, self._stopping = gate, stopping
+        self._decode = decode or events.decode
+        self._dead_letter = dead_letter or deadletter.dead_letter
+        self._failed: dict[str, int] = {}  # entry id -> failures in a row in this process
+
+    async def work(self, entry: Entry, deliveries: int) -> None:
+        """Work on one entry until it is settled or left pending for a later delivery. Never
+        raises: an outage is waited out here; anything else is a failure of this entry."""
+        if not self.settings.protections.isolate_entries:
+            return await self._settle(entry, deliveries)
+        while not self._stopping.is_set():
+            try:
+                return await self._settle(entry, deliveries)
+            except Exception as exc:
+                if not outage.is_outage(exc):
+                    return await self._runtime_failed(entry, deliveries, exc)
+                self.gate.report(exc)
+                if not await self.gate.wait_open(self._stopping):
+                    return  # stopping: the entry stays pending for whoever runs next
+
+    async def _settle(self, entry: Entry, deliveries: int) -> None:
+        stream, entry_id, fields = entry
+        ack = Ack(stream, self.sub.group, entry_id)
+        log.bind(stream=stream, entry_id=entry_id, group=self.sub.group)
+        if not fields:  # trimmed or deleted while pending: nothing left to do
+            await self._committer.commit(Writes(), None, ack)
+            return
+        try:
+            envelope, payload = self._decode(fields)
+        except events.UndecodableEvent as exc:
+            return await self._dead(ack, deliveries, f"undecodable: {exc}", fields)
+        if self._over_budget(entry_id, deliveries):
+            return await self._give_up(ack, deliveries, fields)
+        cid = log.accepted_correlation_id(envelope.correlation_id) or ""  # from the broker: bounded too
+        log.correlation_id.set(cid)
+        log.bind(event_id=envelope.id, event_type=envelope.type, order_id=envelope.subject, correlation_id=cid)
+        await self._handle(envelope, payload, ack, deliveries, fields)
+
+    async def _handle(self, envelope: events_pb2.EventEnvelope, payload: Message, ack: Ack, deliveries: int,
+                      fields: dict[bytes, bytes]) -> None:
+        handler = self.sub.handlers.get(type(payload))
+        started = time.perf_counter()
+        try:
+            if handler is None:
+                await self._committer.commit(Writes(), None, ack)  # not for this group
+            else:
+                async with asyncio.timeout(self.settings.handler_timeout_s):  # no extra task, unlike wait_for
+                    await handler(envelope, payload, ack)
+        except _REJECTED as exc:
+            return await self._dead(ack, deliveries, f"rejected: {exc}", fields)
+        except TimeoutError:
+            limit = self.settings.handler_timeout_s
+            return await self._failure(ack, deliveries, f"TimeoutError: handler took longer than {limit:.1f}s")
+        except Exception as exc:
+            if outage.is_outage(exc) and self.settings.protections.hold_on_outage:
+                raise
+            return await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
+        if self._failed.pop(ack.entry_id, None) is not None:
+            await failures.forget(self._client, ack)
+        _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
+
+    async def _failure(self, ack: Ack, deliveries: int, error: str) -> None:
+        """The handler failed: the entry stays pending (retried after reclaim) and the error is
+        kept in Redis, so whichever consumer gives up on it can say what failed."""
+        error = error[:MAX_ERROR_CHARS]
+        self._failed[ack.entry_id] = self._failed.get(ack.entry_id, 0) + 1
+        _logger.warning("event.failed", error=error, deliveries=deliveries)
+        await failures.record(self._client, ack, error)
+
+    def _over_budget(self, entry_id: str, deliveries: int) -> bool:
+        limit = self.settings.max_deliveries
+        return deliveries > limit or self._failed.get(entry_id, 0) >= limit
+
+    async def _runtime_failed(self, entry: Entry, deliveries: int, exc: Exception) -> None:
+        """The runtime itself failed on this entry (a bug of ours): logged with its traceback and
+        counted like a handler failure, so the entry ends in the dead letters, never in a loop."""
+        stream, entry_id, fields = entry
+        _logger.error("consumer.entry_crashed", stream=stream, entry_id=entry_id, exc_info=exc)
+        ack = Ack(stream, self.sub.group, entry_id)
+        try:
+            await self._failure(ack, deliveries, f"consumer error: {exc!r}")
+            if self._over_budget(entry_id, deliveries + 1):
+                await self._give_up(ack, deliveries, fields)
+        except Exception:
+            _logger.exception("consumer.failure_not_recorded", entry_id=entry_id)
+
+    async def _give_up(self, ack: Ack, deliveries: int, fields: dict[bytes, bytes]) -> None:
+        last = await failures.last(self._client, ack) or (
+            "none recorded: each consumer holding it stopped or crashed before it finished")
+        tries = max(deliveries - 1, self._failed.pop(ack.entry_id, 0))
+        await self._dead(ack, deliveries, f"gave up after {tries} deliveries; last error: {last}", fields)
+
+    async def _dead(self, ack: Ack, deliveries: int, error: str, fields: dict[bytes, bytes]) -> None:
+        await self._dead_letter(self._committer, replace(ack, only_if_pending=True), self.sub.consumer, deliveries,
+                                error, fields)
+        self._failed.pop(ack.entry_id, None)
+        _logger.error("event.dead_lettered", error=error[:MAX_ERROR_CHARS], deliveries=deliveries)
