@@ -10,60 +10,18 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 import grpc
 import structlog
 from google.protobuf.message import Message
-from google.rpc import code_pb2, error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.rpc import error_details_pb2
 
-from shoplib import context, errors, log, outage
+from shoplib import context, errors, log
+from shoplib.status_mapping import Status, status_for
 
 _logger = log.get("shoplib.rpc")
-_STATUS_DETAILS_KEY = "grpc-status-details-bin"
-# Codes of a downstream call that we pass through unchanged (the caller can act on them).
-_PASS_THROUGH = {
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.NOT_FOUND,
-    grpc.StatusCode.ALREADY_EXISTS,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.UNAVAILABLE,
-}
-
-
-def to_status(code: grpc.StatusCode, message: str, details: Sequence[Message] = ()) -> grpc.Status:
-    """A grpc.Status carrying google.rpc.Status details in the trailing metadata."""
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
-    for detail in details:
-        status.details.add().Pack(detail)
-    return rpc_status.to_status(status)
-
-
-def _status_for(exc: BaseException) -> grpc.Status:
-    if isinstance(exc, errors.ServiceError):
-        return to_status(grpc.StatusCode[exc.code], exc.message, exc.details())
-    if isinstance(exc, grpc.aio.AioRpcError):
-        code = exc.code() if exc.code() in _PASS_THROUGH else grpc.StatusCode.UNAVAILABLE
-        status = to_status(code, exc.details() or code.name)
-        details = [(k, v) for k, v in (exc.trailing_metadata() or ()) if k == _STATUS_DETAILS_KEY]
-        return _Status(code, status.details, tuple(details))
-    if outage.is_outage(exc):  # down, or refusing writes for now (OOM, READONLY, a full stream, ...)
-        unavailable = errors.Unavailable(f"data store unavailable ({outage.describe(exc)}), retry later",
-                                         {"dependency": "redis"})
-        return to_status(grpc.StatusCode.UNAVAILABLE, unavailable.message, unavailable.details())
-    cid = log.correlation_id.get()
-    return to_status(grpc.StatusCode.INTERNAL, f"internal error (correlation id {cid})")
-
-
-class _Status(grpc.Status):
-    def __init__(self, code: grpc.StatusCode, details: str, trailing_metadata: tuple[Any, ...]) -> None:
-        self.code, self.details, self.trailing_metadata = code, details, trailing_metadata
-
-
 def _enter(method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> float:
     offered = dict(ctx.invocation_metadata() or ()).get(log.CORRELATION_HEADER)
     cid = log.accepted_correlation_id(offered) or log.new_correlation_id()
@@ -81,9 +39,9 @@ _NO_RETRY = ("grpc-retry-pushback-ms", "-1")
 
 
 async def _fail(ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException, started: float) -> None:
-    status = _status_for(exc)
+    status = status_for(exc)
     if status.code is grpc.StatusCode.UNAVAILABLE:
-        status = _Status(status.code, status.details, (*status.trailing_metadata, _NO_RETRY))
+        status = Status(status.code, status.details, (*status.trailing_metadata, _NO_RETRY))
     elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
     if status.code is grpc.StatusCode.INTERNAL:
         _logger.error("rpc.crashed", code=status.code.name, ms=elapsed_ms, exc_info=exc)
