@@ -21,25 +21,27 @@ CALLERS = 4
 
 
 @pytest.fixture
-def grpc_calls_in_flight() -> Iterator[None]:
-    """A gRPC server in this process and threads calling it without pause."""
+def grpc_calls_in_flight() -> Iterator[list[int]]:
+    """A gRPC server in this process and threads calling it without pause; yields the number of
+    calls answered so far (one counter per thread), so that a test can tell calls went on."""
     server = grpc.server(futures.ThreadPoolExecutor(CALLERS))
     health_pb2_grpc.add_HealthServicer_to_server(health.HealthServicer(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    stop = threading.Event()
+    stop, answered = threading.Event(), [0] * CALLERS
 
-    def call() -> None:
+    def call(n: int) -> None:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while not stop.is_set():
                 stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+                answered[n] += 1
 
-    callers = [threading.Thread(target=call, daemon=True) for _ in range(CALLERS)]
+    callers = [threading.Thread(target=call, args=(n,), daemon=True) for n in range(CALLERS)]
     for caller in callers:
         caller.start()
     try:
-        yield
+        yield answered
     finally:
         stop.set()
         for caller in callers:
@@ -48,9 +50,9 @@ def grpc_calls_in_flight() -> Iterator[None]:
 
 
 def test_local_redis_restarts_while_this_process_has_grpc_calls_in_flight(
-        tmp_path: Path, grpc_calls_in_flight: None) -> None:
+        tmp_path: Path, grpc_calls_in_flight: list[int]) -> None:
     server = LocalRedis(port=free_port(), data_dir=str(tmp_path))
-    failures = []
+    failures, before = [], list(grpc_calls_in_flight)
     try:
         for attempt in range(STARTS):
             try:
@@ -61,3 +63,5 @@ def test_local_redis_restarts_while_this_process_has_grpc_calls_in_flight(
     finally:
         server.stop()
     assert failures == [], f"redis-server died before it started ((attempt, exit status)): {failures}"
+    calling = [n for n, count in enumerate(grpc_calls_in_flight) if count > before[n]]
+    assert calling == list(range(CALLERS)), f"only callers {calling} of {CALLERS} kept calling during the starts"

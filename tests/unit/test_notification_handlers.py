@@ -38,7 +38,10 @@ async def test_each_kind_is_sent_once_and_listed_oldest_first() -> None:
     store, order_id = MemoryStore(), new_id("ord")
     received = await handlers.send(send_request(order_id, RECEIVED), uow(store))
     receipt = await handlers.send(send_request(order_id, RECEIPT), uow(store))
+    for kind in (RECEIPT, RECEIVED):  # asked again, in the other order
+        await handlers.send(send_request(order_id, kind), uow(store))
     assert await handlers.list_for_order(order_id, uow(store)) == [received, receipt]
+    assert store.commits == 2
     assert "42.48 EUR" in receipt.message
 
 
