@@ -8,7 +8,7 @@ from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, order_service
 
 from gateway.config import Settings
 from gateway.grpc_api import GatewayServicer
-from shoplib import grpc_client
+from shoplib import grpc_client, metrics
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
 
@@ -22,6 +22,7 @@ def wire(settings: Settings, orders: grpc.aio.Channel) -> ServiceSpec:
         service_names=[gateway_service_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name],
         dependencies=[Dependency("order", grpc_health_probe(orders), continuous=False)],
         on_stop=[orders.close],
+        exposed=metrics.Exposed(settings.metrics_port),
     )
 
 

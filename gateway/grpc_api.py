@@ -20,14 +20,16 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     async def PlaceOrder(self, request: pb.PlaceOrderRequest,
                          ctx: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse]
                          ) -> pb.PlaceOrderResponse:
-        reply = await grpc_client.invoke("order", self._orders.CreateOrder(order_service_pb2.CreateOrderRequest(
+        create = order_service_pb2.CreateOrderRequest(
             idempotency_key=request.idempotency_key, customer_id=request.customer_id, lines=request.lines,
-            mode=handlers.resolve_mode(request.mode, self._default_mode)), **grpc_client.call_options()))
+            mode=handlers.resolve_mode(request.mode, self._default_mode))
+        reply = await grpc_client.invoke("order", "shop.v1.OrderService/CreateOrder",
+                                         self._orders.CreateOrder(create, **grpc_client.call_options()))
         return pb.PlaceOrderResponse(order=reply.order)
 
     async def GetOrder(self, request: pb.GetOrderRequest,
                        ctx: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]) -> pb.GetOrderResponse:
-        reply = await grpc_client.invoke("order", self._orders.FetchOrder(
+        reply = await grpc_client.invoke("order", "shop.v1.OrderService/FetchOrder", self._orders.FetchOrder(
             order_service_pb2.FetchOrderRequest(order_id=request.order_id), **grpc_client.call_options()))
         return pb.GetOrderResponse(order=reply.order)
 

@@ -10,7 +10,7 @@ from notification_svc import consumers, handlers
 from notification_svc.adapters import NotificationUnitOfWork, Reader
 from notification_svc.config import Settings
 from notification_svc.grpc_api import NotificationServicer
-from shoplib import faults
+from shoplib import faults, metrics
 from shoplib.committers import PipelinedCommitter
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
@@ -46,6 +46,7 @@ def wire(settings: Settings, store: Store, *, committer: Committer | None = None
         start_checks=[store.check_settings],
         consumers=[consumer],
         on_stop=[client.aclose],
+        exposed=metrics.Exposed(settings.metrics_port, store.gate),  # its stream has no readers
     )
 
 

@@ -12,11 +12,14 @@ class Settings:
     port: int
     redis_url: str
     instance: str
+    # /metrics (Prometheus) on this port; 0: off (the default when built in-process, as the tests do).
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             port=config.port("NOTIFICATION_PORT", 50054),
+            metrics_port=config.port("NOTIFICATION_METRICS_PORT", 9104),
             redis_url=config.required("REDIS_URL"),
             instance=config.optional("SERVICE_INSTANCE", "1", str),
         )

@@ -140,14 +140,16 @@ class SyncChain:
 
     async def _run(self, placed: events_pb2.OrderPlaced) -> types_pb2.Order:
         order = placed.order
-        await grpc_client.invoke("notification", self._notify.SendNotification(
+        await grpc_client.invoke("notification", "shop.v1.NotificationService/SendNotification",
+                                  self._notify.SendNotification(
             notification_service_pb2.SendNotificationRequest(
                 order_id=order.order_id, customer_id=order.customer_id,
                 kind=types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, amount=order.total),
             **grpc_client.call_options()))
-        charged = await grpc_client.invoke("payment", self._charge.Charge(payment_service_pb2.ChargeRequest(
-            order_id=order.order_id, customer_id=order.customer_id, amount=order.total),
-            **grpc_client.call_options()))
+        charge = payment_service_pb2.ChargeRequest(order_id=order.order_id, customer_id=order.customer_id,
+                                                   amount=order.total)
+        charged = await grpc_client.invoke("payment", "shop.v1.PaymentService/Charge",
+                                           self._charge.Charge(charge, **grpc_client.call_options()))
         uow = self._dispatcher.unit_of_work()
         uow.orders.remember(order)  # as stored a moment ago: settling needs no read
         return await self._dispatcher.handle(outcome_event(charged.payment), uow)

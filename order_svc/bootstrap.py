@@ -15,7 +15,8 @@ from order_svc.config import Settings
 from order_svc.grpc_api import OrderServicer
 from order_svc.reconciler import Reconciler
 from order_svc.updates import OrderUpdates
-from shoplib import faults, grpc_client
+from shoplib import events as shop_events
+from shoplib import faults, grpc_client, metrics
 from shoplib.committers import PipelinedCommitter
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
@@ -73,6 +74,7 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
         consumers=[consumer],
         on_stop=[payment.close, notification.close, client.aclose],
         start_checks=[store.check_settings],
+        exposed=metrics.producing(settings.metrics_port, store.gate, client, shop_events.ORDER_EVENTS),
     )
 
 

@@ -18,11 +18,14 @@ class Settings:
     resume_after_ms: int = 10_000
     # An events order still PENDING this long after creation (or its last re-drive) is re-driven.
     redrive_after_ms: int = 60_000
+    # /metrics (Prometheus) on this port; 0: off (the default when built in-process, as the tests do).
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             port=config.port("ORDER_PORT", 50052),
+            metrics_port=config.port("ORDER_METRICS_PORT", 9102),
             redis_url=config.required("REDIS_URL"),
             payment_addr=config.required("PAYMENT_SERVICE_ADDR"),
             notification_addr=config.required("NOTIFICATION_SERVICE_ADDR"),

@@ -74,7 +74,8 @@ class SyncReceipts:
 
     async def _send(self, event: events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined) -> None:
         payment = event.payment
-        await grpc_client.invoke("notification", self._notify.SendNotification(
+        await grpc_client.invoke("notification", "shop.v1.NotificationService/SendNotification",
+                                  self._notify.SendNotification(
             notification_service_pb2.SendNotificationRequest(
                 order_id=payment.order_id, customer_id=payment.customer_id, kind=_KIND[type(event)],
                 amount=payment.amount, reason=payment.decline_reason), **grpc_client.call_options()))

@@ -13,7 +13,8 @@ from payment_svc import consumers, domain, handlers
 from payment_svc.adapters import PaymentUnitOfWork, Reader, SyncReceipts
 from payment_svc.config import Settings
 from payment_svc.grpc_api import PaymentServicer
-from shoplib import faults, grpc_client
+from shoplib import events as shop_events
+from shoplib import faults, grpc_client, metrics
 from shoplib.committers import PipelinedCommitter
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
@@ -60,6 +61,7 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
         start_checks=[store.check_settings],
         consumers=[consumer],
         on_stop=[notification.close, client.aclose],
+        exposed=metrics.producing(settings.metrics_port, store.gate, client, shop_events.PAYMENT_EVENTS),
     )
 
 

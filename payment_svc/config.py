@@ -17,11 +17,14 @@ class Settings:
     decline_above_minor: int
     # Injected processing delay, to show what a slow dependency does to each mode.
     delay_ms: int
+    # /metrics (Prometheus) on this port; 0: off (the default when built in-process, as the tests do).
+    metrics_port: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             port=config.port("PAYMENT_PORT", 50053),
+            metrics_port=config.port("PAYMENT_METRICS_PORT", 9103),
             redis_url=config.required("REDIS_URL"),
             notification_addr=config.required("NOTIFICATION_SERVICE_ADDR"),
             instance=config.optional("SERVICE_INSTANCE", "1", str),

@@ -22,7 +22,8 @@ def up() -> None:
     with Stack(free_ports=False) as stack:
         print(f"\nstack up: Redis {stack.redis_url}", flush=True)
         for name in ("gateway", "order", "payment", "notification"):
-            print(f"  {name:<13} {stack.address(name)}", flush=True)
+            metrics = stack.metrics_url(name) if stack.metrics_ports[name] else "no metrics"
+            print(f"  {name:<13} {stack.address(name)}  {metrics}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while not stop.wait(UP_CHECK_S):  # a wait with a timeout lets the signal handler run
             # A service that dies leaves a half stack that answers some calls and fails others, and

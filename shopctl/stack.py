@@ -21,6 +21,7 @@ from shoplib.redis_server import LocalRedis, free_port, python_module_command
 SERVICES = ("notification", "payment", "order", "gateway")
 MODULES = {"gateway": "gateway", "order": "order_svc", "payment": "payment_svc", "notification": "notification_svc"}
 DEFAULT_PORTS = {"gateway": 50051, "order": 50052, "payment": 50053, "notification": 50054}
+DEFAULT_METRICS_PORTS = {"gateway": 9101, "order": 9102, "payment": 9103, "notification": 9104}
 # A cold start (Python imports, gRPC, Redis ping) takes ~1 s per service on 2 cores.
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -51,6 +52,11 @@ def fixed_port(name: str) -> int:
     return config.port(f"{name.upper()}_PORT", DEFAULT_PORTS[name])
 
 
+def fixed_metrics_port(name: str) -> int:
+    """The default /metrics port, unless GATEWAY_METRICS_PORT, ORDER_METRICS_PORT... say otherwise (0: off)."""
+    return config.port(f"{name.upper()}_METRICS_PORT", DEFAULT_METRICS_PORTS[name])
+
+
 def wait_serving(address: str, timeout: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(address) as channel:
@@ -72,23 +78,37 @@ class Stack:
     """Start with `with Stack(...) as stack:`; every process is stopped on exit."""
 
     free_ports: bool = True
+    # /metrics on free ports too; without it a free-port stack serves none (stacks started side by
+    # side, as the tests do, would fight over fixed ones). Fixed-port stacks use 9101-9104 or *_METRICS_PORT.
+    metrics: bool = False
     log_dir: Path | None = None  # None: service logs go to this terminal
     env: dict[str, str] = field(default_factory=dict)
     redis: LocalRedis | None = None
     ports: dict[str, int] = field(default_factory=dict)
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # 0: that service serves no /metrics
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ports = {name: free_port() if self.free_ports else fixed_port(name) for name in SERVICES}
+        self.metrics_ports = {name: self._metrics_port(name) for name in SERVICES}
         self.redis_url = os.environ.get("REDIS_URL", "")
+
+    def _metrics_port(self, name: str) -> int:
+        if not self.free_ports:
+            return fixed_metrics_port(name)
+        return free_port() if self.metrics else 0
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.ports[name]}"
 
+    def metrics_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.metrics_ports[name]}/metrics"
+
     def service_env(self, name: str) -> dict[str, str]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": self.redis_url,
                "ORDER_SERVICE_ADDR": self.address("order"), "PAYMENT_SERVICE_ADDR": self.address("payment"),
-               "NOTIFICATION_SERVICE_ADDR": self.address("notification"), **self.env}
+               "NOTIFICATION_SERVICE_ADDR": self.address("notification"),
+               **{f"{n.upper()}_METRICS_PORT": str(p) for n, p in self.metrics_ports.items()}, **self.env}
         env.update({f"{n.upper()}_PORT": str(p) for n, p in self.ports.items()})
         return env
 

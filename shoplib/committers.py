@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
+from shoplib.metrics import COMMIT_SECONDS
 from shoplib.tx import Ack, Once, Value, Writes, script_arguments
 
 _SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
@@ -22,7 +24,10 @@ class RedisCommitter:
     async def commit(self, writes: Writes, once: Once | None = None,
                      ack: Ack | None = None) -> bool:
         key, args = script_arguments(writes, once, ack)
-        return bool(await self._script(keys=[key], args=args))
+        started = time.perf_counter()
+        done = bool(await self._script(keys=[key], args=args))
+        COMMIT_SECONDS.observe(time.perf_counter() - started)
+        return done
 
 
 class PipelinedCommitter:
@@ -41,11 +46,14 @@ class PipelinedCommitter:
     async def commit(self, writes: Writes, once: Once | None = None,
                      ack: Ack | None = None) -> bool:
         key, args = script_arguments(writes, once, ack)
+        started = time.perf_counter()
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.append((key, args, future))
         if len(self._queue) == 1:
             asyncio.get_running_loop().call_soon(self._schedule_flush)
-        return await future
+        done = await future
+        COMMIT_SECONDS.observe(time.perf_counter() - started)  # as the caller waited: queue and round trip
+        return done
 
     def _schedule_flush(self) -> None:
         task = asyncio.ensure_future(self._flush())

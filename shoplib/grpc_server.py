@@ -14,7 +14,7 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shoplib import log
+from shoplib import log, metrics
 from shoplib.bounds import MAX_CONCURRENT_RPCS, MAX_METADATA_BYTES, MAX_REQUEST_BYTES
 from shoplib.health import Dependency, HealthMonitor
 from shoplib.interceptors import ContextInterceptor
@@ -51,6 +51,8 @@ class ServiceSpec:
     # Run once the dependencies answer, before anything is consumed: a StartRefused ends the
     # service with its message (a store set up so that our guarantees cannot hold).
     start_checks: Sequence[Callable[[], Awaitable[None]]] = ()
+    # /metrics: its port (0: off) and what it reports beyond the counters (shoplib.metrics).
+    exposed: metrics.Exposed = field(default_factory=metrics.Exposed)
     # One explicit address: with "localhost", gRPC reports success when only ::1 could be bound
     # (say 127.0.0.1:PORT is held by a TIME-WAIT socket) and IPv4 callers are refused.
     host: str = field(default_factory=lambda: os.environ.get("BIND_HOST", "127.0.0.1"))
@@ -117,12 +119,25 @@ class Running:
         self._tasks: list[asyncio.Task[None]] = []
         self._consuming: list[asyncio.Task[None]] = []
         self.refused: asyncio.Future[StartRefused] = asyncio.get_running_loop().create_future()
+        self.endpoint = self._expose(spec)
+
+    def _expose(self, spec: ServiceSpec) -> metrics.Endpoint | None:
+        exposed = spec.exposed
+        if not exposed.port:
+            return None
+        try:
+            endpoint = metrics.Endpoint(spec.host, exposed.port)
+        except OSError as exc:
+            raise SystemExit(f"{spec.name}: cannot serve metrics on {spec.host}:{exposed.port}: {exc}") from None
+        metrics.report_state(spec.name, lambda: self.monitor.serving, exposed.gate)
+        return endpoint
 
     async def start(self) -> None:
         await self.monitor.begin()
         await self.server.start()
         self._tasks.append(asyncio.create_task(self._become_ready()))
-        _logger.info("server.started", port=self.port, services=list(self.spec.service_names))
+        _logger.info("server.started", port=self.port, services=list(self.spec.service_names),
+                     metrics_port=self.endpoint.port if self.endpoint else None)
 
     async def _become_ready(self) -> None:
         if not await self._start_checks_pass():
@@ -131,10 +146,16 @@ class Running:
         if self.supervisor.stopping:
             return
         keep = self.supervisor.keep
-        self._tasks += [asyncio.create_task(keep(name_of(job), job)) for job in self.spec.background]
+        self._tasks += [asyncio.create_task(keep(name_of(job), job)) for job in self._background()]
         self._consuming = [asyncio.create_task(keep(f"consumer {name_of(c.run)}", c.run)) for c in self.spec.consumers]
         self._tasks.append(asyncio.create_task(self.monitor.run()))
         _logger.info("server.ready")
+
+    def _background(self) -> list[Background]:
+        exposed = self.spec.exposed
+        if self.endpoint is None or exposed.client is None or not exposed.groups:
+            return list(self.spec.background)
+        return [*self.spec.background, metrics.group_sampler(exposed.client, exposed.groups)]
 
     async def _start_checks_pass(self) -> bool:
         """Run the start checks until they could run (their dependency may not answer yet);
@@ -169,6 +190,8 @@ class Running:
         await self.server.stop(grace)
         for hook in self.spec.on_stop:
             await hook()
+        if self.endpoint is not None:
+            self.endpoint.close()
         _logger.info("server.stopped")
 
 

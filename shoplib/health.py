@@ -54,6 +54,10 @@ class HealthMonitor:
         self._stopping = False
         self._status: int | None = None
 
+    @property
+    def serving(self) -> bool:
+        return self._status == SERVING
+
     async def _set(self, status: int) -> None:
         if status != self._status:
             self._status = status

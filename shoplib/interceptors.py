@@ -8,6 +8,7 @@ bytes that are not the method's request type are answered INVALID_ARGUMENT, neve
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,10 +19,12 @@ import structlog
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
-from shoplib import context, errors, log
+from shoplib import context, errors, log, metrics
 from shoplib.status_mapping import Status, status_for
 
 _logger = log.get("shoplib.rpc")
+
+
 def _enter(method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> float:
     offered = dict(ctx.invocation_metadata() or ()).get(log.CORRELATION_HEADER)
     cid = log.accepted_correlation_id(offered) or log.new_correlation_id()
@@ -38,7 +41,14 @@ def _enter(method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> float:
 _NO_RETRY = ("grpc-retry-pushback-ms", "-1")
 
 
-async def _fail(ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException, started: float) -> None:
+def _observe(method: str, code: str, started: float) -> None:
+    """The one metric of a call: its duration under its method and final status code."""
+    metrics.SERVER_RPC_SECONDS.labels(method.lstrip("/"), code).observe(time.perf_counter() - started)
+
+
+async def _fail(ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException, started: float,
+                method: str | None = None) -> None:
+    """Answer the call with the status `exc` maps to (observed under `method` when given)."""
     status = status_for(exc)
     if status.code is grpc.StatusCode.UNAVAILABLE:
         status = Status(status.code, status.details, (*status.trailing_metadata, _NO_RETRY))
@@ -47,6 +57,8 @@ async def _fail(ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException, sta
         _logger.error("rpc.crashed", code=status.code.name, ms=elapsed_ms, exc_info=exc)
     else:
         _logger.info("rpc.failed", code=status.code.name, message=status.details, ms=elapsed_ms)
+    if method is not None:
+        _observe(method, status.code.name, started)
     await ctx.abort(status.code, status.details, status.trailing_metadata)
 
 
@@ -117,13 +129,17 @@ def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: 
     async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = _enter(method, ctx)
         if request is undecodable:
-            await _fail(ctx, undecodable, started)
+            await _fail(ctx, undecodable, started, method)
         try:
             response = await inner(request, ctx)
         except grpc.aio.AbortError:
             raise
+        except asyncio.CancelledError:
+            _observe(method, grpc.StatusCode.CANCELLED.name, started)
+            raise
         except Exception as exc:
-            await _fail(ctx, exc, started)
+            await _fail(ctx, exc, started, method)
+        _observe(method, grpc.StatusCode.OK.name, started)
         _logger.debug("rpc.ok", ms=round((time.perf_counter() - started) * 1000, 2))
         return response
 
@@ -135,14 +151,18 @@ def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]], undecoda
     async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         started = _enter(method, ctx)
         if request is undecodable:
-            await _fail(ctx, undecodable, started)
+            await _fail(ctx, undecodable, started, method)
         try:
             async for item in inner(request, ctx):
                 yield item
         except grpc.aio.AbortError:
             raise
+        except (asyncio.CancelledError, GeneratorExit):  # the client went away mid-stream
+            _observe(method, grpc.StatusCode.CANCELLED.name, started)
+            raise
         except Exception as exc:
-            await _fail(ctx, exc, started)
+            await _fail(ctx, exc, started, method)
+        _observe(method, grpc.StatusCode.OK.name, started)
 
     return behaviour
 

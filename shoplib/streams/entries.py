@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from google.protobuf.message import Message
 from shop.v1 import events_pb2
 
-from shoplib import errors, events, log, outage
+from shoplib import errors, events, log, metrics, outage
 from shoplib.bounds import MAX_ERROR_CHARS
 from shoplib.outage import StoreGate
 from shoplib.streams import deadletter, failures
@@ -95,6 +95,8 @@ class EntryWorker:
             if outage.is_outage(exc) and self.settings.protections.hold_on_outage:
                 raise
             return await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
+        if handler is not None:
+            metrics.EVENTS_HANDLED.labels(ack.stream, ack.group).inc()
         if self._failed.pop(ack.entry_id, None) is not None:
             await failures.forget(self._client, ack)
         _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
@@ -105,6 +107,7 @@ class EntryWorker:
         error = error[:MAX_ERROR_CHARS]
         self._failed[ack.entry_id] = self._failed.get(ack.entry_id, 0) + 1
         _logger.warning("event.failed", error=error, deliveries=deliveries)
+        metrics.EVENTS_FAILED.labels(ack.stream, ack.group).inc()
         await failures.record(self._client, ack, error)
 
     def _over_budget(self, entry_id: str, deliveries: int) -> bool:
@@ -134,4 +137,5 @@ class EntryWorker:
         await self._dead_letter(self._committer, replace(ack, only_if_pending=True), self.sub.consumer, deliveries,
                                 error, fields)
         self._failed.pop(ack.entry_id, None)
+        metrics.EVENTS_DEAD_LETTERED.labels(ack.stream, ack.group).inc()
         _logger.error("event.dead_lettered", error=error[:MAX_ERROR_CHARS], deliveries=deliveries)

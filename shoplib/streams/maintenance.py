@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import log, outage, topology
+from shoplib import log, metrics, outage, topology
 from shoplib.outage import StoreGate
 from shoplib.streams import failures
 from shoplib.streams.settings import ConsumerSettings
@@ -84,6 +84,7 @@ class Maintenance:
             cursor, claimed = _s(reply[0]), reply[1]
             if claimed:
                 _logger.info("consumer.reclaimed", stream=stream, entries=len(claimed))
+                metrics.EVENTS_RECLAIMED.labels(stream, self._sub.group).inc(len(claimed))
                 await self._process([(stream, _s(i), f or {}) for i, f in claimed], True)
             if cursor == "0-0" or self._stopping.is_set():
                 return

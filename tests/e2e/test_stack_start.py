@@ -71,8 +71,10 @@ def test_services_that_exit_at_start_fail_the_stack_at_once_with_their_error_and
 
 
 def up_env(**extra: str) -> dict[str, str]:
-    """`shopctl up` on free ports (GATEWAY_PORT...), never the standard ones another stack may use."""
-    return {**os.environ, **{f"{name.upper()}_PORT": str(free_port()) for name in SERVICES}, **extra}
+    """`shopctl up` on free ports (GATEWAY_PORT...), never the standard ones another stack may use,
+    and without /metrics (its standard ports too)."""
+    return {**os.environ, **{f"{name.upper()}_PORT": str(free_port()) for name in SERVICES},
+            **{f"{name.upper()}_METRICS_PORT": "0" for name in SERVICES}, **extra}
 
 
 def test_shopctl_up_with_bad_settings_exits_non_zero_at_once_with_the_error_and_no_traceback(
