@@ -38,5 +38,5 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                          ) -> AsyncIterator[pb.WatchOrderResponse]:
         call = self._orders.FollowOrder(order_service_pb2.FollowOrderRequest(order_id=request.order_id),
                                         timeout=ctx.time_remaining(), metadata=context.outbound_metadata())
-        async for reply in call:
+        async for reply in grpc_client.follow("order", call):
             yield pb.WatchOrderResponse(order=reply.order)

@@ -20,6 +20,6 @@ class Settings:
         return cls(
             port=config.port("NOTIFICATION_PORT", 50054),
             metrics_port=config.port("NOTIFICATION_METRICS_PORT", 9104),
-            redis_url=config.required("REDIS_URL"),
+            redis_url=config.redis_url("REDIS_URL"),
             instance=config.optional("SERVICE_INSTANCE", "1", str),
         )

@@ -7,7 +7,7 @@ import uuid
 from shop.v1 import types_pb2
 
 from shoplib import clock, money
-from shoplib.fields import id_violations, text_violations
+from shoplib.fields import id_violations, order_id_violations, text_violations
 
 KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT,
                    types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED})
@@ -15,7 +15,7 @@ KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFIC
 
 def violations(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType, reason: str = ""
                ) -> list[tuple[str, str]]:
-    found = id_violations("order_id", order_id) + id_violations("customer_id", customer_id)
+    found = order_id_violations("order_id", order_id) + id_violations("customer_id", customer_id)
     if kind not in KINDS:
         found.append(("kind", "must be a NOTIFICATION_KIND other than UNSPECIFIED"))
     return found + text_violations("reason", reason)

@@ -12,7 +12,7 @@ from shop.v1 import events_pb2, notification_service_pb2, types_pb2
 from notification_svc import domain
 from notification_svc.ports import UnitOfWork
 from shoplib import errors, log
-from shoplib.fields import id_violations
+from shoplib.fields import order_id_violations
 
 _logger = log.get("notification_svc")
 Request = notification_service_pb2.SendNotificationRequest
@@ -34,7 +34,7 @@ async def send(cmd: Request, uow: UnitOfWork) -> types_pb2.Notification:
 
 
 async def list_for_order(order_id: str, uow: UnitOfWork) -> list[types_pb2.Notification]:
-    if violations := id_violations("order_id", order_id):
+    if violations := order_id_violations("order_id", order_id):
         raise errors.InvalidArgument(violations)
     return await uow.notifications.list(order_id)
 

@@ -88,9 +88,15 @@ class OrderStore:
             self._writes.zrem(pending, order.order_id)
 
     def redriven(self, order_id: str, now_ms: int) -> None:
-        """Stage a re-drive: counted, and not due again for another re-drive period."""
-        self._writes.zadd(PENDING_EVENTS, now_ms, order_id)
+        """Stage a re-drive: counted, and not due again for another re-drive period (only while
+        still listed: an order settled meanwhile is not put back)."""
+        self._writes.zadd(PENDING_EVENTS, now_ms, order_id, only_existing=True)
         self._writes.incr(REDRIVEN)
+
+    def settled(self, order: types_pb2.Order) -> None:
+        """Stage the removal of a settled order from the orders not settled yet."""
+        if (pending := PENDING.get(order.mode)) is not None:
+            self._writes.zrem(pending, order.order_id)
 
     async def pending(self, mode: types_pb2.FlowMode.ValueType, older_than_ms: int, limit: int) -> list[str]:
         raw = await self._reader.zrangebyscore(PENDING[mode], "-inf", older_than_ms, start=0, num=limit)

@@ -26,7 +26,7 @@ class Settings:
         return cls(
             port=config.port("ORDER_PORT", 50052),
             metrics_port=config.port("ORDER_METRICS_PORT", 9102),
-            redis_url=config.required("REDIS_URL"),
+            redis_url=config.redis_url("REDIS_URL"),
             payment_addr=config.required("PAYMENT_SERVICE_ADDR"),
             notification_addr=config.required("NOTIFICATION_SERVICE_ADDR"),
             instance=config.optional("SERVICE_INSTANCE", "1", str),

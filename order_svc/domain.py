@@ -38,7 +38,8 @@ def violations(idempotency_key: str, customer_id: str, lines: list[types_pb2.Ord
             found += _line_violations(index, line)
         currencies = {line.unit_price.currency_code for line in lines}
         if len(currencies) > 1:
-            found.append(("lines", f"must share one currency, got {sorted(currencies)}"))
+            shown = sorted(c[:money.ECHO_CHARS] for c in currencies)[:5]
+            found.append(("lines", f"must share one currency, got {len(currencies)}: {shown}"))
     if mode not in MODES:
         found.append(("mode", "must be FLOW_MODE_SYNC or FLOW_MODE_EVENTS"))
     if not found and _sum_minor(lines) > MAX_AMOUNT_MINOR:

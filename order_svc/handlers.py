@@ -94,7 +94,9 @@ async def resume_order(order: types_pb2.Order, uow: UnitOfWork, now_ms: int) -> 
     up, a service was down); events mode re-drives it, publishing its OrderPlaced anew (an event
     lost or stuck somewhere). Every step downstream is idempotent, so either is safe to repeat."""
     log.bind(order_id=order.order_id)
-    if order.status in domain.TERMINAL:
+    if order.status in domain.TERMINAL:  # settled meanwhile, still listed: tidy the list
+        uow.orders.settled(order)
+        await uow.commit()
         return order
     _logger.info("order.resuming", age_s=round(time.time() - order.create_time.seconds),
                  mode=types_pb2.FlowMode.Name(order.mode))
@@ -104,7 +106,7 @@ async def resume_order(order: types_pb2.Order, uow: UnitOfWork, now_ms: int) -> 
 
 
 async def get_order(order_id: str, uow: UnitOfWork) -> types_pb2.Order:
-    if violations := fields.id_violations("order_id", order_id):
+    if violations := fields.order_id_violations("order_id", order_id):
         raise errors.InvalidArgument(violations)
     return await _existing(order_id, uow)
 

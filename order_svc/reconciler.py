@@ -65,7 +65,10 @@ class Reconciler:
             return False
         try:
             order = await handlers.resume_order(order, uow, now_ms)
-        except errors.Unavailable as exc:  # the next service is still down: next round
+        except errors.Unavailable as exc:  # the next service is still down (or hung): next round
             _logger.info("reconciler.still_unavailable", order_id=order_id, error=exc.message[:200])
+            return False
+        except Exception as exc:  # one order that fails (any answer but a settled one) never stops the rest
+            _logger.warning("reconciler.resume_failed", order_id=order_id, error=f"{type(exc).__name__}: {exc}"[:300])
             return False
         return order.status in domain.TERMINAL

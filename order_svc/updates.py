@@ -78,6 +78,8 @@ class OrderUpdates:
         try:
             order = types_pb2.Order.FromString(payload)
         except DecodeError:
+            order = None
+        if order is None or order.order_id != raw_id.decode(errors="replace"):  # not this order's update
             _logger.warning("order.update_malformed", channel=UPDATES_CHANNEL, bytes=len(data))
             return
         for queue in watchers:

@@ -25,7 +25,7 @@ class Settings:
         return cls(
             port=config.port("PAYMENT_PORT", 50053),
             metrics_port=config.port("PAYMENT_METRICS_PORT", 9103),
-            redis_url=config.required("REDIS_URL"),
+            redis_url=config.redis_url("REDIS_URL"),
             notification_addr=config.required("NOTIFICATION_SERVICE_ADDR"),
             instance=config.optional("SERVICE_INSTANCE", "1", str),
             decline_above_minor=config.optional("PAYMENT_DECLINE_ABOVE_MINOR", 100_000, int),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from shop.v1 import events_pb2, types_pb2
 
 from shoplib import clock, money
-from shoplib.fields import id_violations
+from shoplib.fields import id_violations, order_id_violations
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class Rules:
 
 
 def violations(order_id: str, customer_id: str, amount: types_pb2.Money) -> list[tuple[str, str]]:
-    found = id_violations("order_id", order_id) + id_violations("customer_id", customer_id)
+    found = order_id_violations("order_id", order_id) + id_violations("customer_id", customer_id)
     return found + money.violations("amount", amount)
 
 

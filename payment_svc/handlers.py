@@ -10,7 +10,7 @@ from shop.v1 import events_pb2, payment_service_pb2, types_pb2
 from payment_svc import domain
 from payment_svc.ports import UnitOfWork
 from shoplib import errors, log
-from shoplib.fields import id_violations
+from shoplib.fields import order_id_violations
 
 _logger = log.get("payment_svc")
 
@@ -38,7 +38,7 @@ async def charge(cmd: payment_service_pb2.ChargeRequest, uow: UnitOfWork, rules:
 
 
 async def get_payment(order_id: str, uow: UnitOfWork) -> types_pb2.Payment:
-    if violations := id_violations("order_id", order_id):
+    if violations := order_id_violations("order_id", order_id):
         raise errors.InvalidArgument(violations)
     payment = await uow.payments.get(order_id)
     if payment is None:

@@ -42,6 +42,18 @@ def port(name: str, default: int) -> int:
     return value
 
 
+# The URL schemes redis-py connects with.
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def redis_url(name: str) -> str:
+    """A required Redis URL; one that redis-py cannot use stops the service at start, naming it."""
+    value = required(name)
+    if not value.startswith(REDIS_SCHEMES):
+        raise ConfigError(f"{name}={redacted_url(value)!r} is not a Redis URL ({', '.join(REDIS_SCHEMES)})")
+    return value
+
+
 def redacted_url(url: str) -> str:
     """A URL safe to log: any password is replaced."""
     scheme, sep, rest = url.partition("://")

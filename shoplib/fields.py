@@ -3,7 +3,13 @@ shoplib.bounds), as (field path, description) violations."""
 
 from __future__ import annotations
 
+import re
+
 from shoplib.bounds import MAX_ID_LENGTH, MAX_TEXT_LENGTH
+
+# Order ids are ours ("ord_" and hex); a look-up or an event may only name something of that
+# shape, so a client-chosen id can never address another kind of key (order:key:..., payment:ledger).
+ORDER_ID = re.compile(r"ord[_-][A-Za-z0-9_-]+")
 
 
 def id_violations(field: str, value: str) -> list[tuple[str, str]]:
@@ -18,3 +24,10 @@ def id_violations(field: str, value: str) -> list[tuple[str, str]]:
 def text_violations(field: str, value: str) -> list[tuple[str, str]]:
     """Free text: at most MAX_TEXT_LENGTH characters."""
     return [(field, f"must be at most {MAX_TEXT_LENGTH} characters")] if len(value) > MAX_TEXT_LENGTH else []
+
+
+def order_id_violations(field: str, value: str) -> list[tuple[str, str]]:
+    """An order id: an identifier of our order-id shape (ord_ followed by letters, digits, - or _)."""
+    if found := id_violations(field, value):
+        return found
+    return [] if ORDER_ID.fullmatch(value) else [(field, "is not an order id (ord_...)")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from typing import TypedDict, TypeVar
 
 import grpc
@@ -71,9 +71,25 @@ async def invoke(service: str, method: str, call: Awaitable[T]) -> T:
         answered = any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ())
         if exc.code() is grpc.StatusCode.UNAVAILABLE and not answered:
             raise errors.Unavailable(f"{service} service unavailable, retry later", {"service": service}) from None
+        if exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED and not answered:  # a hung service, not our caller
+            raise errors.Unavailable(f"{service} service did not answer in time, retry later",
+                                     {"service": service}) from None
         raise
     metrics.CLIENT_RPC_SECONDS.labels(method, grpc.StatusCode.OK.name).observe(time.perf_counter() - started)
     return reply
+
+
+async def follow(service: str, call: AsyncIterable[T]) -> AsyncIterator[T]:
+    """The messages of an outbound server stream; a down or hung service becomes UNAVAILABLE
+    naming it, as with `invoke`."""
+    try:
+        async for message in call:
+            yield message
+    except grpc.aio.AioRpcError as exc:
+        answered = any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ())
+        if exc.code() is grpc.StatusCode.UNAVAILABLE and not answered:
+            raise errors.Unavailable(f"{service} service unavailable, retry later", {"service": service}) from None
+        raise
 
 
 def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:

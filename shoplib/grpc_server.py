@@ -161,6 +161,7 @@ class Running:
         """Run the start checks until they could run (their dependency may not answer yet);
         False when one refused the start, or the service is stopping. (A cancelled Redis call can
         surface as a ConnectionError, so the loop looks at the stopping flag, not at cancellation.)"""
+        waited = 0
         while not self.supervisor.stopping:
             try:
                 for check in self.spec.start_checks:
@@ -172,7 +173,9 @@ class Running:
                 self.refused.set_result(exc)
                 return False
             except Exception as exc:  # e.g. Redis not up yet: readiness says so meanwhile
-                _logger.debug("server.start_check_waiting", error=type(exc).__name__)
+                waited += 1
+                log_at = _logger.warning if waited == 1 else _logger.debug  # said once, not every retry
+                log_at("server.start_check_waiting", error=f"{type(exc).__name__}: {exc}"[:200])
                 await asyncio.sleep(START_CHECK_RETRY_S)
         return False
 

@@ -6,6 +6,9 @@ from shop.v1 import types_pb2
 
 from shoplib.bounds import MAX_AMOUNT_MINOR
 
+# How much of a refused currency code an error message repeats.
+ECHO_CHARS = 8
+
 # Active ISO 4217 alphabetic codes (2024 list), so a typo such as "EUX" is refused.
 ISO_4217 = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP
@@ -27,7 +30,8 @@ def violations(field: str, value: types_pb2.Money) -> list[tuple[str, str]]:
     """The field violations of one Money value, as (field path, description) pairs."""
     found: list[tuple[str, str]] = []
     if value.currency_code not in ISO_4217:
-        found.append((f"{field}.currency_code", f"{value.currency_code!r} is not an ISO 4217 currency code"))
+        shown = value.currency_code[:ECHO_CHARS]  # echo a bounded part of what was sent
+        found.append((f"{field}.currency_code", f"{shown!r} is not an ISO 4217 currency code"))
     if value.amount_minor < 0:
         found.append((f"{field}.amount_minor", "must not be negative"))
     elif value.amount_minor > MAX_AMOUNT_MINOR:
@@ -37,5 +41,6 @@ def violations(field: str, value: types_pb2.Money) -> list[tuple[str, str]]:
 
 def format_money(value: types_pb2.Money) -> str:
     """A human rendering, assuming two minor digits (good enough for messages)."""
-    major, minor = divmod(value.amount_minor, 100)
-    return f"{major:,}.{minor:02d} {value.currency_code}"
+    major, minor = divmod(abs(value.amount_minor), 100)
+    sign = "-" if value.amount_minor < 0 else ""
+    return f"{sign}{major:,}.{minor:02d} {value.currency_code}"

@@ -36,11 +36,11 @@ def to_status(code: grpc.StatusCode, message: str, details: Sequence[Message] = 
 
 def status_for(exc: BaseException) -> grpc.Status:
     """The status a failure maps to: our errors by their code, a downstream's status passed on
-    (or UNAVAILABLE), a store outage UNAVAILABLE with RetryInfo, anything else INTERNAL."""
+    when it is one the caller can act on, a store outage UNAVAILABLE with RetryInfo, anything else INTERNAL."""
     if isinstance(exc, errors.ServiceError):
         return to_status(grpc.StatusCode[exc.code], exc.message, exc.details())
-    if isinstance(exc, grpc.aio.AioRpcError):
-        code = exc.code() if exc.code() in _PASS_THROUGH else grpc.StatusCode.UNAVAILABLE
+    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _PASS_THROUGH:  # the caller can act on it
+        code = exc.code()
         status = to_status(code, exc.details() or code.name)
         details = [(k, v) for k, v in (exc.trailing_metadata() or ()) if k == _STATUS_DETAILS_KEY]
         return Status(code, status.details, tuple(details))

@@ -38,6 +38,7 @@ class Store:
     client: aioredis.Redis
     gate: StoreGate
     _warned: bool = field(default=False, repr=False)
+    _unsafe: str | None = field(default=None, repr=False)
 
     @classmethod
     def connect(cls, url: str, owner: str) -> Store:
@@ -50,8 +51,11 @@ class Store:
         return [Dependency("redis", self.gate.check), Dependency("redis-settings", self.settings_hold)]
 
     async def settings_hold(self) -> None:
-        if reason := unsafe_policy(await self.client.info("memory")):
+        reason = unsafe_policy(await self.client.info("memory"))
+        if reason and reason != self._unsafe:  # said once per change, not at every probe
             _logger.error("store.unsafe", reason=reason)
+        self._unsafe = reason
+        if reason:
             raise RuntimeError(reason)
 
     async def check_settings(self) -> None:

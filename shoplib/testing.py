@@ -62,7 +62,10 @@ class MemoryStore:
         elif command == "RPUSH":
             self.lists[key].append(_b(args[0]))
         elif command == "ZADD":
-            self.zsets[key][str(args[1])] = float(args[0])
+            xx = args[0] == "XX"
+            score, member = args[1:] if xx else args
+            if not xx or str(member) in self.zsets[key]:
+                self.zsets[key][str(member)] = float(score)
         elif command == "ZREM":
             self.zsets[key].pop(str(args[0]), None)
         elif command == "XADD":

@@ -37,8 +37,9 @@ class Writes:
     def rpush(self, key: str, value: Value) -> None:
         self.ops.append(("RPUSH", key, value))
 
-    def zadd(self, key: str, score: float, member: str) -> None:
-        self.ops.append(("ZADD", key, score, member))
+    def zadd(self, key: str, score: float, member: str, only_existing: bool = False) -> None:
+        """With `only_existing`, a member no longer there (removed meanwhile) is not added back."""
+        self.ops.append(("ZADD", key, "XX", score, member) if only_existing else ("ZADD", key, score, member))
 
     def zrem(self, key: str, member: str) -> None:
         self.ops.append(("ZREM", key, member))

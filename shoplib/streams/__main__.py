@@ -37,7 +37,7 @@ async def main(argv: list[str]) -> int:
     dead.add_argument("action", nargs="?", choices=["list", "redrive"], default="list")
     dead.add_argument("ids", nargs="*")
     args = parser.parse_args(argv)
-    client = aioredis.Redis.from_url(config.required("REDIS_URL"))
+    client = aioredis.Redis.from_url(config.redis_url("REDIS_URL"))
     try:
         if args.command == "status":
             print(status.render(*await status.collect(client)))

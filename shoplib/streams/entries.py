@@ -69,6 +69,9 @@ class EntryWorker:
             envelope, payload = self._decode(fields)
         except events.UndecodableEvent as exc:
             return await self._dead(ack, deliveries, f"undecodable: {exc}", fields)
+        if (home := events.BY_NAME[envelope.type].stream) != stream:
+            return await self._dead(ack, deliveries, f"undecodable: {envelope.type} belongs on {home}, not {stream}",
+                                    fields)
         if self._over_budget(entry_id, deliveries):
             return await self._give_up(ack, deliveries, fields)
         cid = log.accepted_correlation_id(envelope.correlation_id) or ""  # from the broker: bounded too

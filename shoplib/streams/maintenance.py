@@ -48,8 +48,8 @@ class Maintenance:
                 self._gate.report(exc)
             elif isinstance(exc, ResponseError) and topology.is_group_missing(exc):
                 await self.recreate_groups()
-            else:
-                raise
+            else:  # a chore that fails (a bug, odd data) never stops the reading: said, retried next round
+                _logger.error("consumer.maintenance_failed", group=self._sub.group, exc_info=exc)
 
     async def run(self) -> None:
         for stream in self._sub.streams:

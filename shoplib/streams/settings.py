@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from shoplib import config
@@ -40,8 +41,12 @@ class ConsumerSettings:
     protections: Protections = field(default_factory=Protections)
 
     def __post_init__(self) -> None:
-        if self.batch < 1 or self.block_ms < 1 or self.max_deliveries < 1:
-            raise config.ConfigError("stream batch, block and max deliveries must be positive")
+        positive = {"STREAM_BATCH": self.batch, "STREAM_BLOCK_MS": self.block_ms,
+                    "STREAM_MAX_DELIVERIES": self.max_deliveries, "STREAM_MAINTENANCE_S": self.maintenance_interval_s,
+                    "STREAM_CONSUMER_IDLE_DELETE_MS": self.consumer_idle_delete_ms}
+        for name, value in {**positive, "STREAM_RETAIN_MS": self.retain_ms + 1}.items():
+            if not 0 < value < math.inf:  # also refuses nan and inf (inf would mean: never maintained)
+                raise config.ConfigError(f"{name}={value} must be a positive finite number")
         if self.claim_idle_ms < 3 * self.block_ms:
             raise config.ConfigError("STREAM_CLAIM_IDLE_MS must be at least 3 x STREAM_BLOCK_MS")
 

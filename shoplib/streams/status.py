@@ -87,10 +87,11 @@ async def dead_letters(client: aioredis.Redis, count: int = 20) -> str:
     rows = as_entries(await client.xrevrange(DEAD_LETTERS, count=count))
     if not rows:
         return "no dead letters"
-    out = [f"{'dead letter id':<18}{'from':<30}{'deliveries':>10}  error"]
+    out = [f"{'dead letter id':<18}{'from':<30}{'group':<28}{'deliveries':>10}  error"]
     now_ms = int(time.time() * 1000)
-    for entry_id, f in rows:
-        origin = f"{_s(f[b'stream'])}/{_s(f[b'entry_id'])}"
+    for entry_id, f in rows:  # .get: an entry someone added by hand must not break the listing
+        origin = f"{_s(f.get(b'stream', b'?'))}/{_s(f.get(b'entry_id', b'?'))}"
         age = (now_ms - int(_s(entry_id).split("-")[0])) / 1000
-        out.append(f"{_s(entry_id):<18}{origin:<30}{_s(f[b'deliveries']):>10}  {_s(f[b'error'])[:70]} ({age:.0f}s ago)")
+        out.append(f"{_s(entry_id):<18}{origin:<30}{_s(f.get(b'group', b'?')):<28}"
+                   f"{_s(f.get(b'deliveries', b'?')):>10}  {_s(f.get(b'error', b'?'))[:200]} ({age:.0f}s ago)")
     return "\n".join(out)

@@ -8,27 +8,29 @@
 --
 -- A declared group that is missing is created from the start (id 0) and nothing is trimmed: the
 -- entries it has not processed are all still there. Otherwise the stream is trimmed (MINID ~)
--- below the oldest id any group still needs: its oldest pending entry, or the entry after the
--- last one it read. Returns the number of entries removed, or -1 when groups were created.
+-- below the oldest id any group still needs: its oldest pending entry, or the last one it read
+-- (kept, which costs one entry and needs no arithmetic). Ids are compared as strings of digits,
+-- never as Lua numbers (a 64-bit part does not fit a double). Returns the number of entries
+-- removed, or -1 when groups were created.
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
 
-local function parse(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
+-- a < b for two decimal strings without leading zeros
+local function less(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
 end
 
 local function older(a, b)
-  local ams, aseq = parse(a)
-  local bms, bseq = parse(b)
-  if ams < bms or (ams == bms and aseq <= bseq) then return a end
-  return b
-end
-
-local function after(id)
-  local ms, seq = parse(id)
-  return ms .. '-' .. (seq + 1)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  if ams ~= bms then
+    if less(ams, bms) then return a end
+    return b
+  end
+  if less(bseq, aseq) then return b end
+  return a
 end
 
 local present, floor = {}, nil
@@ -36,7 +38,7 @@ for _, group in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local info = {}
   for i = 1, #group, 2 do info[group[i]] = group[i + 1] end
   present[info['name']] = true
-  local need = after(info['last-delivered-id'])
+  local need = info['last-delivered-id']
   if tonumber(info['pending']) > 0 then
     local summary = redis.call('XPENDING', KEYS[1], info['name'])
     if summary[2] then need = older(summary[2], need) end

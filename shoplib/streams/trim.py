@@ -29,8 +29,8 @@ class Trimmer:
         groups = topology.GROUPS.get(stream, ()) if self._protections.declared_groups else ()
         removed = int(await self._script(keys=[stream], args=[cutoff, ignore, *groups]))
         if removed < 0:
-            _logger.warning("consumer.group_missing", stream=stream, declared=list(groups),
-                            action="created from the start before trimming; nothing trimmed this round")
+            _logger.info("consumer.group_missing", stream=stream, declared=list(groups),
+                         action="created from the start before trimming; nothing trimmed this round")
             return 0
         return removed
 

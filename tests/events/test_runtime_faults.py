@@ -3,6 +3,7 @@ fails on one entry, oversized entries, a full stream, and the dead letters' own 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -118,3 +119,32 @@ async def test_dead_letters_are_capped_and_written_once_per_group(
     length = await async_redis.xlen(DEAD_LETTERS)
     assert 10 <= length <= 15, length
     assert {s(f[b"consumer"]) for _, f in await async_redis.xrange(DEAD_LETTERS)} == {"c"}
+
+
+async def test_an_entry_id_beyond_a_lua_number_neither_breaks_trimming_nor_stops_consumption(
+        local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
+    """Ids are 64-bit integer pairs; trimming compares them as digit strings, never as doubles."""
+    from shoplib.streams import trim
+
+    huge = f"{int(time.time() * 1000) + 300}-100000000000000"
+    await async_redis.xadd(events.ORDER_EVENTS, {"id": "by-hand", "envelope": b"junk"}, id=huge)
+    assert await trim.trim(async_redis, events.ORDER_EVENTS, retain_ms=0) == 0  # groups created first
+    later = _order()
+    committer = RedisCommitter(async_redis)
+    async with consuming(local_redis.url, _payments, FAST) as consumer:
+        await publish(committer, events_pb2.OrderPlaced(order=later))
+        await async_wait_until(lambda: async_redis.exists(f"payment:{later.order_id}"), what="the later order charged")
+        await trim.trim(async_redis, events.ORDER_EVENTS, retain_ms=0)
+        assert alive(consumer), task_error(consumer)
+
+
+async def test_an_event_on_a_stream_it_does_not_belong_to_is_dead_lettered_not_skipped(
+        local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
+    from shop.v1 import types_pb2
+
+    misplaced = events.wrap(events_pb2.PaymentSucceeded(payment=types_pb2.Payment(order_id="ord_misplaced")), "/t")
+    await async_redis.xadd(events.ORDER_EVENTS, events.entry_fields(misplaced))
+    async with consuming(local_redis.url, _payments, FAST):
+        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_LETTERS), what="the misplaced event dead")
+    [(_, letter)] = letters
+    assert "belongs on payment-events" in s(letter[b"error"])

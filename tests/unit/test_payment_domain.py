@@ -45,6 +45,6 @@ def test_the_outcome_event_is_named_after_the_fact() -> None:
 
 
 def test_a_charge_request_needs_order_customer_and_a_valid_amount() -> None:
-    assert domain.violations("o", "c", eur(1)) == []
+    assert domain.violations("ord_1", "c", eur(1)) == []
     found = [field for field, _ in domain.violations("", " ", types_pb2.Money(currency_code="EUX", amount_minor=-5))]
     assert found == ["order_id", "customer_id", "amount.currency_code", "amount.amount_minor"]
