@@ -7,7 +7,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import grpc
 import uvloop
@@ -15,10 +15,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shoplib import log, metrics
-from shoplib.bounds import MAX_CONCURRENT_RPCS, MAX_METADATA_BYTES, MAX_REQUEST_BYTES
+from shoplib.bounds import MAX_CONCURRENT_RPCS
 from shoplib.health import Dependency, HealthMonitor
 from shoplib.interceptors import ContextInterceptor
-from shoplib.supervise import Supervisor, name_of
+from shoplib.server_options import SERVER_OPTIONS
+from shoplib.supervise import Consumer, Supervisor, name_of
 
 # In-flight calls get this long to finish after SIGTERM before they are cancelled.
 GRACE_S = 5.0
@@ -28,11 +29,6 @@ START_CHECK_RETRY_S = 0.25
 _logger = log.get("shoplib.server")
 Register = Callable[[grpc.aio.Server], None]
 Background = Callable[[], Awaitable[None]]
-
-
-class Consumer(Protocol):
-    async def run(self) -> None: ...
-    def stop(self) -> None: ...
 
 
 @dataclass
@@ -56,33 +52,6 @@ class ServiceSpec:
     # One explicit address: with "localhost", gRPC reports success when only ::1 could be bound
     # (say 127.0.0.1:PORT is held by a TIME-WAIT socket) and IPv4 callers are refused.
     host: str = field(default_factory=lambda: os.environ.get("BIND_HOST", "127.0.0.1"))
-
-
-# Client keepalive pings this far apart are welcome, with or without calls in flight: grpc-go and
-# grpc-java clients ping at most every 10 s, and gRPC's default (5 min) sends a quiet WatchOrder
-# away with "too_many_pings" after three such pings.
-MIN_CLIENT_PING_INTERVAL_MS = 5_000
-# Pings closer together than that are strikes; one more than this many gets GOAWAY, so a ping
-# flood is still refused (gRPC's default, stated so the interval above cannot be read as "any").
-MAX_PING_STRIKES = 2
-# Our own pings on a connection with nothing to say: a client that vanished without closing it (a
-# dropped NAT entry, a suspended laptop) is found within a minute and its streams are freed.
-SERVER_KEEPALIVE_TIME_MS = 60_000
-# A ping unanswered for this long means the client is gone (gRPC's default, stated beside the above).
-SERVER_KEEPALIVE_TIMEOUT_MS = 20_000
-SERVER_OPTIONS = [
-    ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
-    # Soft and hard limit alike, so a request above the bound is always refused, never at random.
-    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
-    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
-    ("grpc.keepalive_permit_without_calls", 1),  # idle pooled connections may ping too
-    # The server's limit on pings received (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS);
-    # "min_recv_ping_interval" is the C macro's name only: gRPC ignores unknown keys without a word.
-    ("grpc.http2.min_ping_interval_without_data_ms", MIN_CLIENT_PING_INTERVAL_MS),
-    ("grpc.http2.max_ping_strikes", MAX_PING_STRIKES),
-    ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_TIME_MS),
-    ("grpc.keepalive_timeout_ms", SERVER_KEEPALIVE_TIMEOUT_MS),
-]
 
 
 def build_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:

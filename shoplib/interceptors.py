@@ -16,10 +16,9 @@ from typing import Any, cast
 
 import grpc
 import structlog
-from google.protobuf.message import Message
-from google.rpc import error_details_pb2
 
-from shoplib import context, errors, log, metrics
+from shoplib import context, log, metrics
+from shoplib.request_guard import NotARequest, guarded, request_type
 from shoplib.status_mapping import Status, status_for
 
 _logger = log.get("shoplib.rpc")
@@ -62,37 +61,7 @@ async def _fail(ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException, sta
     await ctx.abort(status.code, status.details, status.trailing_metadata)
 
 
-class _NotARequest(errors.ServiceError):
-    """Bytes that do not parse as a method's request type. A guarded deserializer returns its one
-    instance (raising would reach the client as UNKNOWN) and the handler's wrapper answers it."""
-
-    code = "INVALID_ARGUMENT"
-
-    def __init__(self, type_name: str) -> None:
-        super().__init__(f"request body is not a valid {type_name}")
-
-    def details(self) -> list[Message]:
-        request = error_details_pb2.BadRequest()
-        request.field_violations.add(field="", description=self.message)
-        return [request]
-
-
-def _request_type(deserializer: Callable[[bytes], Any], method: str) -> str:
-    descriptor = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)  # Message.FromString
-    return str(descriptor.full_name) if descriptor is not None else f"request of {method}"
-
-
-def _guarded(deserializer: Callable[[bytes], Any], undecodable: _NotARequest) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return deserializer(data)
-        except Exception:  # DecodeError (bad tag, bad UTF-8, truncation) or any custom parse failure
-            return undecodable
-
-    return parse
-
-
-async def _checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext[Any, Any], undecodable: _NotARequest
+async def checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext[Any, Any], undecodable: NotARequest
                    ) -> AsyncIterator[Any]:
     """A request stream that ends the call INVALID_ARGUMENT at the first message that did not parse."""
     async for request in requests:
@@ -101,11 +70,11 @@ async def _checked(requests: AsyncIterator[Any], ctx: grpc.aio.ServicerContext[A
         yield request
 
 
-def _refusing(inner: Callable[..., Any], undecodable: _NotARequest, streamed_requests: bool) -> Callable[..., Any]:
+def refusing(inner: Callable[..., Any], undecodable: NotARequest, streamed_requests: bool) -> Callable[..., Any]:
     """`inner`, of the same kind (coroutine or async generator), refusing requests that did not parse:
     for a handler we do not observe (gRPC's own services) and for request streams."""
     def arguments(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        return _checked(request, ctx, undecodable) if streamed_requests else request
+        return checked(request, ctx, undecodable) if streamed_requests else request
 
     if inspect.isasyncgenfunction(inner):
         async def streaming(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
@@ -124,7 +93,7 @@ def _refusing(inner: Callable[..., Any], undecodable: _NotARequest, streamed_req
     return single
 
 
-def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: _NotARequest
+def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: NotARequest
                 ) -> Callable[..., Awaitable[Any]]:
     async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
         started = _enter(method, ctx)
@@ -146,7 +115,7 @@ def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: 
     return behaviour
 
 
-def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]], undecodable: _NotARequest
+def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]], undecodable: NotARequest
                  ) -> Callable[..., AsyncIterator[Any]]:
     async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         started = _enter(method, ctx)
@@ -171,26 +140,26 @@ def _rebuild(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcM
     """`handler` with its request parsing guarded; our own unary-request methods also observed
     (context, log, error mapping). gRPC's own services (/grpc.*) keep their behaviour otherwise."""
     parse = handler.request_deserializer
-    undecodable = _NotARequest(_request_type(parse, method) if parse else method)
-    codec = {"request_deserializer": _guarded(parse, undecodable) if parse else None,
+    undecodable = NotARequest(request_type(parse, method) if parse else method)
+    codec = {"request_deserializer": guarded(parse, undecodable) if parse else None,
              "response_serializer": handler.response_serializer}
     observed = not method.startswith("/grpc.")
     if handler.unary_unary:
         behaviour = (_wrap_unary(method, handler.unary_unary, undecodable) if observed
-                     else _refusing(handler.unary_unary, undecodable, streamed_requests=False))
+                     else refusing(handler.unary_unary, undecodable, streamed_requests=False))
         return grpc.unary_unary_rpc_method_handler(behaviour, **codec)
     if handler.unary_stream:
         observable = observed and inspect.isasyncgenfunction(handler.unary_stream)
         # grpc's stub types unary_stream as a sync Iterator; under grpc.aio it is an async generator.
         streaming = cast(Callable[..., AsyncIterator[Any]], handler.unary_stream)
         behaviour = (_wrap_stream(method, streaming, undecodable) if observable
-                     else _refusing(handler.unary_stream, undecodable, streamed_requests=False))
+                     else refusing(handler.unary_stream, undecodable, streamed_requests=False))
         return grpc.unary_stream_rpc_method_handler(behaviour, **codec)
     if handler.stream_unary:
-        behaviour = _refusing(handler.stream_unary, undecodable, streamed_requests=True)
+        behaviour = refusing(handler.stream_unary, undecodable, streamed_requests=True)
         return grpc.stream_unary_rpc_method_handler(behaviour, **codec)
     assert handler.stream_stream is not None  # a method handler has exactly one of the four behaviours
-    behaviour = _refusing(handler.stream_stream, undecodable, streamed_requests=True)
+    behaviour = refusing(handler.stream_stream, undecodable, streamed_requests=True)
     return grpc.stream_stream_rpc_method_handler(behaviour, **codec)
 
 

@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from shoplib import log
 
@@ -23,6 +24,13 @@ FAILING_AFTER = 3
 # A task that ran this long since its last start has recovered: its failures are forgotten.
 HEALTHY_AFTER_S = 30.0
 _logger = log.get("shoplib.supervise")
+
+
+class Consumer(Protocol):
+    """A long-running job that can be asked to stop (a stream consumer)."""
+
+    async def run(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 @dataclass
