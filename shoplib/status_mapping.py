@@ -35,8 +35,9 @@ def to_status(code: grpc.StatusCode, message: str, details: Sequence[Message] = 
 
 
 def status_for(exc: BaseException) -> grpc.Status:
-    """The status a failure maps to: our errors by their code, a downstream's status passed on
-    when it is one the caller can act on, a store outage UNAVAILABLE with RetryInfo, anything else INTERNAL."""
+    """The status a failure maps to: our errors by their code; a downstream's status passed on
+    when the caller can act on it, a broken downstream call UNAVAILABLE, a downstream bug
+    INTERNAL; a store outage UNAVAILABLE with RetryInfo; anything else INTERNAL."""
     if isinstance(exc, errors.ServiceError):
         return to_status(grpc.StatusCode[exc.code], exc.message, exc.details())
     if isinstance(exc, grpc.aio.AioRpcError) and exc.code() in _PASS_THROUGH:  # the caller can act on it
@@ -44,6 +45,11 @@ def status_for(exc: BaseException) -> grpc.Status:
         status = to_status(code, exc.details() or code.name)
         details = [(k, v) for k, v in (exc.trailing_metadata() or ()) if k == _STATUS_DETAILS_KEY]
         return Status(code, status.details, tuple(details))
+    if isinstance(exc, grpc.aio.AioRpcError) and exc.code() is not grpc.StatusCode.INTERNAL:
+        # the call broke in transport (CANCELLED, UNKNOWN from a server that went away): retryable;
+        # the downstream's own details are not relayed under a code they do not match
+        message = f"{exc.code().name.lower()} from a downstream service, retry later"
+        return to_status(grpc.StatusCode.UNAVAILABLE, message)
     if outage.is_outage(exc):  # down, or refusing writes for now (OOM, READONLY, a full stream, ...)
         unavailable = errors.Unavailable(f"data store unavailable ({outage.describe(exc)}), retry later",
                                          {"dependency": "redis"})
