@@ -24,13 +24,18 @@ async def send(cmd: Request, uow: UnitOfWork) -> types_pb2.Notification:
         raise errors.InvalidArgument(violations)
     log.bind(order_id=cmd.order_id)
     note = domain.compose(cmd.order_id, cmd.customer_id, cmd.kind, cmd.amount, cmd.reason)
-    uow.emit(events_pb2.NotificationSent(notification=note))
-    uow.notifications.add(note)
-    if await uow.commit(once=uow.notifications.sent_once(note)):
+    if await _record(note, uow):
         _logger.info("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
         await uow.publish()
         return note
     return await uow.notifications.get(cmd.order_id, cmd.kind) or note  # sent before
+
+
+async def _record(note: types_pb2.Notification, uow: UnitOfWork) -> bool:
+    """Stage and commit the send with its event; False when this (order, kind) was sent before."""
+    uow.emit(events_pb2.NotificationSent(notification=note))
+    uow.notifications.add(note)
+    return await uow.commit(once=uow.notifications.sent_once(note))
 
 
 async def list_for_order(order_id: str, uow: UnitOfWork) -> list[types_pb2.Notification]:

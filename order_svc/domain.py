@@ -29,21 +29,23 @@ def violations(idempotency_key: str, customer_id: str, lines: list[types_pb2.Ord
              mode: types_pb2.FlowMode.ValueType) -> list[tuple[str, str]]:
     """Every field violation of an order request; empty when the order is valid."""
     found = id_violations("idempotency_key", idempotency_key) + id_violations("customer_id", customer_id)
-    if not lines:
-        found.append(("lines", "must contain at least one line"))
-    elif len(lines) > MAX_LINES:
-        found.append(("lines", f"must contain at most {MAX_LINES} lines"))
-    else:
-        for index, line in enumerate(lines):
-            found += _line_violations(index, line)
-        currencies = {line.unit_price.currency_code for line in lines}
-        if len(currencies) > 1:
-            shown = sorted(c[:money.ECHO_CHARS] for c in currencies)[:5]
-            found.append(("lines", f"must share one currency, got {len(currencies)}: {shown}"))
+    found += _lines_violations(lines)
     if mode not in MODES:
         found.append(("mode", "must be FLOW_MODE_SYNC or FLOW_MODE_EVENTS"))
     if not found and _sum_minor(lines) > MAX_AMOUNT_MINOR:
         found.append(("lines", f"order total must be at most {MAX_AMOUNT_MINOR} minor units"))
+    return found
+
+
+def _lines_violations(lines: list[types_pb2.OrderLine]) -> list[tuple[str, str]]:
+    if not lines:
+        return [("lines", "must contain at least one line")]
+    if len(lines) > MAX_LINES:
+        return [("lines", f"must contain at most {MAX_LINES} lines")]
+    found = [v for index, line in enumerate(lines) for v in _line_violations(index, line)]
+    if len(currencies := {line.unit_price.currency_code for line in lines}) > 1:
+        shown = sorted(c[:money.ECHO_CHARS] for c in currencies)[:5]
+        found.append(("lines", f"must share one currency, got {len(currencies)}: {shown}"))
     return found
 
 

@@ -57,12 +57,15 @@ async def _replay(fingerprint: str, reserved: tuple[str, str] | None, uow: UnitO
     order = await _existing(reserved[1], uow)
     log.bind(order_id=order.order_id)
     _logger.info("order.replayed", status=types_pb2.OrderStatus.Name(order.status))
-    if order.status not in domain.TERMINAL:
-        try:
-            order = await uow.resend(events_pb2.OrderPlaced(order=order)) or order
-        except errors.Unavailable as exc:
-            raise _stored_but_unfinished(exc, order) from None
-    return order
+    return order if order.status in domain.TERMINAL else await _resend(order, uow)
+
+
+async def _resend(order: types_pb2.Order, uow: UnitOfWork) -> types_pb2.Order:
+    """Follow up a pending order again (sync: the chain; events: nothing, its event exists)."""
+    try:
+        return await uow.resend(events_pb2.OrderPlaced(order=order)) or order
+    except errors.Unavailable as exc:
+        raise _stored_but_unfinished(exc, order) from None
 
 
 async def _existing(order_id: str, uow: UnitOfWork) -> types_pb2.Order:
@@ -90,19 +93,22 @@ async def settle_order(event: events_pb2.PaymentSucceeded | events_pb2.PaymentDe
 
 
 async def resume_order(order: types_pb2.Order, uow: UnitOfWork, now_ms: int) -> types_pb2.Order:
-    """Finish the flow of an order left PENDING: sync mode calls the chain again (its caller gave
-    up, a service was down); events mode re-drives it, publishing its OrderPlaced anew (an event
-    lost or stuck somewhere). Every step downstream is idempotent, so either is safe to repeat."""
+    """Finish an order left PENDING: sync calls the chain again, events publishes its OrderPlaced
+    anew (a re-drive). Every step downstream is idempotent, so either is safe to repeat."""
     log.bind(order_id=order.order_id)
     if order.status in domain.TERMINAL:  # settled meanwhile, still listed: tidy the list
-        uow.orders.settled(order)
-        await uow.commit()
-        return order
+        return await _unlist(order, uow)
     _logger.info("order.resuming", age_s=round(time.time() - order.create_time.seconds),
                  mode=types_pb2.FlowMode.Name(order.mode))
     if order.mode == types_pb2.FLOW_MODE_EVENTS:
         uow.orders.redriven(order.order_id, now_ms)
     return await uow.republish(events_pb2.OrderPlaced(order=order)) or order
+
+
+async def _unlist(order: types_pb2.Order, uow: UnitOfWork) -> types_pb2.Order:
+    uow.orders.settled(order)
+    await uow.commit()
+    return order
 
 
 async def get_order(order_id: str, uow: UnitOfWork) -> types_pb2.Order:
@@ -118,13 +124,18 @@ async def follow_order(order_id: str, uow: UnitOfWork, watch: Watch) -> AsyncIte
         order = await get_order(order_id, uow)
         yield order
         while order.status not in domain.TERMINAL:
-            try:
-                latest = await asyncio.wait_for(updates.get(), RESYNC_S)
-            except TimeoutError:
-                latest = await _existing(order_id, uow)
+            latest = await _next_update(order_id, updates, uow)
             if latest.status != order.status:
                 yield latest
             order = latest
+
+
+async def _next_update(order_id: str, updates: asyncio.Queue[types_pb2.Order], uow: UnitOfWork) -> types_pb2.Order:
+    """The next pushed status, or the stored order after RESYNC_S without news (a lost push)."""
+    try:
+        return await asyncio.wait_for(updates.get(), RESYNC_S)
+    except TimeoutError:
+        return await _existing(order_id, uow)
 
 
 # The order service's event handlers, by event type: the stream consumer (payment-events) and

@@ -32,6 +32,7 @@ loss; never armed outside a control run of `python -m shopctl chaos`):
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from collections.abc import Callable, Mapping
@@ -124,21 +125,18 @@ def consumer_settings(real: ConsumerSettings) -> ConsumerSettings:
 def decoder(real: Callable[[dict[bytes, bytes]], Any]) -> Callable[[dict[bytes, bytes]], Any]:
     """unguarded_entries: the payload decode as it was before issue 8 (Any.Unpack outside any
     guard, so bad payload bytes raise DecodeError), then the real decode."""
-    if "unguarded_entries" not in ARMED:
-        return real
+    return functools.partial(_raw_then, real) if "unguarded_entries" in ARMED else real
 
-    def raw_then_real(fields: dict[bytes, bytes]) -> Any:
-        from shop.v1 import events_pb2
 
-        from shoplib import events
+def _raw_then(real: Callable[[dict[bytes, bytes]], Any], fields: dict[bytes, bytes]) -> Any:
+    from shop.v1 import events_pb2
 
-        envelope = events_pb2.EventEnvelope.FromString(fields.get(b"envelope", b""))
-        kind = events.BY_NAME.get(envelope.type)
-        if kind is not None:
-            envelope.data.Unpack(kind.message())
-        return real(fields)
+    from shoplib import events
 
-    return raw_then_real
+    envelope = events_pb2.EventEnvelope.FromString(fields.get(b"envelope", b""))
+    if (kind := events.BY_NAME.get(envelope.type)) is not None:
+        envelope.data.Unpack(kind.message())
+    return real(fields)
 
 
 def gate(real: StoreGate) -> StoreGate:
@@ -160,18 +158,15 @@ DeadLetter = Callable[..., Any]
 
 def dead_letter(real: DeadLetter) -> DeadLetter:
     """drop_dead_letters: an entry bound for the dead letters is acknowledged and dropped."""
-    if "drop_dead_letters" not in ARMED:
-        return real
+    return functools.partial(_drop, real) if "drop_dead_letters" in ARMED else real
 
-    async def drop(committer: Committer, ack: Ack, *_: object) -> None:
-        from shoplib.tx import Ack, Writes
 
-        if fires("drop_dead_letters"):
-            await committer.commit(Writes(), None, Ack(ack.stream, ack.group, ack.entry_id))
-        else:
-            await real(committer, ack, *_)
+async def _drop(real: DeadLetter, committer: Committer, ack: Ack, *rest: object) -> None:
+    from shoplib.tx import Ack, Writes
 
-    return drop
+    if not fires("drop_dead_letters"):
+        return await real(committer, ack, *rest)  # type: ignore[no-any-return]  # the sink returns None
+    await committer.commit(Writes(), None, Ack(ack.stream, ack.group, ack.entry_id))
 
 
 def reconciled(modes: Mapping[K, V], names: Mapping[K, str]) -> dict[K, V]:

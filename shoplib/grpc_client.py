@@ -59,37 +59,39 @@ def call_options() -> CallOptions:
     return {"timeout": context.remaining(), "metadata": context.outbound_metadata()}
 
 
+def _unavailable(service: str, exc: grpc.aio.AioRpcError) -> errors.Unavailable | None:
+    """UNAVAILABLE naming the service, when the call failed for want of it: it is down or hung
+    (an answer the service gave itself carries status details and passes through as is)."""
+    if any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ()):
+        return None
+    if exc.code() is grpc.StatusCode.UNAVAILABLE:
+        return errors.Unavailable(f"{service} service unavailable, retry later", {"service": service})
+    if exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED:  # a hung service, not our caller
+        return errors.Unavailable(f"{service} service did not answer in time, retry later", {"service": service})
+    return None
+
+
 async def invoke(service: str, method: str, call: Awaitable[T]) -> T:
     """Await an outbound call to `method` ("shop.v1.OrderService/CreateOrder": its duration is
-    observed under it); a down service becomes UNAVAILABLE naming it (no internal addresses).
-    An UNAVAILABLE the service itself answered (it carries status details) passes through as is."""
+    observed under it); a down or hung service becomes UNAVAILABLE naming it (no addresses)."""
     started = time.perf_counter()
     try:
         reply = await call
     except grpc.aio.AioRpcError as exc:
         metrics.CLIENT_RPC_SECONDS.labels(method, exc.code().name).observe(time.perf_counter() - started)
-        answered = any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ())
-        if exc.code() is grpc.StatusCode.UNAVAILABLE and not answered:
-            raise errors.Unavailable(f"{service} service unavailable, retry later", {"service": service}) from None
-        if exc.code() is grpc.StatusCode.DEADLINE_EXCEEDED and not answered:  # a hung service, not our caller
-            raise errors.Unavailable(f"{service} service did not answer in time, retry later",
-                                     {"service": service}) from None
-        raise
+        raise _unavailable(service, exc) or exc from None
     metrics.CLIENT_RPC_SECONDS.labels(method, grpc.StatusCode.OK.name).observe(time.perf_counter() - started)
     return reply
 
 
 async def follow(service: str, call: AsyncIterable[T]) -> AsyncIterator[T]:
-    """The messages of an outbound server stream; a down or hung service becomes UNAVAILABLE
-    naming it, as with `invoke`."""
+    """The messages of an outbound server stream; a down service becomes UNAVAILABLE naming it."""
     try:
         async for message in call:
             yield message
-    except grpc.aio.AioRpcError as exc:
-        answered = any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ())
-        if exc.code() is grpc.StatusCode.UNAVAILABLE and not answered:
-            raise errors.Unavailable(f"{service} service unavailable, retry later", {"service": service}) from None
-        raise
+    except grpc.aio.AioRpcError as exc:  # a stream ends at its caller's deadline: only "down" is mapped
+        down = _unavailable(service, exc) if exc.code() is grpc.StatusCode.UNAVAILABLE else None
+        raise down or exc from None
 
 
 def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,8 +24,7 @@ from shoplib.supervise import Consumer, Supervisor, name_of
 
 # In-flight calls get this long to finish after SIGTERM before they are cancelled.
 GRACE_S = 5.0
-# A start check whose dependency does not answer yet is tried again this often.
-START_CHECK_RETRY_S = 0.25
+START_CHECK_RETRY_S = 0.25  # a start check whose dependency does not answer yet is retried this often
 
 _logger = log.get("shoplib.server")
 Register = Callable[[grpc.aio.Server], None]
@@ -127,26 +127,29 @@ class Running:
         return [*self.spec.background, metrics.group_sampler(exposed.client, exposed.groups)]
 
     async def _start_checks_pass(self) -> bool:
-        """Run the start checks until they could run (their dependency may not answer yet);
-        False when one refused the start, or the service is stopping. (A cancelled Redis call can
-        surface as a ConnectionError, so the loop looks at the stopping flag, not at cancellation.)"""
-        waited = 0
-        while not self.supervisor.stopping:
-            try:
-                for check in self.spec.start_checks:
-                    await check()
-                return True
-            except StartRefused as exc:
-                _logger.error("server.start_refused", reason=str(exc))
-                await self.monitor.shutdown()
-                self.refused.set_result(exc)
+        """Run the start checks until they could run; False when one refused, or on stopping
+        (looked at by flag: a cancelled Redis call can surface as a ConnectionError)."""
+        for attempt in itertools.count():
+            if self.supervisor.stopping:
                 return False
+            try:
+                return await self._run_start_checks()
             except Exception as exc:  # e.g. Redis not up yet: readiness says so meanwhile
-                waited += 1
-                log_at = _logger.warning if waited == 1 else _logger.debug  # said once, not every retry
+                log_at = _logger.debug if attempt else _logger.warning  # said once, not every retry
                 log_at("server.start_check_waiting", error=f"{type(exc).__name__}: {exc}"[:200])
                 await asyncio.sleep(START_CHECK_RETRY_S)
-        return False
+        return False  # not reached: count() does not end
+
+    async def _run_start_checks(self) -> bool:
+        try:
+            for check in self.spec.start_checks:
+                await check()
+        except StartRefused as exc:
+            _logger.error("server.start_refused", reason=str(exc))
+            await self.monitor.shutdown()
+            self.refused.set_result(exc)
+            return False
+        return True
 
     async def stop(self, grace: float = GRACE_S) -> None:
         _logger.info("server.stopping", grace_s=grace)

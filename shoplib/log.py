@@ -8,6 +8,7 @@ import re
 import sys
 import uuid
 from contextvars import ContextVar
+from typing import Any
 
 import orjson
 import structlog
@@ -32,23 +33,22 @@ def accepted_correlation_id(offered: object) -> str | None:
 def configure(service: str) -> None:
     """Configure structlog for a service process (LOG_LEVEL, LOG_FORMAT=json|console)."""
     level = getattr(logging, os.environ.get("LOG_LEVEL", "INFO").upper(), logging.INFO)
-    console = os.environ.get("LOG_FORMAT") == "console"
-    renderer = (structlog.dev.ConsoleRenderer(colors=False) if console
-                else structlog.processors.JSONRenderer(serializer=orjson.dumps))
+    renderer, factory = _output(console=os.environ.get("LOG_FORMAT") == "console")
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=(structlog.WriteLoggerFactory(file=sys.stdout) if console
-                        else structlog.BytesLoggerFactory(file=sys.stdout.buffer)),
-        cache_logger_on_first_use=True,
-    )
+        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
+                    renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level), logger_factory=factory,
+        cache_logger_on_first_use=True)
     structlog.contextvars.bind_contextvars(service=service)
+
+
+def _output(console: bool) -> tuple[Any, Any]:
+    """Renderer and logger factory: readable lines for people, or one JSON line per event as bytes."""
+    if console:
+        return structlog.dev.ConsoleRenderer(colors=False), structlog.WriteLoggerFactory(file=sys.stdout)
+    json_lines = structlog.processors.JSONRenderer(serializer=orjson.dumps)
+    return json_lines, structlog.BytesLoggerFactory(file=sys.stdout.buffer)
 
 
 def bind(**fields: object) -> None:

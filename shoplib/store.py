@@ -62,9 +62,11 @@ class Store:
         """A start check: refuse an evicting policy; warn once about weak persistence."""
         if reason := unsafe_policy(await self.client.info("memory")):
             raise StartRefused(reason)
-        if self._warned:
-            return
-        self._warned = True
+        if not self._warned:
+            self._warned = True
+            await self._warn_weak_persistence()
+
+    async def _warn_weak_persistence(self) -> None:
         persistence = await self.client.info("persistence")
         if not int(persistence.get("aof_enabled", 0)):
             _logger.warning("store.weak_persistence", setting="appendonly no",

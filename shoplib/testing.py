@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 from shoplib import events
 from shoplib.tx import Ack, Value, Writes
@@ -56,29 +56,37 @@ class MemoryStore:
 
     def _apply(self, op: tuple[Value, ...]) -> None:
         command, key, *args = op
-        key = str(key)
-        if command == "SET":
-            self.values[key] = _b(args[0])
-        elif command == "RPUSH":
-            self.lists[key].append(_b(args[0]))
-        elif command == "ZADD":
-            xx = args[0] == "XX"
-            score, member = args[1:] if xx else args
-            if not xx or str(member) in self.zsets[key]:
-                self.zsets[key][str(member)] = float(score)
-        elif command == "ZREM":
-            self.zsets[key].pop(str(args[0]), None)
-        elif command == "XADD":
-            pairs = args[args.index("*") + 1:]
-            self.streams[key].append({str(k): _b(v) for k, v in zip(pairs[::2], pairs[1::2], strict=True)})
-        elif command == "INCR":
-            self.values[key] = str(int(self.values.get(key, b"0")) + 1).encode()
-        elif command == "HDEL":
-            pass  # failure records are not modelled
-        elif command == "PUBLISH":
-            self.published.append((key, _b(args[0])))
-        else:
+        apply = self._APPLY.get(str(command))
+        if apply is None:
             raise ValueError(f"MemoryStore does not model {command!s}")
+        apply(self, str(key), args)
+
+    def _zadd(self, key: str, args: list[Value]) -> None:
+        xx = args[0] == "XX"
+        score, member = args[1:] if xx else args
+        if not xx or str(member) in self.zsets[key]:
+            self.zsets[key][str(member)] = float(score)
+
+    def _xadd(self, key: str, args: list[Value]) -> None:
+        pairs = args[args.index("*") + 1:]
+        self.streams[key].append({str(k): _b(v) for k, v in zip(pairs[::2], pairs[1::2], strict=True)})
+
+    def _zrem(self, key: str, args: list[Value]) -> None:
+        self.zsets[key].pop(str(args[0]), None)
+
+    def _incr(self, key: str, args: list[Value]) -> None:
+        self.values[key] = str(int(self.values.get(key, b"0")) + 1).encode()
+
+    _APPLY: ClassVar[dict[str, Callable[[MemoryStore, str, list[Value]], None]]] = {
+        "SET": lambda self, key, args: self.values.__setitem__(key, _b(args[0])),
+        "RPUSH": lambda self, key, args: self.lists[key].append(_b(args[0])),
+        "ZADD": _zadd,
+        "ZREM": _zrem,
+        "XADD": _xadd,
+        "INCR": _incr,
+        "HDEL": lambda self, key, args: None,  # failure records are not modelled
+        "PUBLISH": lambda self, key, args: self.published.append((key, _b(args[0]))),
+    }
 
 
 class MemoryBroker:

@@ -29,14 +29,18 @@ async def _orders(client: aioredis.Redis) -> str:
     return f"orders PENDING: {'; '.join(parts)}. Events orders re-driven so far: {redriven}"
 
 
-async def main(argv: list[str]) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m shoplib.streams")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("status", help="streams, groups, consumers, lag, oldest pending, dead letters")
     dead = sub.add_parser("dead-letters", help="list dead letters, or re-drive some by id")
     dead.add_argument("action", nargs="?", choices=["list", "redrive"], default="list")
     dead.add_argument("ids", nargs="*")
-    args = parser.parse_args(argv)
+    return parser
+
+
+async def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     client = aioredis.Redis.from_url(config.redis_url("REDIS_URL"))
     try:
         if args.command == "status":

@@ -10,7 +10,7 @@ from shoplib.bounds import DEAD_LETTER_MAXLEN, MAX_ENTRY_BYTES, MAX_ERROR_CHARS,
 from shoplib.redis_conn import as_entries
 from shoplib.streams import failures
 from shoplib.streams.settings import DEAD_LETTERS
-from shoplib.tx import Ack, Committer, Writes
+from shoplib.tx import Ack, Committer, Value, Writes
 
 
 def original_bytes(fields: dict[bytes, bytes]) -> bytes:
@@ -28,16 +28,20 @@ async def dead_letter(committer: Committer, ack: Ack, consumer: str, deliveries:
                       fields: dict[bytes, bytes]) -> None:
     """Move one entry to the dead letters and acknowledge it, in one atomic step (with
     `ack.only_if_pending`, only while the entry is still pending: once per group)."""
-    original = original_bytes(fields)
     writes = Writes()
-    writes.xadd(DEAD_LETTERS, {
-        "stream": ack.stream, "entry_id": ack.entry_id, "group": ack.group, "consumer": consumer,
-        "deliveries": deliveries, "error": error[:MAX_ERROR_CHARS],
-        "type": fields.get(b"type", b"")[:MAX_ID_LENGTH], "event_id": fields.get(b"id", b"")[:MAX_ID_LENGTH],
-        "original": original, "has_envelope": int(b"envelope" in fields),
-        "truncated": int(len(original) < len(fields.get(b"envelope", b"")))}, maxlen=DEAD_LETTER_MAXLEN)
+    where: dict[str, Value] = {"stream": ack.stream, "entry_id": ack.entry_id, "group": ack.group, "consumer": consumer,
+             "deliveries": deliveries, "error": error[:MAX_ERROR_CHARS]}
+    writes.xadd(DEAD_LETTERS, {**where, **_what(fields)}, maxlen=DEAD_LETTER_MAXLEN)
     failures.stage_forget(writes, ack)
     await committer.commit(writes, None, ack)
+
+
+def _what(fields: dict[bytes, bytes]) -> dict[str, bytes | int]:
+    """The entry itself, bounded: its readable type and id, and its original bytes."""
+    original = original_bytes(fields)
+    return {"type": fields.get(b"type", b"")[:MAX_ID_LENGTH], "event_id": fields.get(b"id", b"")[:MAX_ID_LENGTH],
+            "original": original, "has_envelope": int(b"envelope" in fields),
+            "truncated": int(len(original) < len(fields.get(b"envelope", b"")))}
 
 
 async def redrive(client: aioredis.Redis, entry_id: str) -> str:

@@ -67,16 +67,20 @@ async def collect(client: aioredis.Redis, streams: tuple[str, ...] = STREAMS) ->
     return views, int(await client.xlen(DEAD_LETTERS))
 
 
+def _group_lines(group: GroupView) -> list[str]:
+    lag = "?" if group.lag is None else group.lag
+    age = "-" if group.oldest_pending_ms is None else f"{group.oldest_pending_ms / 1000:.1f}s"
+    return [f"  group {group.name:<28} pending {group.pending:<5} lag {lag!s:<5} oldest pending {age}",
+            *(f"    consumer {name:<24} pending {pending:<5} idle {idle / 1000:.1f}s"
+              for name, pending, idle in group.consumers)]
+
+
 def render(views: list[StreamView], dead: int) -> str:
     out = [f"{'stream':<22}{'length':>8}  last id", "-" * 60]
     for view in views:
         out.append(f"{view.name:<22}{view.length:>8}  {view.last_id}")
         for group in view.groups:
-            lag = "?" if group.lag is None else group.lag
-            age = "-" if group.oldest_pending_ms is None else f"{group.oldest_pending_ms / 1000:.1f}s"
-            out.append(f"  group {group.name:<28} pending {group.pending:<5} lag {lag!s:<5} oldest pending {age}")
-            for name, pending, idle in group.consumers:
-                out.append(f"    consumer {name:<24} pending {pending:<5} idle {idle / 1000:.1f}s")
+            out += _group_lines(group)
         for name in view.missing:
             out.append(f"  group {name:<28} MISSING (declared; recreated by the next maintenance round)")
     out.append(f"{DEAD_LETTERS:<22}{dead:>8}  (re-drive: make dead-letters ARGS='redrive <id>')")
