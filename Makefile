@@ -20,6 +20,8 @@ help:
 	@echo "make streams                   operations view of the Redis streams (needs REDIS_URL)"
 	@echo "make bench | bench-events      speed figures of the sync / events pipelines"
 	@echo "make gen                       regenerate gen/ from protos/"
+	@echo "make chaos | compare           fault suite with controls | both modes side by side"
+	@echo "make typecheck | house         mypy strict | the code in figures (sizes, file switches)"
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
