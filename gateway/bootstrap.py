@@ -28,4 +28,4 @@ def wire(settings: Settings, orders: grpc.aio.Channel) -> ServiceSpec:
 
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
-    return wire(settings, grpc_client.channel(settings.order_addr))
+    return wire(settings, grpc_client.channel(settings.order_addr, "gateway", "order"))

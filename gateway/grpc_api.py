@@ -9,7 +9,15 @@ from shop.v1 import gateway_service_pb2 as pb
 from shop.v1 import gateway_service_pb2_grpc, order_service_pb2, order_service_pb2_grpc, types_pb2
 
 from gateway import handlers
-from shoplib import context, grpc_client
+from shoplib import context, errors, grpc_client
+from shoplib.security import callers
+
+
+def _visible(order: types_pb2.Order) -> types_pb2.Order:
+    """The order, if the caller may see it; else NOT_FOUND as for an order that does not exist."""
+    if not callers.may_see(order.customer_id):
+        raise errors.NotFound(f"order {order.order_id!r} not found")  # the order service's words
+    return order
 
 
 class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
@@ -20,6 +28,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
     async def PlaceOrder(self, request: pb.PlaceOrderRequest,
                          ctx: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse]
                          ) -> pb.PlaceOrderResponse:
+        callers.require_acting_for(request.customer_id)  # under SECURE=1: the token's subject
         create = order_service_pb2.CreateOrderRequest(
             idempotency_key=request.idempotency_key, customer_id=request.customer_id, lines=request.lines,
             mode=handlers.resolve_mode(request.mode, self._default_mode))
@@ -31,7 +40,7 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                        ctx: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]) -> pb.GetOrderResponse:
         reply = await grpc_client.invoke("order", "shop.v1.OrderService/FetchOrder", self._orders.FetchOrder(
             order_service_pb2.FetchOrderRequest(order_id=request.order_id), **grpc_client.call_options()))
-        return pb.GetOrderResponse(order=reply.order)
+        return pb.GetOrderResponse(order=_visible(reply.order))
 
     async def WatchOrder(self, request: pb.WatchOrderRequest,
                          ctx: grpc.aio.ServicerContext[pb.WatchOrderRequest, pb.WatchOrderResponse]
@@ -39,4 +48,4 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         call = self._orders.FollowOrder(order_service_pb2.FollowOrderRequest(order_id=request.order_id),
                                         timeout=ctx.time_remaining(), metadata=context.outbound_metadata())
         async for reply in grpc_client.follow("order", call):
-            yield pb.WatchOrderResponse(order=reply.order)
+            yield pb.WatchOrderResponse(order=_visible(reply.order))

@@ -16,7 +16,7 @@ from order_svc.grpc_api import OrderServicer
 from order_svc.reconciler import Reconciler
 from order_svc.updates import OrderUpdates
 from shoplib import events as shop_events
-from shoplib import faults, grpc_client, metrics
+from shoplib import faults, grpc_client, metrics, trace_seams
 from shoplib.committers import PipelinedCommitter
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
@@ -52,7 +52,7 @@ def reconciler(unit_of_work: UnitOfWorkFactory, settings: Settings) -> Reconcile
 def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notification: grpc.aio.Channel, *,
          committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = committer or faults.committer(PipelinedCommitter(client))
+    committer = committer or trace_seams.committer(faults.committer(PipelinedCommitter(client)))
     events = dispatcher(client, committer)
     unit_of_work = unit_of_work_factory(client, committer, {
         types_pb2.FLOW_MODE_SYNC: SyncChain(notification, payment, events),
@@ -81,4 +81,5 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
     return wire(settings, Store.connect(settings.redis_url, f"order-{settings.instance}"),
-                grpc_client.channel(settings.payment_addr), grpc_client.channel(settings.notification_addr))
+                grpc_client.channel(settings.payment_addr, "order", "payment"),
+                grpc_client.channel(settings.notification_addr, "order", "notification"))

@@ -14,7 +14,7 @@ from payment_svc.adapters import PaymentUnitOfWork, Reader, SyncReceipts
 from payment_svc.config import Settings
 from payment_svc.grpc_api import PaymentServicer
 from shoplib import events as shop_events
-from shoplib import faults, grpc_client, metrics
+from shoplib import faults, grpc_client, metrics, trace_seams
 from shoplib.committers import PipelinedCommitter
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
@@ -44,7 +44,7 @@ def dispatcher(reader: Reader, committer: Committer, settings: Settings
 def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
          committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = committer or faults.committer(PipelinedCommitter(client))
+    committer = committer or trace_seams.committer(faults.committer(PipelinedCommitter(client)))
     receipts = SyncReceipts(notification)
     api = PaymentServicer(lambda: PaymentUnitOfWork(client, committer, receipts), rules_of(settings),
                           settings.delay_ms / 1000)
@@ -68,4 +68,4 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
     return wire(settings, Store.connect(settings.redis_url, f"payment-{settings.instance}"),
-                grpc_client.channel(settings.notification_addr))
+                grpc_client.channel(settings.notification_addr, "payment", "notification"))

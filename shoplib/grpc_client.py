@@ -11,7 +11,8 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from shoplib import context, errors, metrics
+from shoplib import context, errors, metrics, trace_grpc
+from shoplib.security import handshake, serving
 
 T = TypeVar("T")
 
@@ -39,12 +40,11 @@ RECONNECT_OPTIONS = [
 ]
 
 
-def channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(
-        address,
-        options=[("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1),
-                 *RECONNECT_OPTIONS],
-    )
+def channel(address: str, caller: str = "", server: str = "") -> grpc.aio.Channel:
+    """A channel from service `caller` to service `server` (mTLS between them under SECURE=1)."""
+    options = [("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1), *RECONNECT_OPTIONS]
+    return serving.channel(address, options, caller, server,
+                           interceptors=trace_grpc.client_interceptors())  # none with tracing off
 
 
 class CallOptions(TypedDict):
@@ -59,9 +59,12 @@ def call_options() -> CallOptions:
     return {"timeout": context.remaining(), "metadata": context.outbound_metadata()}
 
 
-def _unavailable(service: str, exc: grpc.aio.AioRpcError) -> errors.Unavailable | None:
+def _unavailable(service: str, exc: grpc.aio.AioRpcError) -> errors.ServiceError | None:
     """UNAVAILABLE naming the service, when the call failed for want of it: it is down or hung
-    (an answer the service gave itself carries status details and passes through as is)."""
+    (an answer the service gave itself carries status details and passes through as is). A refused
+    TLS handshake is a configuration error, not an outage: INTERNAL, logged saying which."""
+    if refused := handshake.refused(service, exc):
+        return refused
     if any(key == "grpc-status-details-bin" for key, _ in exc.trailing_metadata() or ()):
         return None
     if exc.code() is grpc.StatusCode.UNAVAILABLE:

@@ -15,10 +15,11 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shoplib import log, metrics
+from shoplib import log, metrics, trace_grpc, tracing
 from shoplib.bounds import MAX_CONCURRENT_RPCS
 from shoplib.health import Dependency, HealthMonitor
 from shoplib.interceptors import ContextInterceptor
+from shoplib.security import serving
 from shoplib.server_options import SERVER_OPTIONS
 from shoplib.supervise import Consumer, Supervisor, name_of
 
@@ -55,8 +56,9 @@ class ServiceSpec:
 
 
 def build_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    server = grpc.aio.server(interceptors=[ContextInterceptor()], options=SERVER_OPTIONS,
-                             maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
+    server = grpc.aio.server(interceptors=[*trace_grpc.server_interceptors(), *serving.interceptors(spec.name),
+                                           ContextInterceptor()],
+                             options=SERVER_OPTIONS, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
     for register in spec.registrations:
         register(server)
     health_servicer = health.aio.HealthServicer()
@@ -64,7 +66,7 @@ def build_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, health.aio.HealthS
     names = [*spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME]
     reflection.enable_server_reflection(names, server)
-    bound = server.add_insecure_port(f"{spec.host}:{spec.port}")
+    bound = serving.listen(server, spec.name, f"{spec.host}:{spec.port}")  # TLS under SECURE=1
     if bound == 0:
         raise SystemExit(f"{spec.name}: cannot listen on {spec.host}:{spec.port}")
     return server, health_servicer, bound
@@ -190,9 +192,13 @@ async def serve(spec: ServiceSpec) -> None:
 def run(spec_factory: Callable[[], Awaitable[ServiceSpec]], name: str) -> None:
     """The body of every service's __main__."""
     log.configure(name)
+    tracing.configure(name)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or TRACE_DIR asks for it
 
     async def main() -> None:
-        await serve(await spec_factory())
+        try:
+            await serve(await spec_factory())
+        finally:
+            tracing.shutdown()  # the spans still batched go out before the process ends
 
     if os.environ.get("EVENT_LOOP", "uvloop") == "uvloop":
         uvloop.run(main())

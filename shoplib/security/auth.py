@@ -1,0 +1,102 @@
+"""Bearer tokens (JWT) checked with PyJWT: asymmetric signature, issuer, audience, expiry.
+
+Keys come from a PEM public key (JWT_PUBLIC_KEY_FILE, default certs/jwt-public.pem) or a JWKS
+document (JWT_JWKS_FILE; the token's `kid` picks the key). Only asymmetric algorithms are
+accepted: `alg: none` and HMAC (a public key used as a shared secret) are refused.
+Errors: `Unauthenticated` with a reason a client can act on; the token itself is never echoed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from shoplib import config
+from shoplib.errors import ServiceError
+from shoplib.security import files
+
+ALGORITHMS = ["ES256", "RS256", "EdDSA"]  # asymmetric only: whoever verifies cannot mint
+LEEWAY_S = 30  # clock skew tolerated on exp / nbf between the issuer and us
+ISSUER = "shop-dev"  # the development issuer (`make token`); a deployment names its own
+AUDIENCE = "shop-gateway"
+OPERATOR_SCOPE = "shop:operator"  # may act for any customer (support staff, the demos)
+_REASONS: list[tuple[type[Exception], str]] = [  # most specific first
+    (jwt.ExpiredSignatureError, "token expired"), (jwt.ImmatureSignatureError, "token not valid yet"),
+    (jwt.InvalidAudienceError, "wrong audience"), (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.MissingRequiredClaimError, "a required claim is missing"),
+    (jwt.InvalidAlgorithmError, "signing algorithm not accepted"), (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.DecodeError, "malformed token"),
+]
+
+
+class Unauthenticated(ServiceError):
+    code = "UNAUTHENTICATED"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a verified token speaks for: its subject (a customer id) and scopes."""
+
+    subject: str
+    scopes: frozenset[str]
+
+    def may_act_for(self, customer_id: str) -> bool:
+        return self.subject == customer_id or OPERATOR_SCOPE in self.scopes
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    issuer: str
+    audience: str
+    public_key_file: Path
+    jwks_file: Path | None = None
+    leeway_s: int = LEEWAY_S
+
+    @classmethod
+    def from_env(cls) -> TokenSettings:
+        return cls(issuer=config.optional("JWT_ISSUER", ISSUER, str),
+                   audience=config.optional("JWT_AUDIENCE", AUDIENCE, str),
+                   public_key_file=config.optional("JWT_PUBLIC_KEY_FILE", files.certs_dir() / files.JWT_PUBLIC_KEY,
+                                                   Path),
+                   jwks_file=config.optional("JWT_JWKS_FILE", None, Path),
+                   leeway_s=config.optional("JWT_LEEWAY_S", LEEWAY_S, int))
+
+
+def _reason(exc: jwt.PyJWTError) -> str:
+    return next((reason for kind, reason in _REASONS if isinstance(exc, kind)), "invalid token")
+
+
+class TokenVerifier:
+    """verify(authorization metadata value) -> Principal, or Unauthenticated(reason)."""
+
+    def __init__(self, settings: TokenSettings) -> None:
+        self._settings = settings
+        if settings.jwks_file is not None:
+            raw = files.read(settings.jwks_file, "JWT_JWKS_FILE")
+            self._keys = {key.key_id: key.key for key in jwt.PyJWKSet.from_dict(json.loads(raw)).keys}
+        else:
+            self._keys = {None: files.read(settings.public_key_file, "JWT_PUBLIC_KEY_FILE")}
+
+    def _key_for(self, token: str) -> Any:
+        kid = jwt.get_unverified_header(token).get("kid") if None not in self._keys else None
+        if kid not in self._keys:
+            raise Unauthenticated("unknown signing key")
+        return self._keys[kid]
+
+    def verify(self, authorization: str | None) -> Principal:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("missing bearer token (authorization: Bearer <JWT>)")
+        token = token.strip()
+        try:
+            key = self._key_for(token)
+            claims = jwt.decode(token, key, algorithms=ALGORITHMS, audience=self._settings.audience,
+                                issuer=self._settings.issuer, leeway=self._settings.leeway_s,
+                                options={"require": ["exp", "iss", "aud", "sub"]})
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(_reason(exc)) from None
+        return Principal(str(claims["sub"]), frozenset(str(claims.get("scope", "")).split()))
