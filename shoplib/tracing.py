@@ -1,0 +1,82 @@
+"""Tracing setup: OpenTelemetry's SDK, off unless asked for.
+
+On when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is set, spans then go
+there by OTLP gRPC; or when TRACE_DIR is set, spans then also go to `TRACE_DIR/<service>-<pid>.jsonl`
+(shoplib.trace_file, read by `make trace`). OTEL_SDK_DISABLED=true wins over both. Sampling
+(OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), batching (OTEL_BSP_*) and the OTLP exporter
+(OTEL_EXPORTER_OTLP_*) read their standard variables themselves; OTEL_SERVICE_NAME renames the service.
+
+Off, nothing of the SDK is imported, no interceptor is installed, and `active()` is False: the
+hooks in the hot paths cost one boolean test each.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from opentelemetry import trace
+
+from shoplib import log
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+INSTRUMENTATION = "shop"
+_provider: TracerProvider | None = None
+_logger = log.get("shoplib.tracing")
+
+
+def _endpoint() -> str:
+    return os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+
+
+def wanted() -> bool:
+    """Whether the environment asks for traces (an OTLP endpoint or a TRACE_DIR, and the SDK not disabled)."""
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return bool(_endpoint() or os.environ.get("TRACE_DIR"))
+
+
+def active() -> bool:
+    """True once `configure` installed a tracer provider in this process."""
+    return _provider is not None
+
+
+def configure(service: str) -> bool:
+    """Install the SDK's tracer provider for `service` when `wanted()`; True when it did."""
+    global _provider
+    if _provider is not None or not wanted():
+        return _provider is not None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    name = os.environ.get("OTEL_SERVICE_NAME") or service
+    provider = TracerProvider(resource=Resource.create({"service.name": name}))  # sampler: OTEL_TRACES_SAMPLER
+    if _endpoint():
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if trace_dir := os.environ.get("TRACE_DIR"):
+        from shoplib.trace_file import JsonLinesExporter
+
+        path = Path(trace_dir) / f"{name}-{os.getpid()}.jsonl"
+        provider.add_span_processor(BatchSpanProcessor(JsonLinesExporter(path)))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    _logger.info("tracing.on", otlp=bool(_endpoint()), trace_dir=trace_dir or None)
+    return True
+
+
+def shutdown() -> None:
+    """Export what is still batched (at a service's stop)."""
+    global _provider
+    if _provider is not None:
+        _provider.shutdown()
+        _provider = None
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(INSTRUMENTATION)
