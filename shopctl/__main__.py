@@ -54,6 +54,9 @@ def main(argv: list[str]) -> None:
     chaos.add_argument("--seed", type=int, default=None, help="reuse a run's random choices (victims, fault points)")
     chaos.add_argument("--no-controls", dest="controls", action="store_false", help="skip the control runs")
     chaos.add_argument("--json", dest="json_path", default=None, help="also write the results to this file")
+    trace = sub.add_parser("trace", help="one order's waterfall from the spans kept by TRACE=1 (text and PNG)")
+    trace.add_argument("--order", required=True, help="order id (ord_...)")
+    trace.add_argument("--png", default=None, help="where to write the chart (default: beside the spans)")
     args = parser.parse_args(argv)
     try:
         run(args)
@@ -74,6 +77,9 @@ def run(args: argparse.Namespace) -> None:
     elif args.command == "compare":
         from shopctl.compare import runner
         runner.main(quick=args.quick, results=args.results)
+    elif args.command == "trace":
+        from shopctl import trace_cmd
+        trace_cmd.cli(args.order, args.png)
     elif args.command == "chaos":
         from shopctl.chaos import runner as chaos_runner
         chaos_runner.main(args.quick, args.only, args.seed, args.controls, args.json_path)
