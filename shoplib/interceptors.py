@@ -18,6 +18,7 @@ import grpc
 import structlog
 
 from shoplib import context, log, metrics
+from shoplib.rebuilt_handlers import RebuildingInterceptor
 from shoplib.request_guard import NotARequest, guarded, request_type
 from shoplib.status_mapping import Status, status_for
 
@@ -163,24 +164,9 @@ def _rebuild(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcM
     return grpc.stream_stream_rpc_method_handler(behaviour, **codec)
 
 
-class ContextInterceptor(grpc.aio.ServerInterceptor):
+class ContextInterceptor(RebuildingInterceptor):
     """Binds correlation id and deadline, logs failures, maps exceptions to status codes, and
     answers requests that do not parse."""
 
-    def __init__(self) -> None:
-        # Each registered method's handler and its rebuilt twin, built on its first call: no work
-        # per call beyond the look-up. Only handlers the server has enter, so this stays bounded.
-        self._rebuilt: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(details)
-        if handler is None:
-            return handler
-        known = self._rebuilt.get(details.method)
-        if known is None or known[0] is not handler:
-            known = self._rebuilt[details.method] = (handler, _rebuild(details.method, handler))
-        return known[1]
+    def rebuild(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+        return _rebuild(method, handler)

@@ -19,6 +19,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from shoplib import log, tracing
+from shoplib.rebuilt_handlers import RebuildingInterceptor
 from shoplib.trace_context import CORRELATION_ID, ORDER_ID
 
 
@@ -89,24 +90,11 @@ def _traced(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMe
     return handler  # no streamed-request method of ours is traced
 
 
-class ServerTracing(grpc.aio.ServerInterceptor):
+class ServerTracing(RebuildingInterceptor):
     """The outermost server interceptor: its span is current for everything the call does."""
 
-    def __init__(self) -> None:
-        self._rebuilt: dict[str, tuple[grpc.RpcMethodHandler[Any, Any], grpc.RpcMethodHandler[Any, Any]]] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(details)
-        if handler is None or details.method.startswith("/grpc."):
-            return handler
-        known = self._rebuilt.get(details.method)
-        if known is None or known[0] is not handler:
-            known = self._rebuilt[details.method] = (handler, _traced(details.method, handler))
-        return known[1]
+    def rebuild(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+        return handler if method.startswith("/grpc.") else _traced(method, handler)
 
 
 def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
