@@ -7,6 +7,7 @@ from typing import Protocol
 
 from shop.v1 import types_pb2
 
+from shoplib import partitions
 from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Committer, Once, Writes
 from shoplib.uow import Publisher, UnitOfWork
@@ -20,26 +21,31 @@ class Reader(Protocol):
     def lrange(self, name: str, start: int, end: int, /) -> Awaitable[Sequence[bytes | str]]: ...
 
 
+def notes_key(order_id: str, *kind: str) -> str:
+    """notification:{p}:<order id> (the list), or with a kind notification:{p}:<order id>:<kind>."""
+    return partitions.key("notification", partitions.partition_of_order(order_id), order_id, *kind)
+
+
 class NotificationStore:
-    """Keys: notification:{order}:{kind} -> bytes (once, NX); notification:{order} -> list, oldest
-    first. Stages its writes into the unit's `writes`."""
+    """Keys (in the order's partition p): notification:{p}:<order>:<kind> -> bytes (once, NX);
+    notification:{p}:<order> -> list, oldest first. Stages its writes into the unit's `writes`."""
 
     def __init__(self, reader: Reader, writes: Writes) -> None:
         self._reader, self._writes = reader, writes
 
     async def get(self, order_id: str, kind: types_pb2.NotificationKind.ValueType) -> types_pb2.Notification | None:
-        raw = await self._reader.get(f"notification:{order_id}:{kind}")
+        raw = await self._reader.get(notes_key(order_id, str(kind)))
         return None if raw is None else types_pb2.Notification.FromString(as_bytes(raw))
 
     async def list(self, order_id: str) -> list[types_pb2.Notification]:
         return [types_pb2.Notification.FromString(as_bytes(raw))
-                for raw in await self._reader.lrange(f"notification:{order_id}", 0, -1)]
+                for raw in await self._reader.lrange(notes_key(order_id), 0, -1)]
 
     def add(self, note: types_pb2.Notification) -> None:
-        self._writes.rpush(f"notification:{note.order_id}", note.SerializeToString())
+        self._writes.rpush(notes_key(note.order_id), note.SerializeToString())
 
     def sent_once(self, note: types_pb2.Notification) -> Once:
-        return f"notification:{note.order_id}:{note.kind}", note.SerializeToString()
+        return notes_key(note.order_id, str(note.kind)), note.SerializeToString()
 
 
 class NotificationUnitOfWork(UnitOfWork[None]):

@@ -18,20 +18,31 @@ from shop.v1 import (
     types_pb2,
 )
 
-from shoplib import grpc_client, log
+from shoplib import grpc_client, log, partitions
 from shoplib.dispatch import Dispatcher
 from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Committer, Once, Writes
 from shoplib.uow import Publisher, UnitOfWork
 
-UPDATES_CHANNEL = "order:updates"  # pub/sub: every stored status change, for live watchers
-# Orders not settled yet, per mode, scored by creation (or last re-drive) time in ms: what the
-# reconciler resumes (sync) or re-drives (events).
-PENDING_SYNC = "order:pending-sync"
-PENDING_EVENTS = "order:pending-events"
-PENDING = {types_pb2.FLOW_MODE_SYNC: PENDING_SYNC, types_pb2.FLOW_MODE_EVENTS: PENDING_EVENTS}
-# How many events-mode orders the reconciler re-drove, ever (shown by `make streams`).
-REDRIVEN = "order:stats:redriven"
+# pub/sub: every stored status change, for live watchers. One classic channel, not one sharded
+# channel per partition: see order_svc.updates for why.
+UPDATES_CHANNEL = "order:updates"
+# Orders not settled yet, per mode and partition, scored by creation (or last re-drive) time in
+# ms: what the reconciler resumes (sync) or re-drives (events).
+PENDING = {types_pb2.FLOW_MODE_SYNC: "pending-sync", types_pb2.FLOW_MODE_EVENTS: "pending-events"}
+
+
+def pending_key(mode: types_pb2.FlowMode.ValueType, partition: int) -> str:
+    return partitions.key("order", partition, PENDING[mode])
+
+
+def redriven_key(partition: int) -> str:
+    """How many events-mode orders of a partition the reconciler re-drove, ever (`make streams`)."""
+    return partitions.key("order", partition, "stats", "redriven")
+
+
+def order_key(order_id: str) -> str:
+    return partitions.key("order", partitions.partition_of_order(order_id), order_id)
 _logger = log.get("order_svc")
 
 
@@ -45,8 +56,9 @@ class Reader(Protocol):
 
 
 class OrderStore:
-    """Keys: order:{id} -> Order bytes; order:key:{idempotency key} -> "{fingerprint} {order id}";
-    order:pending-{mode} -> orders not settled yet. Stages its writes into the unit's `writes`."""
+    """Keys (shoplib.partitions, all of one order in its partition p): order:{p}:<id> -> Order
+    bytes; order:{p}:key:<idempotency key> -> "<fingerprint> <order id>"; order:{p}:pending-<mode>
+    -> orders not settled yet. Stages its writes into the unit's `writes`."""
 
     def __init__(self, reader: Reader, writes: Writes) -> None:
         self._reader, self._writes = reader, writes
@@ -55,33 +67,34 @@ class OrderStore:
     async def get(self, order_id: str) -> types_pb2.Order | None:
         if order_id in self._seen:  # once: a later read (after a commit) must see the store
             return self._seen.pop(order_id)
-        raw = await self._reader.get(f"order:{order_id}")
+        raw = await self._reader.get(order_key(order_id))
         return None if raw is None else types_pb2.Order.FromString(as_bytes(raw))
 
     def remember(self, order: types_pb2.Order) -> None:
         self._seen[order.order_id] = order
 
     async def reserved(self, idempotency_key: str) -> tuple[str, str] | None:
-        raw = await self._reader.get(f"order:key:{idempotency_key}")
+        raw = await self._reader.get(self.reservation(idempotency_key, "", "")[0])
         if raw is None:
             return None
         fingerprint, _, order_id = as_bytes(raw).decode().partition(" ")
         return fingerprint, order_id
 
     def reservation(self, idempotency_key: str, fingerprint: str, order_id: str) -> Once:
-        return f"order:key:{idempotency_key}", f"{fingerprint} {order_id}"
+        partition = partitions.partition_of(idempotency_key)
+        return partitions.key("order", partition, "key", idempotency_key), f"{fingerprint} {order_id}"
 
     def settlement(self, order_id: str) -> Once:
-        return f"order:settled:{order_id}", "1"
+        return partitions.key("order", partitions.partition_of_order(order_id), "settled", order_id), "1"
 
     def add(self, order: types_pb2.Order) -> None:
         """Stage the order, its live update, and its place among the orders not settled yet."""
         data = order.SerializeToString()
-        self._writes.set(f"order:{order.order_id}", data)
+        self._writes.set(order_key(order.order_id), data)
         self._writes.publish(UPDATES_CHANNEL, order.order_id.encode() + b" " + data)
-        pending = PENDING.get(order.mode)
-        if pending is None:
+        if order.mode not in PENDING:
             return
+        pending = pending_key(order.mode, partitions.partition_of_order(order.order_id))
         if order.status == types_pb2.ORDER_STATUS_PENDING:
             self._writes.zadd(pending, order.create_time.ToMilliseconds(), order.order_id)
         else:
@@ -90,17 +103,23 @@ class OrderStore:
     def redriven(self, order_id: str, now_ms: int) -> None:
         """Stage a re-drive: counted, and not due again for another re-drive period (only while
         still listed: an order settled meanwhile is not put back)."""
-        self._writes.zadd(PENDING_EVENTS, now_ms, order_id, only_existing=True)
-        self._writes.incr(REDRIVEN)
+        partition = partitions.partition_of_order(order_id)
+        self._writes.zadd(pending_key(types_pb2.FLOW_MODE_EVENTS, partition), now_ms, order_id, only_existing=True)
+        self._writes.incr(redriven_key(partition))
 
     def settled(self, order: types_pb2.Order) -> None:
         """Stage the removal of a settled order from the orders not settled yet."""
-        if (pending := PENDING.get(order.mode)) is not None:
-            self._writes.zrem(pending, order.order_id)
+        if order.mode in PENDING:
+            self._writes.zrem(pending_key(order.mode, partitions.partition_of_order(order.order_id)), order.order_id)
 
     async def pending(self, mode: types_pb2.FlowMode.ValueType, older_than_ms: int, limit: int) -> list[str]:
-        raw = await self._reader.zrangebyscore(PENDING[mode], "-inf", older_than_ms, start=0, num=limit)
-        return [item.decode() for item in cast("list[bytes]", raw)]  # members only: no withscores
+        """Up to `limit` orders of each partition, oldest first within a partition."""
+        found = []
+        for partition in partitions.every():
+            raw = await self._reader.zrangebyscore(pending_key(mode, partition), "-inf", older_than_ms,
+                                                   start=0, num=limit)
+            found += [item.decode() for item in cast("list[bytes]", raw)]  # members only: no withscores
+        return found
 
 
 class OrderUnitOfWork(UnitOfWork[types_pb2.Order]):

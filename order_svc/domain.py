@@ -7,7 +7,7 @@ import uuid
 
 from shop.v1 import types_pb2
 
-from shoplib import clock, money
+from shoplib import clock, money, partitions
 from shoplib.bounds import MAX_AMOUNT_MINOR, MAX_LINES, MAX_QUANTITY
 from shoplib.fields import id_violations
 
@@ -70,8 +70,9 @@ def fingerprint(customer_id: str, lines: list[types_pb2.OrderLine], mode: types_
 def new_order(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
               mode: types_pb2.FlowMode.ValueType) -> types_pb2.Order:
     now = clock.now()
+    order_id = partitions.order_id(partitions.partition_of(idempotency_key), uuid.uuid4().hex[:24])
     return types_pb2.Order(
-        order_id=f"ord_{uuid.uuid4().hex[:24]}", customer_id=customer_id, lines=lines,
+        order_id=order_id, customer_id=customer_id, lines=lines,
         total=total_of(lines), status=types_pb2.ORDER_STATUS_PENDING, mode=mode,
         create_time=now, update_time=now, idempotency_key=idempotency_key)
 

@@ -1,6 +1,14 @@
 """Live order updates for WatchOrder: one Redis pub/sub subscription per process, fanned out to
 the watchers of each order. Pub/sub is fire-and-forget, which suits a live view: a watcher
-subscribes, then reads the current state, and re-reads after RESYNC_S without news."""
+subscribes, then reads the current state, and re-reads after RESYNC_S without news.
+
+On a Redis Cluster this stays classic pub/sub (PUBLISH from the commit script, SUBSCRIBE here),
+not sharded pub/sub per partition: a classic message reaches every node over the cluster bus, so
+one subscription on any node sees every order of every partition, and after a failover the
+listener simply subscribes again on whichever node the client picks. Sharded pub/sub would need
+P subscriptions per process spread over the masters, re-homed at each failover, and its
+SPUBLISH inside the script a channel declared among the keys; it pays off only when the bus
+traffic of a large cluster matters, which a few status changes per order never do here."""
 
 from __future__ import annotations
 

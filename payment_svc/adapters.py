@@ -9,12 +9,19 @@ import grpc
 from google.protobuf.message import Message
 from shop.v1 import events_pb2, notification_service_pb2, notification_service_pb2_grpc, types_pb2
 
-from shoplib import grpc_client
+from shoplib import grpc_client, partitions
 from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Committer, Once, Writes
 from shoplib.uow import Publisher, UnitOfWork
 
-LEDGER = "payment:ledger"  # one entry per charge ever made: what "charged exactly once" is checked on
+
+def ledger_key(partition: int) -> str:
+    """One entry per charge ever made in a partition: what "charged exactly once" is checked on."""
+    return partitions.key("payment", partition, "ledger")
+
+
+def payment_key(order_id: str) -> str:
+    return partitions.key("payment", partitions.partition_of_order(order_id), order_id)
 
 
 class Reader(Protocol):
@@ -24,21 +31,22 @@ class Reader(Protocol):
 
 
 class PaymentStore:
-    """Keys: payment:{order id} -> Payment bytes (written once, NX); payment:ledger (list).
+    """Keys (in the order's partition p): payment:{p}:<order id> -> Payment bytes (written once,
+    NX); payment:{p}:ledger (list).
     Stages its writes into the unit's `writes`."""
 
     def __init__(self, reader: Reader, writes: Writes) -> None:
         self._reader, self._writes = reader, writes
 
     async def get(self, order_id: str) -> types_pb2.Payment | None:
-        raw = await self._reader.get(f"payment:{order_id}")
+        raw = await self._reader.get(payment_key(order_id))
         return None if raw is None else types_pb2.Payment.FromString(as_bytes(raw))
 
     def add(self, payment: types_pb2.Payment) -> None:
-        self._writes.rpush(LEDGER, payment.order_id)
+        self._writes.rpush(ledger_key(partitions.partition_of_order(payment.order_id)), payment.order_id)
 
     def charge_once(self, payment: types_pb2.Payment) -> Once:
-        return f"payment:{payment.order_id}", payment.SerializeToString()
+        return payment_key(payment.order_id), payment.SerializeToString()
 
 
 class PaymentUnitOfWork(UnitOfWork[None]):

@@ -1,39 +1,55 @@
 -- Commits one handler's writes as one atomic step: all of them or none are visible.
 --
--- KEYS[1]    the "once" key: written with NX; if it already exists, the effect happened before,
---            nothing else is written (only the ack below), and the script returns 0.
--- ARGV[1]    the once key's value
--- ARGV[2..4] stream, group and entry id to XACK in the same step ('' when not consuming)
--- ARGV[5]    '1': write only while that entry is still pending in its group, else return 0
+-- Every key the script touches is declared in KEYS (a Redis Cluster routes by them and refuses
+-- keys of another slot; shoplib.partitions keeps all of one commit in one slot):
+-- KEYS       the once key (when ARGV[1] is '1'), then the consumed stream (when ARGV[3] is '1'),
+--            then every key the writes name, each once
+-- ARGV[1]    '1': KEYS[1] is the "once" key, written with NX; if it already exists, the effect
+--            happened before, nothing else is written (only the ack below), and the script returns 0
+-- ARGV[2]    the once key's value
+-- ARGV[3]    '1': this commit consumes a stream entry, acknowledged (XACK) in the same step
+-- ARGV[4..5] group and entry id of that entry
+-- ARGV[6]    '1': write only while that entry is still pending in its group, else return 0
 --            (a dead letter is written once per group, even when two consumers race)
--- ARGV[6]    backlog bound: an XADD to a stream already holding this many entries refuses the
+-- ARGV[7]    backlog bound: an XADD to a stream already holding this many entries refuses the
 --            whole commit with a BACKLOG error (0: no bound; a self-capped XADD ... MAXLEN is exempt)
--- ARGV[7..]  the writes, each as <argc> <command> <args...> (SET, RPUSH, XADD, ZADD, ZREM, PUBLISH)
+-- ARGV[8..]  the writes, each as <argc> <command> <key index> <args...> (SET, RPUSH, XADD, ZADD,
+--            ZREM, INCR, HDEL: the key is KEYS[key index]) or <argc> PUBLISH <channel> <message>
+--            (a channel is not a key)
 --
 -- Nothing is written before every check has passed, and the first write is one that Redis may
 -- refuse for lack of memory, so a refusal leaves nothing half done.
--- Keys other than KEYS[1] are named in ARGV: fine on a single Redis, not on a cluster.
-local FIRST_WRITE = 7
+local FIRST_WRITE = 8
+local has_once = ARGV[1] == '1'
+local consumes = ARGV[3] == '1'
+local stream = consumes and KEYS[has_once and 2 or 1]
 
 local function ack()
-  if ARGV[2] ~= '' then
-    redis.call('XACK', ARGV[2], ARGV[3], ARGV[4])
+  if consumes then
+    redis.call('XACK', stream, ARGV[4], ARGV[5])
   end
 end
 
 local function still_pending()
-  local found = redis.call('XPENDING', ARGV[2], ARGV[3], ARGV[4], ARGV[4], 1)
+  local found = redis.call('XPENDING', stream, ARGV[4], ARGV[5], ARGV[5], 1)
   return #found > 0
 end
 
+local function target(i)
+  if ARGV[i + 1] == 'PUBLISH' then
+    return ARGV[i + 2]
+  end
+  return KEYS[tonumber(ARGV[i + 2])]
+end
+
 local function full_stream()
-  local limit = tonumber(ARGV[6])
+  local limit = tonumber(ARGV[7])
   local i = FIRST_WRITE
   while limit > 0 and i <= #ARGV do
     if ARGV[i + 1] == 'XADD' and ARGV[i + 3] == '*' then
-      local length = redis.call('XLEN', ARGV[i + 2])
+      local length = redis.call('XLEN', target(i))
       if length >= limit then
-        return ARGV[i + 2] .. ' holds ' .. length .. ' entries, its bound'
+        return target(i) .. ' holds ' .. length .. ' entries, its bound'
       end
     end
     i = i + tonumber(ARGV[i]) + 1
@@ -41,14 +57,14 @@ local function full_stream()
   return nil
 end
 
-if ARGV[5] == '1' and not still_pending() then
+if consumes and ARGV[6] == '1' and not still_pending() then
   return 0
 end
 local full = full_stream()
 if full then
   return redis.error_reply('BACKLOG ' .. full)
 end
-if KEYS[1] ~= '' and not redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+if has_once and not redis.call('SET', KEYS[1], ARGV[2], 'NX') then
   ack()
   return 0
 end
@@ -56,7 +72,7 @@ end
 local i = FIRST_WRITE
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
+  redis.call(ARGV[i + 1], target(i), unpack(ARGV, i + 3, i + n))
   i = i + n + 1
 end
 ack()

@@ -23,9 +23,9 @@ class RedisCommitter:
 
     async def commit(self, writes: Writes, once: Once | None = None,
                      ack: Ack | None = None) -> bool:
-        key, args = script_arguments(writes, once, ack)
+        keys, args = script_arguments(writes, once, ack)
         started = time.perf_counter()
-        done = bool(await self._script(keys=[key], args=args))
+        done = bool(await self._script(keys=keys, args=args))
         COMMIT_SECONDS.observe(time.perf_counter() - started)
         return done
 
@@ -35,20 +35,24 @@ class PipelinedCommitter:
     a batch of 64 consumed entries costs one round trip instead of 64. Each commit is still its
     own atomic script; only the transport is shared. EVALSHA goes out directly (no SCRIPT EXISTS
     per flush); after a Redis restart emptied the script cache, the script is loaded once and
-    the failed commits are sent again (NOSCRIPT means the script did not run at all)."""
+    the failed commits are sent again (NOSCRIPT means the script did not run at all).
+
+    On a Redis Cluster the pipeline splits the batch by node (each commit is one slot); redis-py
+    8.1 refuses `evalsha` in a cluster pipeline, so it goes out as a plain command (its keys
+    still route it)."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
         self._sha = client.register_script(_SCRIPT).sha
-        self._queue: list[tuple[str, list[Value], asyncio.Future[bool]]] = []
+        self._queue: list[tuple[list[str], list[Value], asyncio.Future[bool]]] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def commit(self, writes: Writes, once: Once | None = None,
                      ack: Ack | None = None) -> bool:
-        key, args = script_arguments(writes, once, ack)
+        keys, args = script_arguments(writes, once, ack)
         started = time.perf_counter()
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append((key, args, future))
+        self._queue.append((keys, args, future))
         if len(self._queue) == 1:
             asyncio.get_running_loop().call_soon(self._schedule_flush)
         done = await future
@@ -60,10 +64,10 @@ class PipelinedCommitter:
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
-    async def _send(self, batch: list[tuple[str, list[Value], asyncio.Future[bool]]]) -> list[object]:
+    async def _send(self, batch: list[tuple[list[str], list[Value], asyncio.Future[bool]]]) -> list[object]:
         async with self._client.pipeline(transaction=False) as pipe:
-            for key, args, _ in batch:
-                pipe.evalsha(self._sha, 1, key, *args)
+            for keys, args, _ in batch:
+                pipe.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
             return list(await pipe.execute(raise_on_error=False))
 
     async def _flush(self) -> None:

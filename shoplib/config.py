@@ -62,3 +62,13 @@ def redacted_url(url: str) -> str:
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0]
     return f"{scheme}{sep}{user}:***@{host}" if ":" in creds else f"{scheme}{sep}***@{host}"
+
+
+def flag(raw: str) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off (any case); anything else is refused."""
+    value = raw.lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected 1 or 0 (true/false, yes/no, on/off)")

@@ -11,7 +11,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from shop.v1 import events_pb2
 
-from shoplib import clock, log
+from shoplib import clock, log, partitions
 from shoplib.bounds import MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
 
 M = TypeVar("M", bound=Message)
@@ -60,6 +60,11 @@ def wrap(event: Message, source: str, traceparent: str = "") -> events_pb2.Event
         id=str(uuid.uuid4()), source=source, specversion="1.0", type=kind.name, time=now,
         subject=kind.subject(event), datacontenttype=CONTENT_TYPE, dataschema=data.type_url,
         traceparent=traceparent, correlation_id=log.correlation_id.get(), data=data)
+
+
+def stream_of(envelope: events_pb2.EventEnvelope) -> str:
+    """The stream an event goes to: its type's stream, in the partition of its order (subject)."""
+    return partitions.stream(BY_NAME[envelope.type].stream, partitions.partition_of_order(envelope.subject))
 
 
 def entry_fields(envelope: events_pb2.EventEnvelope) -> dict[str, str | bytes]:

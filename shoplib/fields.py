@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from shoplib import partitions
 from shoplib.bounds import MAX_ID_LENGTH, MAX_TEXT_LENGTH
 
 # Order ids are ours ("ord_" and hex); a look-up or an event may only name something of that
@@ -27,7 +28,14 @@ def text_violations(field: str, value: str) -> list[tuple[str, str]]:
 
 
 def order_id_violations(field: str, value: str) -> list[tuple[str, str]]:
-    """An order id: an identifier of our order-id shape (ord_ followed by letters, digits, - or _)."""
+    """An order id: an identifier of our order-id shape (ord_ followed by letters, digits, - or _),
+    naming a partition this deployment has (ord_p3_... needs PARTITIONS > 3)."""
     if found := id_violations(field, value):
         return found
-    return [] if ORDER_ID.fullmatch(value) else [(field, "is not an order id (ord_...)")]
+    if not ORDER_ID.fullmatch(value):
+        return [(field, "is not an order id (ord_...)")]
+    try:
+        partitions.partition_of_order(value)
+    except ValueError as exc:
+        return [(field, f"is not an order id of this deployment: it {exc}")]
+    return []

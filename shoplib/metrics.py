@@ -18,7 +18,7 @@ from wsgiref.simple_server import WSGIServer
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from shoplib import log, topology
+from shoplib import log, partitions, topology
 from shoplib.outage import StoreGate
 from shoplib.streams import status
 
@@ -94,18 +94,22 @@ def report_state(service: str, ready: Callable[[], bool], gate: StoreGate | None
 
 
 async def sample_groups(client: aioredis.Redis, groups: Sequence[tuple[str, str]]) -> None:
-    """Set the lag, pending and oldest-pending gauges of these groups once."""
+    """Set the lag, pending and oldest-pending gauges of these groups once: labelled by base
+    stream name, summed (lag, pending) or the worst (oldest pending) over the partitions."""
     wanted = set(groups)
     views, _ = await status.collect(client, tuple(dict.fromkeys(stream for stream, _ in groups)))
+    totals: dict[tuple[str, str], list[float]] = {}
     for view in views:
         for group in view.groups:
-            if (view.name, group.name) not in wanted:
-                continue
-            labels = (view.name, group.name)
-            if group.lag is not None:
-                GROUP_LAG.labels(*labels).set(group.lag)
-            GROUP_PENDING.labels(*labels).set(group.pending)
-            GROUP_OLDEST_PENDING.labels(*labels).set((group.oldest_pending_ms or 0) / 1000)
+            labels = (partitions.base(view.name), group.name)
+            if labels in wanted:
+                lag, pending, oldest = totals.setdefault(labels, [0, 0, 0])
+                totals[labels] = [lag + (group.lag or 0), pending + group.pending,
+                                  max(oldest, (group.oldest_pending_ms or 0) / 1000)]
+    for labels, (lag, pending, oldest) in totals.items():
+        GROUP_LAG.labels(*labels).set(lag)
+        GROUP_PENDING.labels(*labels).set(pending)
+        GROUP_OLDEST_PENDING.labels(*labels).set(oldest)
 
 
 def group_sampler(client: aioredis.Redis, groups: Sequence[tuple[str, str]]) -> Callable[[], Awaitable[None]]:

@@ -26,10 +26,13 @@ from shoplib import log
 # (UNBLOCKED), and our own commit script's backpressure on a full stream (BACKLOG).
 REFUSALS = ("OOM", "READONLY", "MISCONF", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN",
             "CLUSTERDOWN", "UNBLOCKED", "BACKLOG")
-# redis-py strips the first word of the refusals it knows and raises these classes instead.
+# redis-py strips the first word of the refusals it knows and raises these classes instead. On a
+# Redis Cluster: CLUSTERDOWN / MASTERDOWN (ClusterDownError, MasterDownError), redirections that
+# never settle during a failover (ClusterError "TTL exhausted", or a MOVED/ASK that reaches us:
+# AskError, MovedError), and a slot no reachable master serves (SlotNotCoveredError).
 _REFUSAL_CLASSES: tuple[type[BaseException], ...] = (
     rx.OutOfMemoryError, rx.ReadOnlyError, rx.BusyLoadingError, rx.TryAgainError, rx.ClusterDownError,
-    rx.ConnectionError, rx.TimeoutError, rx.ClusterError, ConnectionError)
+    rx.ConnectionError, rx.TimeoutError, rx.ClusterError, ConnectionError, rx.AskError, rx.SlotNotCoveredError)
 _CLASS_CODES = {rx.OutOfMemoryError: "OOM", rx.ReadOnlyError: "READONLY", rx.BusyLoadingError: "LOADING",
                 rx.TryAgainError: "TRYAGAIN", rx.MasterDownError: "MASTERDOWN", rx.ClusterDownError: "CLUSTERDOWN"}
 

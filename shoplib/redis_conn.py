@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import TypedDict, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import StreamRangeResponse, XPendingRangeResponse, ZSetRangeResponse
+
+from shoplib import config
+from shoplib.security import redis_auth
 
 # A command that takes longer than this means Redis is gone or stuck: fail, do not hang.
 SOCKET_TIMEOUT_S = 2.0
@@ -52,25 +56,56 @@ def as_pending(reply: XPendingRangeResponse) -> list[PendingRow]:
     return cast("list[PendingRow]", reply)
 
 
+def clustered() -> bool:
+    """REDIS_CLUSTER=1: REDIS_URL names any node of a Redis Cluster, and every client is a
+    cluster client (it follows slots, MOVED/ASK redirections and failovers)."""
+    return config.optional("REDIS_CLUSTER", False, config.flag)
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.2, base=0.02), COMMAND_RETRIES)
+
+
+def _cluster(url: str, socket_timeout_s: float) -> aioredis.Redis:
+    """A cluster client, typed as the single-node client: RedisCluster offers the same command
+    methods with the same signatures (redis-py types them on one shared mixin). Where the two
+    differ (pipelined scripts, reads over several slots) the callers check `is_cluster`."""
+    client = RedisCluster.from_url(url, max_connections=POOL_SIZE, socket_timeout=socket_timeout_s,
+                                   socket_connect_timeout=CONNECT_TIMEOUT_S, retry=_retry(),
+                                   retry_on_error=[RedisConnectionError, RedisTimeoutError],
+                                   **redis_auth.connection_kwargs())
+    return cast(aioredis.Redis, client)
+
+
 def connect(url: str) -> aioredis.Redis:
+    if clustered():
+        return _cluster(url, SOCKET_TIMEOUT_S)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=POOL_SIZE,
         timeout=POOL_WAIT_S,
         socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), COMMAND_RETRIES),
+        retry=_retry(),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
+        **redis_auth.connection_kwargs(),  # user, password file, TLS CA: none unless configured
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes every connection
 
 
 def blocking_client(url: str, block_s: float) -> aioredis.Redis:
     """A client for XREADGROUP BLOCK: its socket timeout must outlast the block."""
+    if clustered():
+        return _cluster(url, block_s + SOCKET_TIMEOUT_S)
     return aioredis.Redis.from_url(
         url,
         socket_timeout=block_s + SOCKET_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         max_connections=POOL_SIZE,
+        **redis_auth.connection_kwargs(),
     )

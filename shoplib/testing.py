@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from shoplib import events
+from shoplib import events, partitions
 from shoplib.tx import Ack, Value, Writes
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class MemoryBroker:
 
     def _next(self) -> tuple[Subscription, str, int] | None:
         for subscription in self._subscriptions:
-            for stream in subscription.streams:
+            for stream in (s for base in subscription.streams for s in partitions.streams(base)):
                 index = self._read[(subscription.group, stream)]
                 if index < len(self._store.streams.get(stream, [])):
                     self._read[(subscription.group, stream)] += 1

@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import events, log
+from shoplib import events, log, partitions
 
 ORDER_GROUP = "order-service-group"
 PAYMENT_GROUP = "payment-service-group"
 NOTIFICATION_GROUP = "notification-service-group"
 
-# stream -> the groups that must process every entry of it.
+# stream -> the groups that must process every entry of it, in every partition (order-events
+# stands for order-events:{p0} .. order-events:{pP-1}: shoplib.partitions).
 GROUPS: Mapping[str, tuple[str, ...]] = {
     events.ORDER_EVENTS: (PAYMENT_GROUP, NOTIFICATION_GROUP),
     events.PAYMENT_EVENTS: (ORDER_GROUP, NOTIFICATION_GROUP),
@@ -43,13 +44,24 @@ def trimmed_by(group: str, consumed: Sequence[str]) -> tuple[str, ...]:
     return (*consumed, *TRIMMED_BY.get(group, ()))
 
 
+def groups_of(stream: str) -> tuple[str, ...]:
+    """The declared groups of a stream of one partition (`order-events:{p3}`) or of its base name."""
+    return GROUPS.get(partitions.base(stream), ())
+
+
+def in_partitions(wanted: Mapping[str, Sequence[str]]) -> dict[str, Sequence[str]]:
+    """`wanted` (by base stream name) for the streams of every partition."""
+    return {stream: groups for base, groups in wanted.items() for stream in partitions.streams(base)}
+
+
 def is_group_missing(exc: ResponseError) -> bool:
     return str(exc).startswith("NOGROUP")
 
 
 async def ensure_groups(client: aioredis.Redis, wanted: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
-    """Create every (stream, group) of `wanted` that is missing, from the start of the stream
-    (MKSTREAM; "already exists" is fine). Returns what had to be created."""
+    """Create every (stream, group) of `wanted` (streams of one partition each: see
+    `in_partitions`) that is missing, from the start of the stream (MKSTREAM; "already exists"
+    is fine). Returns what had to be created."""
     created = []
     for stream, groups in wanted.items():
         for group in groups:

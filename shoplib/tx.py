@@ -62,15 +62,25 @@ class Writes:
         self.ops.clear()
 
 
-def script_arguments(writes: Writes, once: Once | None, ack: Ack | None) -> tuple[str, list[Value]]:
-    """KEYS[1] and ARGV of commit.lua for these writes."""
-    key, value = once or ("", "")
-    target = (ack.stream, ack.group, ack.entry_id) if ack else ("", "", "")
-    owned = "1" if ack and ack.only_if_pending else ""
-    args: list[Value] = [value, *target, owned, STREAM_MAX_BACKLOG]
-    for op in writes.ops:
-        args += [len(op), *op]
-    return key, args
+# Commands of the writes whose first argument is not a key (commit.lua passes it on as it is).
+UNKEYED = frozenset({"PUBLISH"})
+
+
+def script_arguments(writes: Writes, once: Once | None, ack: Ack | None) -> tuple[list[str], list[Value]]:
+    """KEYS and ARGV of commit.lua for these writes: every key touched is declared in KEYS (the
+    once key, the consumed stream, then the keys of the writes, each once), and each write names
+    its key by its index in KEYS."""
+    keys = [once[0]] if once else []
+    keys += [ack.stream] if ack else []
+    target = (ack.group, ack.entry_id) if ack else ("", "")
+    args: list[Value] = ["1" if once else "", once[1] if once else "", "1" if ack else "", *target,
+                         "1" if ack and ack.only_if_pending else "", STREAM_MAX_BACKLOG]
+    index = {k: i + 1 for i, k in enumerate(keys)}
+    for command, name, *rest in writes.ops:
+        if command not in UNKEYED:
+            name = index.setdefault(str(name), len(index) + 1)
+        args += [len(rest) + 2, command, name, *rest]
+    return list(index), args
 
 
 class Committer(Protocol):

@@ -13,7 +13,7 @@ from typing import Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-from shoplib import events
+from shoplib import events, trace_context
 from shoplib.tx import Ack, Committer, Once, Writes
 
 R = TypeVar("R")
@@ -40,7 +40,8 @@ class StreamPublisher:
     def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
         for event in emitted:
             envelope = events.wrap(event, self._source)
-            writes.xadd(events.BY_MESSAGE[type(event)].stream, events.entry_fields(envelope))
+            trace_context.stamp(envelope)  # its traceparent, committed with the event
+            writes.xadd(events.stream_of(envelope), events.entry_fields(envelope))
 
     async def after_commit(self, emitted: Sequence[Message]) -> None:
         return None

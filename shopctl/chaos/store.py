@@ -1,32 +1,46 @@
 """The final read: everything the checker judges, read straight from Redis once the run has drained.
 
 Each run has a Redis of its own, so whole-store reads (every order, the whole ledger, every
-stream) are claims about this run alone. Key names are the services' own (see their adapters).
+stream) are claims about this run alone. Key names are the services' own (see their adapters),
+read in every partition (shoplib.partitions); every read also works through a cluster client.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from shop.v1 import events_pb2, types_pb2
 
-from order_svc.adapters import PENDING_EVENTS, PENDING_SYNC, REDRIVEN
-from payment_svc.adapters import LEDGER
-from shoplib import events
+from notification_svc.adapters import notes_key
+from order_svc.adapters import pending_key, redriven_key
+from payment_svc.adapters import ledger_key
+from shoplib import events, partitions
 from shoplib.redis_conn import as_bytes, as_entries, as_members, as_pending
 from shoplib.streams.settings import DEAD_LETTERS
 
 GROUPED_STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS)  # the streams consumer groups read
 ALL_STREAMS = (*GROUPED_STREAMS, events.NOTIFICATION_EVENTS)
+MODES = (types_pb2.FLOW_MODE_SYNC, types_pb2.FLOW_MODE_EVENTS)
 PLACED = events.BY_MESSAGE[events_pb2.OrderPlaced].name
 CHUNK = 2_000  # keys per MGET / entries per XRANGE page: bounded replies, few round trips
 
 
 def s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def every(bases: tuple[str, ...]) -> list[str]:
+    """The streams of every partition of these (base names)."""
+    return [stream for base in bases for stream in partitions.streams(base)]
+
+
+async def _sum(replies: list[Any]) -> int:
+    """The sum of counts (LLEN, ZCARD, XLEN, GET of a counter) asked of several keys."""
+    return sum([int(await reply or 0) for reply in replies])
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
@@ -59,13 +73,17 @@ async def scan_values(client: aioredis.Redis, pattern: str) -> dict[str, bytes]:
     found: dict[str, bytes] = {}
     for start in range(0, len(keys), CHUNK):
         chunk = keys[start:start + CHUNK]
-        found.update({k: as_bytes(v) for k, v in zip(chunk, await client.mget(chunk), strict=True) if v is not None})
+        async with client.pipeline(transaction=False) as pipe:  # GETs: a cluster splits them by node
+            for key in chunk:
+                pipe.get(key)
+            values = await pipe.execute()
+        found.update({k: as_bytes(v) for k, v in zip(chunk, values, strict=True) if v is not None})
     return found
 
 
 async def orders(client: aioredis.Redis) -> dict[str, types_pb2.Order]:
-    raw = await scan_values(client, "order:ord_*")
-    return {key.removeprefix("order:"): types_pb2.Order.FromString(value) for key, value in raw.items()}
+    raw = await scan_values(client, "order:{p*}:ord_*")
+    return {key.rpartition(":")[2]: types_pb2.Order.FromString(value) for key, value in raw.items()}
 
 
 async def notices(client: aioredis.Redis, order_ids: list[str]
@@ -75,7 +93,7 @@ async def notices(client: aioredis.Redis, order_ids: list[str]
         chunk = order_ids[start:start + CHUNK]
         async with client.pipeline(transaction=False) as pipe:
             for order_id in chunk:
-                pipe.lrange(f"notification:{order_id}", 0, -1)
+                pipe.lrange(notes_key(order_id), 0, -1)
             lists = await pipe.execute()
         for order_id, items in zip(chunk, lists, strict=True):
             found[order_id] = Counter(types_pb2.Notification.FromString(raw).kind for raw in items)
@@ -117,7 +135,7 @@ async def subject_of(client: aioredis.Redis, stream: str, entry_ids: list[str]) 
 
 async def in_flight(client: aioredis.Redis) -> InFlight:
     found = InFlight()
-    for stream in GROUPED_STREAMS:
+    for stream in every(GROUPED_STREAMS):
         for group in await groups(client, stream):
             name = str(group["name"])
             pending = [i for i, _, _ in await pending_of(client, stream, name)]
@@ -131,39 +149,62 @@ async def in_flight(client: aioredis.Redis) -> InFlight:
 
 
 async def placed_subjects(client: aioredis.Redis) -> Counter[str]:
-    return Counter(s(f.get(b"subject", b"")) for _, f in await entries(client, events.ORDER_EVENTS)
-                   if f.get(b"type") == PLACED.encode())
+    return Counter([s(f.get(b"subject", b"")) for stream in partitions.streams(events.ORDER_EVENTS)
+                    for _, f in await entries(client, stream) if f.get(b"type") == PLACED.encode()])
+
+
+async def members(client: aioredis.Redis, mode: types_pb2.FlowMode.ValueType) -> set[str]:
+    """The orders of a mode not settled yet, in every partition."""
+    return {s(i) for p in partitions.every() for i in as_members(await client.zrange(pending_key(mode, p), 0, -1))}
+
+
+async def charged(client: aioredis.Redis, order_id: str) -> bool:
+    """The ledger of the order's partition holds a charge of it."""
+    return await client.lpos(ledger_key(partitions.partition_of_order(order_id)), order_id) is not None
+
+
+async def pending_orders(client: aioredis.Redis, mode: types_pb2.FlowMode.ValueType) -> int:
+    return await _sum([client.zcard(pending_key(mode, p)) for p in partitions.every()])
+
+
+async def redriven(client: aioredis.Redis) -> int:
+    return await _sum([client.get(redriven_key(p)) for p in partitions.every()])
+
+
+async def dead_letters(client: aioredis.Redis) -> list[tuple[str, dict[bytes, bytes]]]:
+    return [entry for letters in partitions.streams(DEAD_LETTERS) for entry in await entries(client, letters)]
 
 
 async def read(client: aioredis.Redis, with_placed: bool = False) -> Snapshot:
     stored = await orders(client)
-    ledger = Counter(s(i) for i in await client.lrange(LEDGER, 0, -1))
+    ledger = Counter([s(i) for p in partitions.every() for i in await client.lrange(ledger_key(p), 0, -1)])
     return Snapshot(
         orders=stored, charges=ledger, notices=await notices(client, sorted(stored)),
-        pending_sync={s(i) for i in as_members(await client.zrange(PENDING_SYNC, 0, -1))},
-        pending_events={s(i) for i in as_members(await client.zrange(PENDING_EVENTS, 0, -1))},
-        in_flight=await in_flight(client), dead_letters=await entries(client, DEAD_LETTERS),
+        pending_sync=await members(client, types_pb2.FLOW_MODE_SYNC),
+        pending_events=await members(client, types_pb2.FLOW_MODE_EVENTS),
+        in_flight=await in_flight(client), dead_letters=await dead_letters(client),
         placed=await placed_subjects(client) if with_placed else None)
 
 
 async def progress(client: aioredis.Redis) -> tuple[object, ...]:
     """A cheap fingerprint of everything that moves while the pipeline works (for the drain)."""
     marks: list[object] = []
-    for stream in ALL_STREAMS:
+    for stream in every(ALL_STREAMS):
         marks.append(await client.xlen(stream))
         marks += [(g["name"], g["last-delivered-id"], g["pending"]) for g in await groups(client, stream)]
-    marks += [await client.llen(LEDGER), await client.zcard(PENDING_SYNC), await client.zcard(PENDING_EVENTS),
-              await client.get(REDRIVEN), await client.xlen(DEAD_LETTERS)]
+    marks += [await _sum([client.llen(ledger_key(p)) for p in partitions.every()]),
+              *[await pending_orders(client, m) for m in MODES], await redriven(client),
+              await _sum([client.xlen(letters) for letters in partitions.streams(DEAD_LETTERS)])]
     return tuple(marks)
 
 
 async def drained(client: aioredis.Redis) -> bool:
     """Every group has read and acknowledged every entry, and no order waits to be resumed or re-driven."""
-    for stream in GROUPED_STREAMS:
+    for stream in every(GROUPED_STREAMS):
         if not await client.exists(stream):
             continue
         last = s((await client.xinfo_stream(stream))["last-generated-id"])
         for group in await groups(client, stream):
             if group["pending"] or _id_key(str(group["last-delivered-id"])) < _id_key(last):
                 return False
-    return not await client.zcard(PENDING_SYNC) and not await client.zcard(PENDING_EVENTS)
+    return not any([await pending_orders(client, m) for m in MODES])

@@ -10,22 +10,27 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from shoplib import config
+from shoplib import config, partitions, redis_conn
 from shoplib.streams import deadletter, status
 
 
 async def _orders(client: aioredis.Redis) -> str:
-    """The order service's recovery view: orders not settled yet per mode, and re-drives so far."""
-    from order_svc.adapters import PENDING_EVENTS, PENDING_SYNC, REDRIVEN
+    """The order service's recovery view: orders not settled yet per mode, and re-drives so far,
+    over every partition."""
+    from shop.v1 import types_pb2
+
+    from order_svc.adapters import pending_key, redriven_key
 
     now_ms = int(time.time() * 1000)
     parts = []
-    for mode, key in (("sync", PENDING_SYNC), ("events", PENDING_EVENTS)):
+    for mode, name in ((types_pb2.FLOW_MODE_SYNC, "sync"), (types_pb2.FLOW_MODE_EVENTS, "events")):
         # redis-py types every ZRANGE shape at once; WITHSCORES gives (member, score) pairs.
-        oldest = cast("list[tuple[bytes, float]]", await client.zrange(key, 0, 0, withscores=True))
-        age = f", oldest {(now_ms - oldest[0][1]) / 1000:.0f}s" if oldest else ""
-        parts.append(f"{mode} {await client.zcard(key)}{age}")
-    redriven = int(await client.get(REDRIVEN) or 0)
+        keys = [pending_key(mode, p) for p in partitions.every()]
+        oldest = [cast("list[tuple[bytes, float]]", await client.zrange(key, 0, 0, withscores=True)) for key in keys]
+        scores = [found[0][1] for found in oldest if found]
+        age = f", oldest {(now_ms - min(scores)) / 1000:.0f}s" if scores else ""
+        parts.append(f"{name} {sum([await client.zcard(key) for key in keys])}{age}")
+    redriven = sum([int(await client.get(redriven_key(p)) or 0) for p in partitions.every()])
     return f"orders PENDING: {'; '.join(parts)}. Events orders re-driven so far: {redriven}"
 
 
@@ -41,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    client = aioredis.Redis.from_url(config.redis_url("REDIS_URL"))
+    client = redis_conn.connect(config.redis_url("REDIS_URL"))  # a cluster client with REDIS_CLUSTER=1
     try:
         if args.command == "status":
             print(status.render(*await status.collect(client)))

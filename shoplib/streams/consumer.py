@@ -9,14 +9,14 @@ the other chores in `maintenance.py`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import cast
+from collections.abc import Awaitable, Coroutine, Iterable, Sequence
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from shoplib import log, outage, topology
+from shoplib import log, outage, partitions, redis_conn, topology
 from shoplib.outage import StoreGate
 from shoplib.redis_conn import as_pending
 from shoplib.streams import deadletter
@@ -35,6 +35,25 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def read_groups(streams: Sequence[str], clustered: bool) -> list[list[str]]:
+    """The streams read by one XREADGROUP each: on one Redis all partitions at once; on a cluster
+    one read per partition (its streams share a slot), since a read may not span slots."""
+    if not clustered:
+        return [[partitions.stream(base, p) for base in streams for p in partitions.every()]]
+    return [[partitions.stream(base, p) for base in streams] for p in partitions.every()]
+
+
+async def together(works: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run all; the first failure cancels the others and is raised as itself (not as a group),
+    so the outage retry around it still recognises it."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for work in works:
+                group.create_task(work)
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+
+
 class StreamConsumer:
     def __init__(self, client: aioredis.Redis, reader: aioredis.Redis, committer: Committer,
                  subscription: Subscription, settings: ConsumerSettings | None = None,
@@ -46,6 +65,7 @@ class StreamConsumer:
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Future[None]] = set()
         self._slot_freed = asyncio.Event()
+        self._reads = read_groups(subscription.streams, redis_conn.is_cluster(reader))
         self._entries = EntryWorker(client, committer, subscription, self.settings, self.gate, self._stopping,
                                     decode, dead_letter)
         self._maintenance = Maintenance(client, subscription, self.settings, self.gate, self._stopping,
@@ -79,16 +99,19 @@ class StreamConsumer:
         await self.ensure_groups()
         await self._drain_own_pending()
         try:
-            while not self._stopping.is_set():
-                if not await self.gate.wait_open(self._stopping):
-                    return
-                await self._maintenance.run_if_due()
-                await self._wait_for_slot()
-                for entry in await self._read(">", self._free_slots()):
-                    self._start(self._entries.work(entry, 1))
+            await together(self._read_new(streams) for streams in self._reads)
         finally:
             if self._in_flight:  # finish what was read (graceful stop) before returning
                 await asyncio.wait(self._in_flight)
+
+    async def _read_new(self, streams: list[str]) -> None:
+        while not self._stopping.is_set():
+            if not await self.gate.wait_open(self._stopping):
+                return
+            await self._maintenance.run_if_due()
+            await self._wait_for_slot()
+            for entry in await self._read(streams, ">", self._free_slots()):
+                self._start(self._entries.work(entry, 1))
 
     def _free_slots(self) -> int:
         return self.settings.batch - len(self._in_flight)
@@ -108,15 +131,17 @@ class StreamConsumer:
         self._slot_freed.set()
 
     async def ensure_groups(self) -> None:
-        await topology.ensure_groups(self._client, {stream: (self.sub.group,) for stream in self.sub.streams})
+        wanted = topology.in_partitions({stream: (self.sub.group,) for stream in self.sub.streams})
+        await topology.ensure_groups(self._client, wanted)
 
-    async def _read(self, from_id: str, slots: int | None = None) -> list[Entry]:
-        """Up to `slots` entries in all (COUNT applies per stream, so it is shared out)."""
+    async def _read(self, streams: list[str], from_id: str, slots: int | None = None) -> list[Entry]:
+        """Up to `slots` entries in all (COUNT applies per stream, and the free slots are shared
+        among the concurrent reads, so it is shared out)."""
         block = None if from_id == "0" else self.settings.block_ms
-        count = max((slots or self.settings.batch) // len(self.sub.streams), 1)
+        count = max((slots or self.settings.batch) // len(self._reads) // len(streams), 1)
         try:
             reply = await self._reader.xreadgroup(self.sub.group, self.sub.consumer,
-                                                  dict.fromkeys(self.sub.streams, from_id),
+                                                  dict.fromkeys(streams, from_id),
                                                   count=count, block=block)
         except ResponseError as exc:
             if not topology.is_group_missing(exc):
@@ -125,17 +150,18 @@ class StreamConsumer:
             return []
         # redis-py types the reply of both protocols at once; ours (RESP2, bytes) is a list of
         # [stream, [(entry id, fields or None when deleted while pending), ...]].
-        streams = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]]", reply or [])
-        return [(_s(stream), _s(entry_id), fields or {}) for stream, entries in streams
+        found = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]]", reply or [])
+        return [(_s(stream), _s(entry_id), fields or {}) for stream, entries in found
                 for entry_id, fields in entries]
 
     async def _drain_own_pending(self) -> None:
         """Entries this consumer was given before a crash or restart, oldest first. An entry that
         stays pending (it failed) is read again at once, up to its delivery budget."""
-        while batch := await self._read("0"):
-            await self._process(batch, redelivered=True)
-            if self._stopping.is_set():
-                return
+        for streams in self._reads:
+            while batch := await self._read(streams, "0"):
+                await self._process(batch, redelivered=True)
+                if self._stopping.is_set():
+                    return
 
     async def _process(self, batch: list[Entry], redelivered: bool) -> None:
         if not batch:

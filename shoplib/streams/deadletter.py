@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from shoplib import partitions
 from shoplib.bounds import DEAD_LETTER_MAXLEN, MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
 from shoplib.redis_conn import as_entries
 from shoplib.streams import failures
@@ -31,7 +32,8 @@ async def dead_letter(committer: Committer, ack: Ack, consumer: str, deliveries:
     writes = Writes()
     where: dict[str, Value] = {"stream": ack.stream, "entry_id": ack.entry_id, "group": ack.group, "consumer": consumer,
              "deliveries": deliveries, "error": error[:MAX_ERROR_CHARS]}
-    writes.xadd(DEAD_LETTERS, {**where, **_what(fields)}, maxlen=DEAD_LETTER_MAXLEN)
+    home = partitions.stream(DEAD_LETTERS, partitions.partition_of_key(ack.stream))  # the entry's slot
+    writes.xadd(home, {**where, **_what(fields)}, maxlen=DEAD_LETTER_MAXLEN)
     failures.stage_forget(writes, ack)
     await committer.commit(writes, None, ack)
 
@@ -46,16 +48,21 @@ def _what(fields: dict[bytes, bytes]) -> dict[str, bytes | int]:
 
 async def redrive(client: aioredis.Redis, entry_id: str) -> str:
     """Put a dead letter's original envelope back on its stream (consumers are idempotent), then
-    remove the dead letter. Returns the new entry id."""
-    found = as_entries(await client.xrange(DEAD_LETTERS, entry_id, entry_id))
-    if not found:
-        raise KeyError(f"no dead letter {entry_id}")
-    fields = found[0][1]
+    remove the dead letter. Returns the new entry id. Looks in every partition's dead letters
+    (P reads: an operator's command, not a hot path)."""
+    for letters in partitions.streams(DEAD_LETTERS):
+        if found := as_entries(await client.xrange(letters, entry_id, entry_id)):
+            return await _redrive(client, letters, entry_id, found[0][1])
+    raise KeyError(f"no dead letter {entry_id}")
+
+
+async def _redrive(client: aioredis.Redis, letters: str, entry_id: str, fields: dict[bytes, bytes]) -> str:
     if fields.get(b"has_envelope") != b"1":
         raise ValueError(f"dead letter {entry_id} has no envelope to re-drive (it was not one of our events)")
+    # Both keys share the partition's slot, so this transaction also runs on a cluster.
     async with client.pipeline(transaction=True) as pipe:
         pipe.xadd(fields[b"stream"], {"id": fields[b"event_id"], "type": fields[b"type"],
                                       "envelope": fields[b"original"]})
-        pipe.xdel(DEAD_LETTERS, entry_id)
+        pipe.xdel(letters, entry_id)
         new_id, _ = await pipe.execute()
     return str(new_id.decode())

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from google.protobuf.message import Message
 from shop.v1 import events_pb2
 
-from shoplib import errors, events, log, metrics, outage
+from shoplib import errors, events, log, metrics, outage, partitions, trace_context
 from shoplib.bounds import MAX_ERROR_CHARS
 from shoplib.outage import StoreGate
 from shoplib.streams import deadletter, failures
@@ -31,6 +31,16 @@ Decode = Callable[[dict[bytes, bytes]], tuple[events_pb2.EventEnvelope, Message]
 # What a handler raises for an entry it refuses: retrying cannot help, so dead letters at once.
 _REJECTED = (errors.InvalidArgument, errors.NotFound)
 _logger = log.get("shoplib.consumer")
+
+
+def _misplaced(envelope: events_pb2.EventEnvelope, stream: str) -> str | None:
+    """Why an event is not on its stream (its type's, in its order's partition: its handler's
+    writes must share the slot of the ack), or None."""
+    try:
+        home = events.stream_of(envelope)
+    except ValueError as exc:
+        return f"subject {envelope.subject!r} {exc}"
+    return None if home == stream else f"{envelope.type} belongs on {home}, not {stream}"
 
 
 class EntryWorker:
@@ -69,10 +79,14 @@ class EntryWorker:
             envelope, payload = self._decode(fields)
         except events.UndecodableEvent as exc:
             return await self._dead(ack, deliveries, f"undecodable: {exc}", fields)
-        if (home := events.BY_NAME[envelope.type].stream) != stream:
-            return await self._dead(ack, deliveries, f"undecodable: {envelope.type} belongs on {home}, not {stream}",
-                                    fields)
-        if self._over_budget(entry_id, deliveries):
+        if misplaced := _misplaced(envelope, stream):
+            return await self._dead(ack, deliveries, f"undecodable: {misplaced}", fields)
+        with trace_context.consuming(envelope, stream, entry_id, self.sub.group, self.sub.consumer, deliveries):
+            await self._settle_decoded(envelope, payload, ack, deliveries, fields)
+
+    async def _settle_decoded(self, envelope: events_pb2.EventEnvelope, payload: Message, ack: Ack, deliveries: int,
+                              fields: dict[bytes, bytes]) -> None:
+        if self._over_budget(ack.entry_id, deliveries):
             return await self._give_up(ack, deliveries, fields)
         cid = log.accepted_correlation_id(envelope.correlation_id) or ""  # from the broker: bounded too
         log.correlation_id.set(cid)
@@ -99,7 +113,7 @@ class EntryWorker:
                 raise
             return await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
         if handler is not None:
-            metrics.EVENTS_HANDLED.labels(ack.stream, ack.group).inc()
+            metrics.EVENTS_HANDLED.labels(partitions.base(ack.stream), ack.group).inc()
         if self._failed.pop(ack.entry_id, None) is not None:
             await failures.forget(self._client, ack)
         _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
@@ -110,7 +124,8 @@ class EntryWorker:
         error = error[:MAX_ERROR_CHARS]
         self._failed[ack.entry_id] = self._failed.get(ack.entry_id, 0) + 1
         _logger.warning("event.failed", error=error, deliveries=deliveries)
-        metrics.EVENTS_FAILED.labels(ack.stream, ack.group).inc()
+        trace_context.failed(error)
+        metrics.EVENTS_FAILED.labels(partitions.base(ack.stream), ack.group).inc()
         await failures.record(self._client, ack, error)
 
     def _over_budget(self, entry_id: str, deliveries: int) -> bool:
@@ -140,5 +155,5 @@ class EntryWorker:
         await self._dead_letter(self._committer, replace(ack, only_if_pending=True), self.sub.consumer, deliveries,
                                 error, fields)
         self._failed.pop(ack.entry_id, None)
-        metrics.EVENTS_DEAD_LETTERED.labels(ack.stream, ack.group).inc()
+        metrics.EVENTS_DEAD_LETTERED.labels(partitions.base(ack.stream), ack.group).inc()
         _logger.error("event.dead_lettered", error=error[:MAX_ERROR_CHARS], deliveries=deliveries)

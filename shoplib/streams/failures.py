@@ -1,7 +1,8 @@
 """The last error of each entry that failed, kept in Redis: whichever consumer finally gives up
 on an entry (maybe another process, after a reclaim) can say in the dead letter what failed.
 
-One hash per group, field "<stream> <entry id>"; a record goes with its dead letter, when a
+One hash per group and partition (stream-failures:{p}:<group>, in the slot of the entries it is
+about), field "<stream> <entry id>"; a record goes with its dead letter, when a
 later delivery succeeds here, or (succeeded elsewhere) when maintenance finds it no longer pending.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from shoplib import partitions
 from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Writes
 
@@ -16,8 +18,12 @@ from shoplib.tx import Ack, Writes
 SWEEP_BATCH = 100
 
 
-def key(group: str) -> str:
-    return f"stream-failures:{group}"
+def key(group: str, partition: int) -> str:
+    return partitions.key("stream-failures", partition, group)
+
+
+def _key(ack: Ack) -> str:
+    return key(ack.group, partitions.partition_of_key(ack.stream))
 
 
 def _field(ack: Ack) -> str:
@@ -25,30 +31,34 @@ def _field(ack: Ack) -> str:
 
 
 async def record(client: aioredis.Redis, ack: Ack, error: str) -> None:
-    await client.hset(key(ack.group), _field(ack), error)
+    await client.hset(_key(ack), _field(ack), error)
 
 
 async def last(client: aioredis.Redis, ack: Ack) -> str | None:
-    raw = await client.hget(key(ack.group), _field(ack))
+    raw = await client.hget(_key(ack), _field(ack))
     return None if raw is None else as_bytes(raw).decode(errors="replace")
 
 
 async def forget(client: aioredis.Redis, ack: Ack) -> None:
-    await client.hdel(key(ack.group), _field(ack))
+    await client.hdel(_key(ack), _field(ack))
 
 
 def stage_forget(writes: Writes, ack: Ack) -> None:
-    writes.hdel(key(ack.group), _field(ack))
+    writes.hdel(_key(ack), _field(ack))
 
 
 async def sweep(client: aioredis.Redis, group: str) -> int:
     """Drop records of entries no longer pending in `group` (handled by another consumer)."""
-    _, fields = await client.hscan(key(group), 0, count=SWEEP_BATCH)
+    return sum([await _sweep(client, group, key(group, p)) for p in partitions.every()])
+
+
+async def _sweep(client: aioredis.Redis, group: str, records: str) -> int:
+    _, fields = await client.hscan(records, 0, count=SWEEP_BATCH)
     stale = []
     for raw in fields:
         stream, _, entry_id = as_bytes(raw).decode().partition(" ")
         if not await client.xpending_range(stream, group, min=entry_id, max=entry_id, count=1):
             stale.append(raw)
     if stale:
-        await client.hdel(key(group), *stale)
+        await client.hdel(records, *stale)
     return len(stale)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import log, metrics, outage, topology
+from shoplib import log, metrics, outage, partitions, topology, trace_context
 from shoplib.outage import StoreGate
 from shoplib.streams import failures
 from shoplib.streams.settings import ConsumerSettings
@@ -35,6 +35,8 @@ class Maintenance:
         self._client, self._sub, self._settings, self._gate = client, sub, settings, gate
         self._stopping, self._process = stopping, process
         self._trimmer = Trimmer(client, settings.protections)
+        self._wanted = topology.in_partitions({base: (sub.group,) for base in sub.streams})
+        self._trimmed = [s for base in topology.trimmed_by(sub.group, sub.streams) for s in partitions.streams(base)]
         self._next = 0.0
 
     async def run_if_due(self) -> None:
@@ -52,10 +54,10 @@ class Maintenance:
                 _logger.error("consumer.maintenance_failed", group=self._sub.group, exc_info=exc)
 
     async def run(self) -> None:
-        for stream in self._sub.streams:
+        for stream in self._wanted:  # every partition's
             await self._reclaim(stream)
             await self._forget_idle_consumers(stream)
-        for stream in topology.trimmed_by(self._sub.group, self._sub.streams):
+        for stream in self._trimmed:
             await self._trimmer.trim(stream, self._settings.retain_ms)
         await failures.sweep(self._client, self._sub.group)
 
@@ -63,7 +65,7 @@ class Maintenance:
         """Our group was lost (Redis restarted without persistence, or deleted by hand)."""
         _logger.error("consumer.group_lost", group=self._sub.group, streams=list(self._sub.streams),
                       action="recreating; entries from the stream start are re-read, effects are idempotent")
-        await topology.ensure_groups(self._client, {s: (self._sub.group,) for s in self._sub.streams})
+        await topology.ensure_groups(self._client, self._wanted)
 
     def _reclaim_allowed(self) -> bool:
         """Not in control runs without reclaim, and not within a claim period after an outage:
@@ -84,8 +86,9 @@ class Maintenance:
             cursor, claimed = _s(reply[0]), reply[1]
             if claimed:
                 _logger.info("consumer.reclaimed", stream=stream, entries=len(claimed))
-                metrics.EVENTS_RECLAIMED.labels(stream, self._sub.group).inc(len(claimed))
-                await self._process([(stream, _s(i), f or {}) for i, f in claimed], True)
+                metrics.EVENTS_RECLAIMED.labels(partitions.base(stream), self._sub.group).inc(len(claimed))
+                with trace_context.reclaiming(stream, self._sub.group, self._sub.consumer, len(claimed)):
+                    await self._process([(stream, _s(i), f or {}) for i, f in claimed], True)
             if cursor == "0-0" or self._stopping.is_set():
                 return
 

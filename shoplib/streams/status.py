@@ -9,11 +9,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import topology
+from shoplib import partitions, topology
 from shoplib.redis_conn import as_entries
 from shoplib.streams.settings import DEAD_LETTERS
 
-STREAMS = topology.STREAMS
+STREAMS = topology.STREAMS  # by base name; every partition's is shown
 
 
 def _s(value: object) -> str:
@@ -50,9 +50,14 @@ async def _group(client: aioredis.Redis, stream: str, info: dict[str, Any]) -> G
     return GroupView(name, consumers, int(info["pending"]), None if lag is None else int(lag), oldest)
 
 
+def every_partition(streams: tuple[str, ...]) -> list[str]:
+    return [stream for base in streams for stream in partitions.streams(base)]
+
+
 async def collect(client: aioredis.Redis, streams: tuple[str, ...] = STREAMS) -> tuple[list[StreamView], int]:
+    """Views of `streams` (base names: the stream of every partition) and the dead letters of all."""
     views = []
-    for stream in streams:
+    for stream in every_partition(streams):
         try:
             info = await client.xinfo_stream(stream)
         except ResponseError:
@@ -62,9 +67,14 @@ async def collect(client: aioredis.Redis, streams: tuple[str, ...] = STREAMS) ->
         groups = await client.xinfo_groups(stream)
         view.groups = [await _group(client, stream, g) for g in groups]
         present = {_s(g["name"]) for g in groups}
-        view.missing = [g for g in topology.GROUPS.get(stream, ()) if g not in present]
+        view.missing = [g for g in topology.groups_of(stream) if g not in present]
         views.append(view)
-    return views, int(await client.xlen(DEAD_LETTERS))
+    return views, sum([int(await client.xlen(letters)) for letters in partitions.streams(DEAD_LETTERS)])
+
+
+def _id_order(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 def _group_lines(group: GroupView) -> list[str]:
@@ -76,19 +86,21 @@ def _group_lines(group: GroupView) -> list[str]:
 
 
 def render(views: list[StreamView], dead: int) -> str:
-    out = [f"{'stream':<22}{'length':>8}  last id", "-" * 60]
+    out = [f"{'stream':<26}{'length':>8}  last id", "-" * 64]
     for view in views:
-        out.append(f"{view.name:<22}{view.length:>8}  {view.last_id}")
+        out.append(f"{view.name:<26}{view.length:>8}  {view.last_id}")
         for group in view.groups:
             out += _group_lines(group)
         for name in view.missing:
             out.append(f"  group {name:<28} MISSING (declared; recreated by the next maintenance round)")
-    out.append(f"{DEAD_LETTERS:<22}{dead:>8}  (re-drive: make dead-letters ARGS='redrive <id>')")
+    out.append(f"{DEAD_LETTERS + ':*':<26}{dead:>8}  (re-drive: make dead-letters ARGS='redrive <id>')")
     return "\n".join(out)
 
 
 async def dead_letters(client: aioredis.Redis, count: int = 20) -> str:
-    rows = as_entries(await client.xrevrange(DEAD_LETTERS, count=count))
+    rows = sorted([row for letters in partitions.streams(DEAD_LETTERS)
+                   for row in as_entries(await client.xrevrange(letters, count=count))],
+                  key=lambda row: _id_order(row[0]), reverse=True)[:count]
     if not rows:
         return "no dead letters"
     out = [f"{'dead letter id':<18}{'from':<30}{'group':<28}{'deliveries':>10}  error"]

@@ -26,7 +26,7 @@ class Trimmer:
         entries removed (0 when a missing group had to be recreated first)."""
         cutoff = f"{int(time.time() * 1000) - retain_ms}-0"
         ignore = "" if self._protections.trim_floor else "1"
-        groups = topology.GROUPS.get(stream, ()) if self._protections.declared_groups else ()
+        groups = topology.groups_of(stream) if self._protections.declared_groups else ()
         removed = int(await self._script(keys=[stream], args=[cutoff, ignore, *groups]))
         if removed < 0:
             _logger.info("consumer.group_missing", stream=stream, declared=list(groups),

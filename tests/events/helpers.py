@@ -31,7 +31,8 @@ from shop.v1 import (
     types_pb2,
 )
 
-from shoplib import events, redis_conn
+from payment_svc.adapters import ledger_key
+from shoplib import events, partitions, redis_conn
 from shoplib.committers import PipelinedCommitter
 from shoplib.streams.consumer import StreamConsumer, Subscription
 from shoplib.streams.settings import ConsumerSettings
@@ -52,7 +53,16 @@ FAST_ENV = {"STREAM_BLOCK_MS": str(FAST.block_ms), "STREAM_CLAIM_IDLE_MS": str(F
             "STREAM_MAINTENANCE_S": str(FAST.maintenance_interval_s), "STREAM_MAX_DELIVERIES": str(FAST.max_deliveries)}
 
 TERMINAL = {types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED}
-LEDGER = "payment:ledger"
+
+
+def ledger(order_id: str) -> str:
+    """The ledger of the order's partition."""
+    return ledger_key(partitions.partition_of_order(order_id))
+
+
+def in_partition(stream: str, order_id: str) -> str:
+    """The stream (base name) of the order's partition."""
+    return partitions.stream(stream, partitions.partition_of_order(order_id))
 
 
 def wait_until(predicate: Callable[[], Any], within_s: float = WAIT_S, what: str = "condition") -> Any:
@@ -108,7 +118,7 @@ def lagging(client: redis.Redis, streams: tuple[str, ...] = (events.ORDER_EVENTS
             ) -> list[str]:
     """The groups that have not read to the end of their stream, or still have entries pending."""
     behind = []
-    for stream in streams:
+    for stream in (one for base in streams for one in partitions.streams(base)):
         if not client.exists(stream):
             continue
         last = s(client.xinfo_stream(stream)["last-generated-id"])
@@ -128,16 +138,21 @@ def wait_caught_up(client: redis.Redis, within_s: float = WAIT_S) -> None:
         time.sleep(POLL_S)
 
 
+def entries(client: redis.Redis, stream: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Every entry of `stream` (base name), partition after partition."""
+    return [entry for one in partitions.streams(stream) for entry in client.xrange(one)]
+
+
 def subjects(client: redis.Redis, stream: str) -> list[str]:
-    return [s(fields[b"subject"]) for _, fields in client.xrange(stream)]
+    return [s(fields[b"subject"]) for _, fields in entries(client, stream)]
 
 
 def order_keys(client: redis.Redis) -> set[str]:
-    return {s(key).removeprefix("order:") for key in client.scan_iter(match="order:ord_*", count=1000)}
+    return {s(key).rpartition(":")[2] for key in client.scan_iter(match="order:{p*}:ord_*", count=1000)}
 
 
 def ledger_count(client: redis.Redis, order_id: str) -> int:
-    return sum(1 for item in client.lrange(LEDGER, 0, -1) if s(item) == order_id)
+    return sum(1 for item in client.lrange(ledger(order_id), 0, -1) if s(item) == order_id)
 
 
 def log_events(path: Path) -> list[dict[str, Any]]:

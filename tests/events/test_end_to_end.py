@@ -10,9 +10,18 @@ import redis
 from shop.v1 import types_pb2
 
 from shopctl.stack import Stack
+from shoplib import events
 from shoplib.redis_server import LocalRedis
 from tests.events.conftest import running_stack
-from tests.events.helpers import DECLINED_LINES, PAID_LINES, Clients, ledger_count, wait_caught_up, wait_until
+from tests.events.helpers import (
+    DECLINED_LINES,
+    PAID_LINES,
+    Clients,
+    entries,
+    ledger_count,
+    wait_caught_up,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -80,8 +89,8 @@ def test_events_mode_publishes_one_event_per_fact(clients: Clients, store: redis
     wait_until(lambda: len(clients.notification_kinds(order.order_id)) == 2, what="both notifications")
 
     def types_for(stream: str) -> list[str]:
-        return [f[b"type"].decode() for _, f in store.xrange(stream) if f[b"subject"].decode() == order.order_id]
+        return [f[b"type"].decode() for _, f in entries(store, stream) if f[b"subject"].decode() == order.order_id]
 
-    assert types_for("order-events") == ["shop.order.placed.v1"]
-    assert types_for("payment-events") == ["shop.payment.succeeded.v1"]
-    assert types_for("notification-events") == ["shop.notification.sent.v1"] * 2
+    assert types_for(events.ORDER_EVENTS) == ["shop.order.placed.v1"]
+    assert types_for(events.PAYMENT_EVENTS) == ["shop.payment.succeeded.v1"]
+    assert types_for(events.NOTIFICATION_EVENTS) == ["shop.notification.sent.v1"] * 2

@@ -7,14 +7,16 @@ from shop.v1 import order_service_pb2, types_pb2
 
 from notification_svc import bootstrap as notification_bootstrap
 from notification_svc import consumers as notification_consumers
+from notification_svc.adapters import notes_key
 from order_svc import bootstrap as order_bootstrap
 from order_svc import consumers as order_consumers
 from order_svc import handlers as order_handlers
 from order_svc.adapters import OrderUnitOfWork
 from payment_svc import bootstrap as payment_bootstrap
 from payment_svc import consumers as payment_consumers
+from payment_svc.adapters import ledger_key
 from payment_svc.config import Settings as PaymentSettings
-from shoplib import events, topology
+from shoplib import events, partitions, topology
 from shoplib.testing import MemoryBroker, MemoryStore
 from shoplib.uow import StreamPublisher
 from tests.support import line, new_id
@@ -46,13 +48,14 @@ async def test_an_events_order_is_charged_notified_and_settled_with_every_entry_
 
     settled = await OrderUnitOfWork(store, store, StreamPublisher("/test")).orders.get(order.order_id)
     assert settled is not None and settled.status == types_pb2.ORDER_STATUS_PAID
-    assert store.lists["payment:ledger"] == [order.order_id.encode()]
-    kinds = sorted(types_pb2.Notification.FromString(raw).kind for raw in store.lists[f"notification:{order.order_id}"])
+    assert store.lists[ledger_key(partitions.partition_of_order(order.order_id))] == [order.order_id.encode()]
+    kinds = sorted(types_pb2.Notification.FromString(raw).kind for raw in store.lists[notes_key(order.order_id)])
     assert kinds == [types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT]
-    acked = {(a.stream, a.group) for a in store.acks}
+    acked = {(partitions.base(a.stream), a.group) for a in store.acks}
     assert acked == {(stream, group) for stream, groups in topology.GROUPS.items() for group in groups}
-    assert [s for s in store.streams if store.streams[s]] == [events.ORDER_EVENTS, events.PAYMENT_EVENTS,
-                                                             events.NOTIFICATION_EVENTS]
+    assert [s for s in store.streams if store.streams[s]] == [
+        partitions.stream(stream, partitions.partition_of_order(order.order_id))
+        for stream in (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS)]
 
 
 async def test_an_order_above_the_limit_is_declined_and_told_so() -> None:
@@ -61,5 +64,5 @@ async def test_an_order_above_the_limit_is_declined_and_told_so() -> None:
     await broker(store).drain()
     settled = await OrderUnitOfWork(store, store, StreamPublisher("/test")).orders.get(order.order_id)
     assert settled is not None and settled.status == types_pb2.ORDER_STATUS_PAYMENT_DECLINED
-    notes = [types_pb2.Notification.FromString(raw) for raw in store.lists[f"notification:{order.order_id}"]]
+    notes = [types_pb2.Notification.FromString(raw) for raw in store.lists[notes_key(order.order_id)]]
     assert types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED in {n.kind for n in notes}

@@ -6,7 +6,7 @@ import pytest
 from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
 from order_svc import handlers
-from order_svc.adapters import UPDATES_CHANNEL, OrderUnitOfWork, outcome_event
+from order_svc.adapters import UPDATES_CHANNEL, OrderUnitOfWork, order_key, outcome_event
 from shoplib import errors
 from shoplib.testing import MemoryStore
 from shoplib.uow import NoPublisher
@@ -21,7 +21,7 @@ def place_request(key: str, customer: str = "cust-1", lines: tuple[types_pb2.Ord
 
 def stored_orders(store: MemoryStore) -> dict[str, types_pb2.Order]:
     return {key: types_pb2.Order.FromString(raw) for key, raw in store.values.items()
-            if key.startswith("order:") and key.count(":") == 1}
+            if key.startswith("order:") and key.count(":") == 2 and key.rpartition(":")[2].startswith("ord_")}
 
 
 def uow(store: MemoryStore, publisher: object | None = None) -> OrderUnitOfWork:
@@ -33,7 +33,7 @@ async def test_placing_an_order_stores_one_pending_order_and_emits_order_placed(
     order = await handlers.place_order(place_request(new_id("key"), lines=(line("a", 2, 500),)), uow(store, publisher))
     assert order.status == types_pb2.ORDER_STATUS_PENDING
     assert order.total.amount_minor == 1_000
-    assert stored_orders(store) == {f"order:{order.order_id}": order}
+    assert stored_orders(store) == {order_key(order.order_id): order}
     assert publisher.staged == publisher.published == [events_pb2.OrderPlaced(order=order)]
     assert [channel for channel, _ in store.published] == [UPDATES_CHANNEL]  # live watchers are told
 
@@ -101,7 +101,7 @@ async def test_settling_moves_a_pending_order_to_its_terminal_status(outcome: in
     settled = await handlers.settle_order(outcome_event(types_pb2.Payment(order_id=order.order_id, status=outcome)),
                                           uow(store))
     assert settled.status == status
-    assert stored_orders(store)[f"order:{order.order_id}"].status == status
+    assert stored_orders(store)[order_key(order.order_id)].status == status
 
 
 async def test_settling_happens_once_and_a_later_outcome_changes_nothing() -> None:

@@ -6,8 +6,8 @@ import pytest
 from shop.v1 import events_pb2, payment_service_pb2, types_pb2
 
 from payment_svc import domain, handlers
-from payment_svc.adapters import LEDGER, PaymentUnitOfWork
-from shoplib import errors, money
+from payment_svc.adapters import PaymentUnitOfWork, ledger_key
+from shoplib import errors, money, partitions
 from shoplib.testing import MemoryStore
 from tests.support import new_id
 from tests.unit.fakes import RecordingPublisher
@@ -20,6 +20,10 @@ def charge_request(order_id: str, amount_minor: int = 4_248) -> payment_service_
                                              amount=money.money("EUR", amount_minor))
 
 
+def ledger_of(order_id: str) -> str:
+    return ledger_key(partitions.partition_of_order(order_id))
+
+
 def uow(store: MemoryStore, publisher: RecordingPublisher | None = None) -> PaymentUnitOfWork:
     return PaymentUnitOfWork(store, store, publisher or RecordingPublisher())
 
@@ -28,7 +32,7 @@ async def test_a_charge_records_one_ledger_entry_and_publishes_its_outcome() -> 
     store, publisher, order_id = MemoryStore(), RecordingPublisher(), new_id("ord")
     payment = await handlers.charge(charge_request(order_id), uow(store, publisher), RULES)
     assert payment.status == types_pb2.PAYMENT_STATUS_SUCCEEDED
-    assert store.lists[LEDGER] == [order_id.encode()]
+    assert store.lists[ledger_of(order_id)] == [order_id.encode()]
     assert publisher.published == [events_pb2.PaymentSucceeded(payment=payment)]
 
 
@@ -40,7 +44,7 @@ async def test_charging_the_same_order_twice_charges_once_and_publishes_the_firs
     publisher = RecordingPublisher()
     second = await handlers.charge(charge_request(order_id), uow(store, publisher), RULES)
     assert second == first
-    assert store.lists[LEDGER] == [order_id.encode()]
+    assert store.lists[ledger_of(order_id)] == [order_id.encode()]
     assert store.commits == 1
     assert publisher.published == [events_pb2.PaymentSucceeded(payment=first)]
     assert publisher.resent == []
@@ -52,7 +56,7 @@ async def test_a_repeat_charge_returns_the_first_outcome_even_for_another_amount
     second = await handlers.charge(charge_request(order_id, 100), uow(store), RULES)
     assert first.status == second.status == types_pb2.PAYMENT_STATUS_DECLINED
     assert second.payment_id == first.payment_id
-    assert len(store.lists[LEDGER]) == 1
+    assert len(store.lists[ledger_of(order_id)]) == 1
 
 
 async def test_a_declined_charge_is_an_outcome_not_an_error() -> None:
@@ -67,7 +71,7 @@ async def test_an_invalid_charge_is_refused_and_charges_nothing() -> None:
     with pytest.raises(errors.InvalidArgument) as raised:
         await handlers.charge(charge_request("", -1), uow(store), RULES)
     assert [field for field, _ in raised.value.violations] == ["order_id", "amount.amount_minor"]
-    assert store.lists[LEDGER] == []
+    assert not any(store.lists.values())
 
 
 async def test_getting_a_payment_that_was_never_made_is_not_found() -> None:

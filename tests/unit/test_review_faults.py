@@ -9,15 +9,19 @@ import pytest
 from shop.v1 import order_service_pb2, types_pb2
 
 from order_svc import handlers as order_handlers
-from order_svc.adapters import PENDING_EVENTS, OrderUnitOfWork, outcome_event
+from order_svc.adapters import OrderUnitOfWork, outcome_event, pending_key
 from order_svc.updates import OrderUpdates
 from payment_svc import handlers as payment_handlers
 from payment_svc.adapters import PaymentUnitOfWork
-from shoplib import errors
+from shoplib import errors, partitions
 from shoplib.status_mapping import status_for
 from shoplib.testing import MemoryStore
 from shoplib.uow import NoPublisher, StreamPublisher
 from tests.support import line, new_id
+
+
+def _pending(order_id: str) -> str:
+    return pending_key(types_pb2.FLOW_MODE_EVENTS, partitions.partition_of_order(order_id))
 
 
 async def _placed(store: MemoryStore) -> types_pb2.Order:
@@ -32,7 +36,7 @@ async def test_a_re_drive_racing_the_settlement_does_not_put_the_settled_order_b
     paid = types_pb2.Payment(order_id=stale.order_id, status=types_pb2.PAYMENT_STATUS_SUCCEEDED)
     await order_handlers.settle_order(outcome_event(paid), OrderUnitOfWork(store, store, NoPublisher()))
     await order_handlers.resume_order(stale, OrderUnitOfWork(store, store, StreamPublisher("/t")), 1)  # ... then
-    assert stale.order_id not in store.zsets[PENDING_EVENTS]
+    assert stale.order_id not in store.zsets[_pending(stale.order_id)]
 
 
 async def test_a_settled_order_found_on_the_pending_list_is_taken_off_it() -> None:
@@ -42,7 +46,7 @@ async def test_a_settled_order_found_on_the_pending_list_is_taken_off_it() -> No
     settled.CopyFrom(order)
     settled.status = types_pb2.ORDER_STATUS_PAID
     await order_handlers.resume_order(settled, OrderUnitOfWork(store, store, StreamPublisher("/t")), 1)
-    assert order.order_id not in store.zsets[PENDING_EVENTS]
+    assert order.order_id not in store.zsets[_pending(order.order_id)]
 
 
 @pytest.mark.parametrize("order_id", ["key:k-1", "settled:ord_1", "ledger", "ord_1:1", "x"])

@@ -6,12 +6,17 @@ from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
 from order_svc import handlers
 from order_svc.adapters import OrderUnitOfWork
-from shoplib import events
+from shoplib import events, partitions
 from shoplib.testing import MemoryStore
 from shoplib.uow import StreamPublisher, UnitOfWork
 from tests.support import line, new_id
 
 SOURCE = "/shop/test"
+
+
+def in_partition(stream: str, order_id: str) -> str:
+    """The stream of the order's partition."""
+    return partitions.stream(stream, partitions.partition_of_order(order_id))
 
 
 def decoded(entry: dict[str, bytes]) -> tuple[events_pb2.EventEnvelope, object]:
@@ -25,8 +30,8 @@ async def test_an_emitted_order_placed_is_staged_as_one_xadd_to_order_events() -
     uow = UnitOfWork(store, StreamPublisher(SOURCE))
     uow.emit(events_pb2.OrderPlaced(order=order))
     assert await uow.commit()
-    assert list(store.streams) == [events.ORDER_EVENTS]
-    [entry] = store.streams[events.ORDER_EVENTS]
+    assert list(store.streams) == [in_partition(events.ORDER_EVENTS, order.order_id)]
+    [entry] = store.streams[in_partition(events.ORDER_EVENTS, order.order_id)]
     assert set(entry) == {"id", "type", "subject", "envelope"}
     assert entry["type"] == b"shop.order.placed.v1"
     assert entry["subject"] == order.order_id.encode()
@@ -38,7 +43,7 @@ async def test_a_staged_entry_decodes_back_to_its_envelope_and_event() -> None:
     uow = UnitOfWork(store, StreamPublisher(SOURCE))
     uow.emit(event)
     await uow.commit()
-    [entry] = store.streams[events.ORDER_EVENTS]
+    [entry] = store.streams[in_partition(events.ORDER_EVENTS, event.order.order_id)]
     envelope, payload = decoded(entry)
     assert payload == event
     assert entry["id"] == envelope.id.encode()
@@ -55,7 +60,7 @@ async def test_payment_outcomes_go_to_payment_events() -> None:
     uow.emit(events_pb2.PaymentSucceeded(payment=payment))
     uow.emit(events_pb2.PaymentDeclined(payment=payment))
     await uow.commit()
-    types = [decoded(entry)[0].type for entry in store.streams[events.PAYMENT_EVENTS]]
+    types = [decoded(entry)[0].type for entry in store.streams[in_partition(events.PAYMENT_EVENTS, payment.order_id)]]
     assert types == ["shop.payment.succeeded.v1", "shop.payment.declined.v1"]
 
 
@@ -65,7 +70,7 @@ async def test_placing_an_order_in_events_mode_stores_it_and_its_event_in_one_co
                                                    lines=[line()], mode=types_pb2.FLOW_MODE_EVENTS)
     order = await handlers.place_order(request, OrderUnitOfWork(store, store, StreamPublisher(SOURCE)))
     assert store.commits == 1
-    [entry] = store.streams[events.ORDER_EVENTS]
+    [entry] = store.streams[in_partition(events.ORDER_EVENTS, order.order_id)]
     assert decoded(entry)[1] == events_pb2.OrderPlaced(order=order)
 
 
@@ -74,5 +79,5 @@ async def test_a_retried_events_mode_order_adds_no_second_entry() -> None:
     request = order_service_pb2.CreateOrderRequest(idempotency_key=new_id("key"), customer_id="cust-1",
                                                    lines=[line()], mode=types_pb2.FLOW_MODE_EVENTS)
     for _ in range(2):
-        await handlers.place_order(request, OrderUnitOfWork(store, store, StreamPublisher(SOURCE)))
-    assert len(store.streams[events.ORDER_EVENTS]) == 1
+        order = await handlers.place_order(request, OrderUnitOfWork(store, store, StreamPublisher(SOURCE)))
+    assert len(store.streams[in_partition(events.ORDER_EVENTS, order.order_id)]) == 1

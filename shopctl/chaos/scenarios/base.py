@@ -63,7 +63,7 @@ async def held(run: Run, worker: Worker) -> list[tuple[str, str]]:
     """(stream, entry id) of every entry pending to this worker's consumer."""
     group, streams = SUBSCRIPTIONS[worker.service]
     found: list[tuple[str, str]] = []
-    for stream in streams:
+    for stream in store.every(streams):
         found += [(stream, i) for i, _, _ in await store.pending_of(run.client, stream, group, worker.consumer)]
     return found
 
@@ -71,7 +71,7 @@ async def held(run: Run, worker: Worker) -> list[tuple[str, str]]:
 async def count_held(run: Run, worker: Worker) -> int:
     group, streams = SUBSCRIPTIONS[worker.service]
     total = 0
-    for stream in streams:
+    for stream in store.every(streams):
         for consumer in await run.client.xinfo_consumers(stream, group):
             if store.s(consumer["name"]) == worker.consumer:
                 total += int(consumer["pending"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-from order_svc.adapters import REDRIVEN
 from order_svc.reconciler import INTERVAL_S
 from shopctl.chaos import store
 from shopctl.chaos.harness import SETTLE_S, Outcome, Run
@@ -14,6 +13,7 @@ from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import Env, Scenario
 from shoplib import events
 
+REDRIVEN_KEYS = "order:{p*}:stats:redriven"  # summed over the partitions
 # Events orders still PENDING this long are re-driven. Short, so that the delay plus a reconciler
 # round comes well within the drain's settle time (nothing else moves while a re-drive is due).
 REDRIVE_AFTER_MS = 1500
@@ -56,11 +56,12 @@ async def lost_events_redriven(sc: Scenario, env: Env, control: bool) -> Outcome
         (orders, entries), _ = await asyncio.gather(
             _lose_events(run, load, sizes.redrive_orders, sizes.redrive_deleted), load.run())
         judgement, _ = await run.judge()
-        redriven = int(await run.client.get(REDRIVEN) or 0)
+        redriven = await store.redriven(run.client)
         if redriven < len(orders):
-            run.fail("redrive", f"{REDRIVEN} is {redriven}, below the {len(orders)} orders whose event was deleted")
+            run.fail("redrive", f"{REDRIVEN_KEYS} sum to {redriven}, below the {len(orders)} orders whose event "
+                                "was deleted")
         if orders:
             run.prove(f"payment stopped; the OrderPlaced entries of {len(orders)} orders ({entries} entries) deleted "
-                      f"from {events.ORDER_EVENTS} while it was down; {REDRIVEN} = {redriven}")
+                      f"from {events.ORDER_EVENTS} while it was down; {REDRIVEN_KEYS} = {redriven}")
         run.notes.update(deleted_orders=len(orders), deleted_entries=entries, redriven=redriven)
         return sc.outcome(run, judgement, control)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from order_svc.adapters import PENDING_SYNC
+from shop.v1 import types_pb2
+
+from shopctl.chaos import store
 from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import kill
 from shopctl.chaos.recorder import Recorder, Workload
@@ -28,7 +30,7 @@ async def _outage(run: Run, load: Recorder, orders: int, down_s: float) -> None:
     await kill(run.worker("payment"))
     run.fault("payment_down")
     await asyncio.sleep(down_s)
-    run.notes["pending_at_recovery"] = await run.client.zcard(PENDING_SYNC)
+    run.notes["pending_at_recovery"] = await store.pending_orders(run.client, types_pb2.FLOW_MODE_SYNC)
     await run.restart("payment")
 
 

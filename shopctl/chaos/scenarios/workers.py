@@ -6,7 +6,6 @@ import asyncio
 import signal
 import time
 
-from payment_svc.adapters import LEDGER
 from payment_svc.consumers import GROUP as PAYMENT_GROUP
 from shopctl.chaos import store
 from shopctl.chaos.harness import Outcome, Run
@@ -23,7 +22,7 @@ from shopctl.chaos.scenarios.base import (
     stop_task,
     supervise,
 )
-from shoplib import events
+from shoplib import events, partitions
 from shoplib.redis_conn import as_pending
 
 VICTIMS = ("payment", "payment-b", "notification")
@@ -116,10 +115,10 @@ async def crash_after_effect(sc: Scenario, env: Env, control: bool) -> Outcome:
             if code != 137:
                 run.fail("exits", f"the payment worker exited with {code}, not by the fault point")
             run.fault("crash")
-            left = [i for _, i in await held(run, worker)]
-            for entry_id, order_id in (await store.subject_of(run.client, events.ORDER_EVENTS, left)).items():
-                if await run.client.lpos(LEDGER, order_id) is not None:
-                    faulted[entry_id] = order_id
+            for stream, entry_id in await held(run, worker):
+                for order_id in (await store.subject_of(run.client, stream, [entry_id])).values():
+                    if await store.charged(run.client, order_id):
+                        faulted[entry_id] = order_id
             again = crashes < sizes.crashes
             instance = f"c{crashes}" if crashes % 2 else worker.instance
             return {"instance": instance, **(armed if again else _armed("skip_once" if control else ""))}
@@ -128,7 +127,8 @@ async def crash_after_effect(sc: Scenario, env: Env, control: bool) -> Outcome:
         await load.run()
         judgement, _ = await run.judge()
         await stop_task(supervisor)
-        still = {i for i, _, _ in await store.pending_of(run.client, events.ORDER_EVENTS, PAYMENT_GROUP)}
+        still = {i for stream in partitions.streams(events.ORDER_EVENTS)
+                 for i, _, _ in await store.pending_of(run.client, stream, PAYMENT_GROUP)}
         if unacked := sorted(set(faulted) & still):
             run.fail("redelivery", f"{len(unacked)} crashed entries never redelivered and acknowledged: {unacked[:3]}")
         if run.faults["crash"] and faulted:
@@ -140,9 +140,10 @@ async def crash_after_effect(sc: Scenario, env: Env, control: bool) -> Outcome:
 
 async def _handed_while_stopped(run: Run, worker: Worker, stopped_for_s: float) -> set[str]:
     """Entries Redis delivered to the worker after it was stopped (its read was still blocked)."""
-    rows = await run.client.xpending_range(events.ORDER_EVENTS, PAYMENT_GROUP, min="-", max="+", count=1000,
-                                           consumername=worker.consumer)
-    return {store.s(r["message_id"]) for r in as_pending(rows) if r["time_since_delivered"] < stopped_for_s * 1000}
+    rows = [row for stream in partitions.streams(events.ORDER_EVENTS)
+            for row in as_pending(await run.client.xpending_range(stream, PAYMENT_GROUP, min="-", max="+", count=1000,
+                                                                  consumername=worker.consumer))]
+    return {store.s(r["message_id"]) for r in rows if r["time_since_delivered"] < stopped_for_s * 1000}
 
 
 async def _stop_while_reading(run: Run, worker: Worker) -> tuple[float, set[str]]:

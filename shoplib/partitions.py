@@ -1,0 +1,94 @@
+"""The key layout: P hash-tagged partitions, so every atomic step stays in one Redis Cluster slot.
+
+Everything of one order lives under one hash tag `{pN}` (N in 0..P-1), right after the owner's
+prefix, so the same names work on one Redis and on a cluster:
+    order:{p3}:ord_p3_<hex>   order:{p3}:key:<idempotency key>   order:{p3}:pending-events
+    payment:{p3}:ord_p3_<hex> payment:{p3}:ledger                notification:{p3}:ord_p3_<hex>
+    order-events:{p3}         payment-events:{p3}                dead-letters:{p3}
+The partition follows from the idempotency key (crc32 mod P: a retry lands in the same slot) and
+is carried in the order id (`ord_p3_<hex>`), so a look-up by order id needs no search. P is fixed
+for a deployment (PARTITIONS): changing it moves every order to another partition.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import zlib
+
+from shoplib import config
+
+# 16 partitions reach all three masters of a default 3-master cluster (4, 5 and 7 of them with
+# redis-cli's even slot ranges) while per-partition chores (reclaim, trim) stay cheap.
+DEFAULT_PARTITIONS = 16
+# Past this the per-partition chores of every consumer (reclaim, trim, group checks) dominate.
+MAX_PARTITIONS = 1024
+_IN_ORDER_ID = re.compile(r"ord_p(\d+)_")
+_TAG = re.compile(r"\{p(\d+)\}")
+
+
+@functools.cache
+def count() -> int:
+    """P, from PARTITIONS (default DEFAULT_PARTITIONS); ConfigError names it when out of range."""
+    value = config.optional("PARTITIONS", DEFAULT_PARTITIONS, int)
+    if not 1 <= value <= MAX_PARTITIONS:
+        raise config.ConfigError(f"PARTITIONS={value} must be between 1 and {MAX_PARTITIONS}")
+    return value
+
+
+def every() -> range:
+    return range(count())
+
+
+def tag(partition: int) -> str:
+    return f"{{p{partition}}}"
+
+
+def key(prefix: str, partition: int, *rest: str) -> str:
+    """`prefix:{pN}:rest...`: a key owned by `prefix` (order, payment, ...) in one partition."""
+    return ":".join((prefix, tag(partition), *rest))
+
+
+def stream(name: str, partition: int) -> str:
+    """A stream (or dead-letter stream) of one partition: `name:{pN}`."""
+    return f"{name}:{tag(partition)}"
+
+
+def streams(name: str) -> list[str]:
+    """The stream `name` of every partition, in partition order."""
+    return [stream(name, p) for p in every()]
+
+
+def base(name: str) -> str:
+    """The stream a partition's stream belongs to: `order-events:{p3}` -> `order-events`."""
+    return _TAG.sub("", name).removesuffix(":")
+
+
+def partition_of(idempotency_key: str) -> int:
+    """The partition of a new order: stable over processes, restarts and retries."""
+    return zlib.crc32(idempotency_key.encode()) % count()
+
+
+def order_id(partition: int, suffix: str) -> str:
+    return f"ord_p{partition}_{suffix}"
+
+
+def partition_of_order(order_id: str) -> int:
+    """The partition an order id names (`ord_p3_...` -> 3); ValueError when out of range. An id
+    without one (made before partitions existed) is placed by a stable hash of the whole id."""
+    found = _IN_ORDER_ID.match(order_id)
+    if found is None:
+        return zlib.crc32(order_id.encode()) % count()
+    partition = int(found.group(1))
+    if partition >= count():
+        raise ValueError(f"names partition {partition}, but there are {count()} (0..{count() - 1})")
+    return partition
+
+
+def partition_of_key(name: str) -> int:
+    """The partition of a key or stream of this layout (`payment-events:{p3}` -> 3); ValueError
+    when it carries no partition tag."""
+    found = _TAG.search(name)
+    if found is None:
+        raise ValueError(f"{name!r} carries no partition tag")
+    return int(found.group(1))
