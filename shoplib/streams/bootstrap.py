@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from shoplib import events, faults, redis_conn
+from shoplib import events, faults, redis_conn, trace_seams
 from shoplib.outage import StoreGate
 from shoplib.streams import deadletter
 from shoplib.streams.consumer import StreamConsumer, Subscription
@@ -20,4 +20,5 @@ def connect(redis_url: str, client: aioredis.Redis, committer: Committer, subscr
     settings = faults.consumer_settings(ConsumerSettings.from_env())
     reader = redis_conn.blocking_client(redis_url, settings.block_ms / 1000)
     return StreamConsumer(client, reader, committer, subscription, settings, faults.gate(gate) if gate else None,
-                          decode=faults.decoder(events.decode), dead_letter=faults.dead_letter(deadletter.dead_letter))
+                          decode=faults.decoder(events.decode), dead_letter=trace_seams.dead_letter(
+                              faults.dead_letter(deadletter.dead_letter)))
