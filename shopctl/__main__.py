@@ -7,7 +7,8 @@ import signal
 import sys
 import threading
 
-from shopctl.stack import Stack, StackError
+from shopctl.instances import ScaledStack, instances_from_env
+from shopctl.stack import StackError
 
 # How often `up` looks whether a service of the running stack has exited; also how quickly Ctrl-C is seen.
 UP_CHECK_S = 0.5
@@ -19,11 +20,13 @@ def up() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    with Stack(free_ports=False) as stack:
-        print(f"\nstack up: Redis {stack.redis_url}", flush=True)
-        for name in ("gateway", "order", "payment", "notification"):
+    stack = ScaledStack(free_ports=False, instances=instances_from_env())  # INSTANCES=N: N of each service
+    with stack:
+        print(f"\nstack up: Redis {stack.redis_url}{' (cluster)' if stack.cluster else ''}", flush=True)
+        for name in stack.labels():
             metrics = stack.metrics_url(name) if stack.metrics_ports[name] else "no metrics"
             print(f"  {name:<13} {stack.address(name)}  {metrics}", flush=True)
+        print(f"gateway target (round_robin): {stack.addresses('gateway')}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while not stop.wait(UP_CHECK_S):  # a wait with a timeout lets the signal handler run
             # A service that dies leaves a half stack that answers some calls and fails others, and
@@ -44,7 +47,7 @@ def main(argv: list[str]) -> None:
     load.add_argument("--concurrency", type=int, default=16, help="callers in the closed loop")
     load.add_argument("--duration", type=float, default=10.0, help="seconds")
     load.add_argument("--follow", action="store_true", help="follow each order (WatchOrder) to its outcome")
-    load.add_argument("--target", default="127.0.0.1:50051", help="gateway address")
+    load.add_argument("--target", default="127.0.0.1:50051", help="gateway address, or a comma list (round_robin)")
     compare = sub.add_parser("compare", help="both modes side by side: latency, outcome, payment down/slow, CPU")
     compare.add_argument("--quick", action="store_true", help="a small run (under a minute), as the tests use")
     compare.add_argument("--results", default="results", help="folder for compare-<timestamp>/ and latest/")

@@ -24,6 +24,8 @@ from shop.v1 import gateway_service_pb2 as gw
 from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 from shop.v1 import types_pb2
 
+from shoplib import balancing
+
 MODES = {"sync": types_pb2.FLOW_MODE_SYNC, "events": types_pb2.FLOW_MODE_EVENTS}
 TERMINAL = frozenset({types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED})
 CALL_TIMEOUT_S = 10.0  # one PlaceOrder: far above a healthy latency, so a hang shows as DEADLINE_EXCEEDED
@@ -189,7 +191,8 @@ def render(result: dict[str, Any]) -> str:
 
 
 async def _run_cli(target: str, workload: Workload) -> dict[str, Any]:
-    async with grpc.aio.insecure_channel(target) as channel:
+    # a comma list of gateways is balanced over (round_robin), as the services balance their callees
+    async with grpc.aio.insecure_channel(balancing.target(target), options=balancing.ROUND_ROBIN_OPTIONS) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), CALL_TIMEOUT_S)
         except TimeoutError:

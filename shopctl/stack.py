@@ -14,7 +14,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shopctl import secure
 from shoplib import config
+from shoplib.redis_cluster import LocalCluster
 from shoplib.redis_server import LocalRedis, free_port, python_module_command
 
 # Start order matters only for readability: each service waits for its own dependencies.
@@ -43,6 +45,11 @@ class StackError(Exception):
     """A service of the stack exited, or did not start in time; the message is what the user reads."""
 
 
+def service_of(name: str) -> str:
+    """The service a process name runs: `order` for `order`, and for `order-2`, its second instance."""
+    return name.split("-")[0]
+
+
 def exit_status(code: int) -> str:
     return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
@@ -59,7 +66,7 @@ def fixed_metrics_port(name: str) -> int:
 
 def wait_serving(address: str, timeout: float = READY_TIMEOUT_S) -> None:
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(address) as channel:
+    with secure.sync_channel(address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             try:
@@ -84,6 +91,7 @@ class Stack:
     log_dir: Path | None = None  # None: service logs go to this terminal
     env: dict[str, str] = field(default_factory=dict)
     redis: LocalRedis | None = None
+    cluster: LocalCluster | None = None  # a private Redis Cluster instead, under REDIS_CLUSTER=1
     ports: dict[str, int] = field(default_factory=dict)
     metrics_ports: dict[str, int] = field(default_factory=dict)  # 0: that service serves no /metrics
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -108,7 +116,8 @@ class Stack:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "REDIS_URL": self.redis_url,
                "ORDER_SERVICE_ADDR": self.address("order"), "PAYMENT_SERVICE_ADDR": self.address("payment"),
                "NOTIFICATION_SERVICE_ADDR": self.address("notification"),
-               **{f"{n.upper()}_METRICS_PORT": str(p) for n, p in self.metrics_ports.items()}, **self.env}
+               **{f"{n.upper()}_METRICS_PORT": str(p) for n, p in self.metrics_ports.items()},
+               **secure.service_env(name, self.redis), **self.env}
         env.update({f"{n.upper()}_PORT": str(p) for n, p in self.ports.items()})
         return env
 
@@ -124,8 +133,11 @@ class Stack:
         self.stop()
 
     def start(self) -> None:
+        if not self.redis_url and self.clustered():
+            self.cluster = LocalCluster().start()
+            self.redis_url = self.cluster.url
         if not self.redis_url:
-            self.redis = LocalRedis().start()
+            self.redis = secure.local_redis().start()  # with ACL users under SECURE=1
             self.redis_url = self.redis.url
         for name in SERVICES:
             self.start_service(name, wait=False)
@@ -137,7 +149,7 @@ class Stack:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_path(name), "ab")
         self.processes[name] = subprocess.Popen(
-            python_module_command(MODULES[name]), env=self.service_env(name), stdout=out, stderr=out)
+            python_module_command(MODULES[service_of(name)]), env=self.service_env(name), stdout=out, stderr=out)
         if out is not None:
             out.close()  # the child has its own copy
         if wait:
@@ -147,7 +159,7 @@ class Stack:
         """Poll these services' health until all are SERVING; raise StackError as soon as one of
         their processes exits, or at the timeout."""
         deadline = time.monotonic() + timeout
-        channels = {name: grpc.insecure_channel(self.address(name), options=FAST_RECONNECT) for name in names}
+        channels = {name: secure.sync_channel(self.address(name), FAST_RECONNECT) for name in names}
         try:
             pending = [name for name in names if not self._serving(names, channels[name])]
             while pending:
@@ -223,6 +235,13 @@ class Stack:
         if self.redis is not None:
             self.redis.close()
             self.redis = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def clustered(self) -> bool:
+        """REDIS_CLUSTER=1 in the stack's environment or ours: the services use a cluster client."""
+        return config.flag(self.env.get("REDIS_CLUSTER") or os.environ.get("REDIS_CLUSTER") or "0")
 
 
 async def until_serving(address: str, process: subprocess.Popen[bytes], what: str,
@@ -230,7 +249,7 @@ async def until_serving(address: str, process: subprocess.Popen[bytes], what: st
     """Poll a service's health until SERVING (from async code); fail naming it, and its exit code,
     if its process died or it took longer than `limit_s`."""
     deadline = time.monotonic() + limit_s
-    async with grpc.aio.insecure_channel(address, options=FAST_RECONNECT) as channel:
+    async with secure.aio_channel(address, FAST_RECONNECT) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline and process.poll() is None:
             try:

@@ -11,7 +11,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from shoplib import context, errors, metrics, trace_grpc
+from shoplib import balancing, context, errors, metrics, trace_grpc
 from shoplib.security import handshake, serving
 
 T = TypeVar("T")
@@ -29,7 +29,8 @@ RETRY_SERVICE_CONFIG = json.dumps({
             "backoffMultiplier": 3,
             "retryableStatusCodes": ["UNAVAILABLE"],
         },
-    }]
+    }],
+    **balancing.ROUND_ROBIN,  # over the N instances of an address list (shoplib/balancing.py)
 })
 # Reconnect quickly after a downstream restarts, instead of gRPC's default 20 s ceiling; the
 # ceiling (plus gRPC's 20% jitter) stays under the 1 s RetryInfo our UNAVAILABLE errors advise.
@@ -43,7 +44,7 @@ RECONNECT_OPTIONS = [
 def channel(address: str, caller: str = "", server: str = "") -> grpc.aio.Channel:
     """A channel from service `caller` to service `server` (mTLS between them under SECURE=1)."""
     options = [("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1), *RECONNECT_OPTIONS]
-    return serving.channel(address, options, caller, server,
+    return serving.channel(balancing.target(address), options, caller, server,
                            interceptors=trace_grpc.client_interceptors())  # none with tracing off
 
 
