@@ -26,8 +26,9 @@ from shop.v1 import notification_service_pb2_grpc as nt_grpc
 from shop.v1 import payment_service_pb2_grpc as pm_grpc
 from shop.v1 import types_pb2 as t
 
-from shopctl import streamtrail, trail
+from shopctl import demo_traces, secure, streamtrail, tokens, trail
 from shopctl.stack import Stack, StackError
+from shoplib import redis_conn, security
 from shoplib.grpc_client import field_violations
 from shoplib.log import CORRELATION_HEADER
 from shoplib.streams import status
@@ -81,9 +82,10 @@ class Clients:
 @contextlib.asynccontextmanager
 async def _clients(stack: Stack) -> AsyncIterator[Clients]:
     """The gateway, and payment and notification directly, for reading back what happened."""
-    async with (grpc.aio.insecure_channel(stack.address("gateway")) as g,
-                grpc.aio.insecure_channel(stack.address("payment")) as p,
-                grpc.aio.insecure_channel(stack.address("notification")) as n):
+    token = tokens.development_token("demo", operator=True) if security.enabled() else ""  # for several customers
+    async with (secure.human_channel(stack.address("gateway"), token) as g,
+                secure.human_channel(stack.address("payment"), "") as p,
+                secure.human_channel(stack.address("notification"), "") as n):
         yield Clients(gw_grpc.GatewayServiceStub(g), pm_grpc.PaymentServiceStub(p),
                       nt_grpc.NotificationServiceStub(n))
 
@@ -98,7 +100,7 @@ def _status(status: t.OrderStatus.ValueType) -> str:
 
 def print_event_trail(stack: Stack, order_id: str) -> None:
     """Events mode: the stream entries this order caused, and which group handled each."""
-    streamtrail.print_stream_trail(stack.redis_url, order_id)
+    streamtrail.print_stream_trail(stack.redis_url, order_id, **secure.tool_redis_kwargs(stack.redis))
 
 
 async def _place(clients: Clients, scenario: Scenario, mode: str, run_id: str) -> gw.PlaceOrderResponse:
@@ -106,7 +108,8 @@ async def _place(clients: Clients, scenario: Scenario, mode: str, run_id: str) -
                        unit_price=t.Money(currency_code=scenario.currency, amount_minor=scenario.unit_minor))
     request = gw.PlaceOrderRequest(idempotency_key=f"demo-{run_id}-{scenario.key}", customer_id=scenario.customer_id,
                                    lines=[line], mode=MODES[mode])
-    metadata = ((CORRELATION_HEADER, f"demo-{run_id}-{scenario.label}"),)
+    cid = f"demo-{run_id}-{scenario.label}"
+    metadata = ((CORRELATION_HEADER, cid), *demo_traces.metadata(cid))  # traceparent with TRACE=1
     return await clients.gateway.PlaceOrder(request, timeout=CALL_TIMEOUT_S, metadata=metadata)
 
 
@@ -155,6 +158,7 @@ async def _show(stack: Stack, clients: Clients, mode: str, run_id: str, scenario
     except grpc.aio.AioRpcError as error:
         outcome = _show_refusal(error, _ms(started))
     assert stack.log_dir is not None
+    demo_traces.print_trace_id(cid)
     lines = trail.print_log_trail(stack.log_dir, cid)
     if outcome.order_id:
         if mode == "events":
@@ -189,9 +193,10 @@ async def _demo(stack: Stack, mode: str, run_id: str) -> list[Outcome]:
     return list(outcomes.values())
 
 
-async def _operations_view(redis_url: str) -> None:
+async def _operations_view(stack: Stack) -> None:
     """What `make streams` shows: streams, groups, consumers, lag, oldest pending, dead letters."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = (redis_conn.connect(stack.redis_url) if redis_conn.clustered()  # a cluster client: every partition
+              else aioredis.Redis.from_url(stack.redis_url, **secure.tool_redis_kwargs(stack.redis)))
     print("\nOperations view (make streams):")
     print("  " + status.render(*await status.collect(client)).replace("\n", "\n  "))
     await client.aclose()
@@ -228,6 +233,7 @@ def _run(mode: str, run_id: str, logs: str) -> None:
         print("  in the log trails, rpc.ok/rpc.failed is written when a call ends; ms= is its duration")
         outcomes = asyncio.run(_demo(stack, mode, run_id))
         if mode == "events":
-            asyncio.run(_operations_view(stack.redis_url))
+            asyncio.run(_operations_view(stack))
     _summary(outcomes)
     print("\nStack stopped.")
+    demo_traces.print_hint([o.order_id for o in outcomes])

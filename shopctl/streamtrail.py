@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 import redis
 from google.protobuf.message import Message
 from shop.v1 import events_pb2, types_pb2
 
-from shoplib import events
+from shoplib import events, partitions, redis_conn
 from shoplib.redis_conn import as_bytes, as_entries, as_pending
 
 STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS)
@@ -19,8 +20,8 @@ EXPECTED_ENTRIES = 4  # order placed, payment outcome, notification "received", 
 
 def _entries(client: redis.Redis, order_id: str) -> list[tuple[float, str, str, events_pb2.EventEnvelope, Message]]:
     """(event time, stream, entry id, envelope, payload) of every entry about this order."""
-    found = []
-    for stream in STREAMS:
+    found, partition = [], partitions.partition_of_order(order_id)
+    for stream in (partitions.stream(base, partition) for base in STREAMS):  # the order's own partition
         for entry_id, fields in as_entries(client.xrevrange(stream, count=500)):
             if fields.get(b"subject") == order_id.encode():
                 envelope, payload = events.decode(fields)
@@ -28,8 +29,15 @@ def _entries(client: redis.Redis, order_id: str) -> list[tuple[float, str, str, 
     return sorted(found, key=lambda item: item[0])
 
 
+def _client(redis_url: str, **client_kwargs: Any) -> redis.Redis:
+    """A cluster client under REDIS_CLUSTER=1 (it follows the slot of each stream), else a plain one."""
+    if redis_conn.clustered():
+        return cast(redis.Redis, redis.RedisCluster.from_url(redis_url, **client_kwargs))
+    return redis.Redis.from_url(redis_url, **client_kwargs)
+
+
 def _handled_by(client: redis.Redis, stream: str, entry_id: str) -> str:
-    if stream == events.NOTIFICATION_EVENTS:
+    if partitions.base(stream) == events.NOTIFICATION_EVENTS:
         return "(no group: a record for people and benchmarks)"
     states = []
     for group in client.xinfo_groups(stream):
@@ -48,8 +56,9 @@ def _what(payload: object) -> str:
     return f"payment {payment.payment_id}" if payment is not None else "order stored, PENDING"
 
 
-def print_stream_trail(redis_url: str, order_id: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+def print_stream_trail(redis_url: str, order_id: str, **client_kwargs: Any) -> None:
+    """`client_kwargs`: who to be to Redis (the ops user under SECURE=1)."""
+    client = _client(redis_url, **client_kwargs)
     deadline = time.monotonic() + SETTLE_WAIT_S
     entries = _entries(client, order_id)
     while len(entries) < EXPECTED_ENTRIES and time.monotonic() < deadline:
