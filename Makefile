@@ -11,7 +11,8 @@ PROTOC := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I prot
 BASELINE := protos/baseline.binpb
 
 .PHONY: help venv tools gen check-gen lint-proto breaking baseline lint typecheck test up \
-        demo-sync demo-events streams dead-letters bench bench-events compare chaos house clean
+        demo-sync demo-events streams dead-letters bench bench-events compare chaos house clean \
+        trace bench-observability
 
 help:
 	@echo "make demo-sync | demo-events   start the stack, place a few orders, show who did what, stop"
@@ -19,6 +20,7 @@ help:
 	@echo "make up                        run Redis + the four services in the foreground (Ctrl-C stops)"
 	@echo "make streams                   operations view of the Redis streams (needs REDIS_URL)"
 	@echo "make bench | bench-events      speed figures of the sync / events pipelines"
+	@echo "make trace ORDER=ord_...       that order's waterfall (spans kept by TRACE=1 make up / demo-*)"
 	@echo "make gen                       regenerate gen/ from protos/"
 	@echo "make chaos | compare           fault suite with controls | both modes side by side"
 	@echo "make typecheck | house         mypy strict | the code in figures (sizes, file switches)"
@@ -74,8 +76,18 @@ typecheck: venv
 test: tools check-gen lint-proto breaking lint typecheck
 	@$(PY) -m pytest $(PYTEST_ARGS)
 
+# TRACE=1 make up | demo-sync | demo-events: the services also keep their spans (one JSON-lines
+# file per process) under TRACE_DIR, read by `make trace ORDER=ord_...` (text and PNG).
+ifeq ($(TRACE),1)
+export TRACE_DIR ?= $(CURDIR)/results/traces
+endif
+
 up: venv
 	@$(PY) -m shopctl up
+
+trace: venv
+	@test -n "$(ORDER)" || { echo "usage: make trace ORDER=ord_... (spans from TRACE=1 make up / demo-*)"; exit 2; }
+	@$(PY) -m shopctl trace --order $(ORDER)
 
 demo-sync: venv
 	@$(PY) -m shopctl demo --mode sync
