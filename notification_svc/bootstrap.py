@@ -14,6 +14,7 @@ from shoplib import faults, metrics, trace_seams
 from shoplib.committers import PipelinedCommitter
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
+from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.tx import Committer
@@ -43,7 +44,7 @@ def wire(settings: Settings, store: Store, *, committer: Committer | None = None
             api, server)],
         service_names=[name],
         dependencies=store.dependencies(),
-        start_checks=[store.check_settings],
+        start_checks=[store.check_settings, redis_check.start_check(client, "notification")],
         consumers=[consumer],
         on_stop=[client.aclose],
         exposed=metrics.Exposed(settings.metrics_port, store.gate),  # its stream has no readers

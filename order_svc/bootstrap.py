@@ -21,6 +21,7 @@ from shoplib.committers import PipelinedCommitter
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
+from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.tx import Committer
@@ -73,7 +74,7 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
         background=[updates.run, reconciler(unit_of_work, settings).run],
         consumers=[consumer],
         on_stop=[payment.close, notification.close, client.aclose],
-        start_checks=[store.check_settings],
+        start_checks=[store.check_settings, redis_check.start_check(client, "order")],
         exposed=metrics.producing(settings.metrics_port, store.gate, client, shop_events.ORDER_EVENTS),
     )
 

@@ -19,6 +19,7 @@ from shoplib.committers import PipelinedCommitter
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
+from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.tx import Committer
@@ -58,7 +59,7 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
         service_names=[payment_service_pb2.DESCRIPTOR.services_by_name["PaymentService"].full_name],
         dependencies=[*store.dependencies(),
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
-        start_checks=[store.check_settings],
+        start_checks=[store.check_settings, redis_check.start_check(client, "payment")],
         consumers=[consumer],
         on_stop=[notification.close, client.aclose],
         exposed=metrics.producing(settings.metrics_port, store.gate, client, shop_events.PAYMENT_EVENTS),

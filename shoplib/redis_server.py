@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -83,6 +84,10 @@ class LocalRedis:
                 "--appendonly", "yes" if aof else "no", "--appendfsync", "always", "--dir", str(self.data_dir),
                 "--logfile", str(self.data_dir / "redis.log"), "--protected-mode", "yes"]
 
+    def client_kwargs(self) -> dict[str, Any]:
+        """What a client needs beyond the port to be let in (a subclass with ACL users says)."""
+        return {}
+
     def start(self) -> LocalRedis:
         args = self.arguments()
         self.process = subprocess.Popen(binary_command(self.binary, *args), stdout=subprocess.DEVNULL,
@@ -91,7 +96,7 @@ class LocalRedis:
         return self
 
     def _wait_ready(self) -> None:
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, **self.client_kwargs())
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process and self.process.poll() is not None:

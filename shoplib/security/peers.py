@@ -21,7 +21,6 @@ Policy = Mapping[str, frozenset[str]]
 # Method (or service prefix) -> the identities allowed; the longest matching prefix decides.
 # Writes come only from the service that drives them; reads also from people and the ops tools.
 POLICY: Policy = {
-    "/shop.v1.GatewayService/": frozenset(ALL),  # outside callers: the gateway checks their token instead
     "/shop.v1.OrderService/": frozenset({GATEWAY}),
     "/shop.v1.PaymentService/Charge": frozenset({ORDER}),
     "/shop.v1.PaymentService/GetPayment": frozenset({ORDER, HUMAN, OPS}),

@@ -1,0 +1,83 @@
+"""Least-privilege Redis: one ACL user per service, written as an ACL file for redis-server 7+.
+
+Each service user may use the commands it needs on its own keys (`<service>:*`, with or without a
+partition tag after the prefix), its own output stream (`<service>-events*`), the dead letters,
+and its own health probe keys. The streams it consumes are reached only through a selector that
+allows reading, acknowledging, reclaiming and trimming them, never appending to them: Redis 7
+checks the keys of EVALSHA against one rule set at a time and every redis.call inside the script
+again, so the commit script (which names the consumed stream among its keys) runs, while an XADD
+to that stream, from the script or not, is refused NOPERM. Nobody but the admin user has
+FLUSHALL, CONFIG, KEYS, DEBUG or SHUTDOWN (-@dangerous). The `default` user is off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+
+from shoplib.security.identities import NOTIFICATION, OPS, ORDER, PAYMENT
+
+ADMIN = "admin"  # the stack's own user: starts, inspects and stops the private Redis (tests read state with it)
+SERVICE_USERS = (ORDER, PAYMENT, NOTIFICATION)
+USERS = (*SERVICE_USERS, OPS, ADMIN)
+# What every service may do on its own keys; what nobody below admin may do; how it checks itself.
+_BASE = "+@connection -@dangerous +@read +@write +@stream +info +acl|whoami +acl|dryrun"
+_SCRIPTS = "+evalsha +eval +script|load +script|exists"
+# Reading, acknowledging, reclaiming, group upkeep and trimming a consumed stream; no XADD, no XDEL.
+_CONSUME = ("+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer "
+            "+xgroup|delconsumer +xinfo|stream +xinfo|groups +xinfo|consumers +xrange +xrevrange +xlen +xtrim "
+            "+exists +type")
+CONSUMES: Mapping[str, tuple[str, ...]] = {  # topology: the streams each service reads from
+    ORDER: ("payment-events",),
+    PAYMENT: ("order-events",),
+    NOTIFICATION: ("order-events", "payment-events"),
+}
+CHANNELS: Mapping[str, tuple[str, ...]] = {ORDER: ("order:*",)}  # pub/sub: live order updates
+
+
+def own_keys(service: str) -> list[str]:
+    return [f"~{service}:*", f"~{service}-events*", "~dead-letters*", f"~health:{service}-*",
+            f"~health:consumer:{service}-*"]
+
+
+def _hash(password: str) -> str:
+    return "#" + hashlib.sha256(password.encode()).hexdigest()  # the file holds no password, only its hash
+
+
+def service_rules(service: str) -> str:
+    keys = own_keys(service)
+    inputs = [f"~{stream}*" for stream in CONSUMES[service]]
+    channels = " ".join(f"&{pattern}" for pattern in CHANNELS.get(service, ())) or "resetchannels"
+    pubsub = " +publish +subscribe +psubscribe +unsubscribe +punsubscribe" if service in CHANNELS else ""
+    consume = f"({_CONSUME} {_SCRIPTS} {' '.join([*inputs, *keys])})"
+    return f"resetkeys {channels} {_BASE}{pubsub} {_SCRIPTS} {' '.join(keys)} {consume}"
+
+
+def rules(user: str) -> str:
+    if user == ADMIN:
+        return "~* &* +@all"
+    if user == OPS:  # views and checkers: read everything, re-drive dead letters; no admin commands
+        return f"~* &* +@connection -@dangerous +@read +@stream +info {_SCRIPTS} +del"
+    return service_rules(user)
+
+
+def acl_file(passwords: Mapping[str, str]) -> str:
+    """The ACL file's text: `default` off, then one line per user with its password's hash."""
+    lines = ["user default off resetkeys resetchannels -@all"]
+    lines += [f"user {user} on {_hash(passwords[user])} {rules(user)}" for user in USERS]
+    return "\n".join(lines) + "\n"
+
+
+def needs(service: str) -> Sequence[tuple[str, ...]]:
+    """Commands a service cannot do its job without, one per kind of access, for the start-time
+    self check (ACL DRYRUN): a Redis configured without one refuses the service by name."""
+    own, events = f"{service}:acl-check", f"{service}-events:{{p0}}"
+    checks: list[tuple[str, ...]] = [("SET", own, "1"), ("GET", own), ("XADD", events, "*", "f", "v"),
+                                     ("XADD", "dead-letters:{p0}", "*", "f", "v"), ("INFO", "memory"),
+                                     ("SCRIPT", "LOAD", "return 1"), ("EVALSHA", "0" * 40, "1", own)]
+    for stream in CONSUMES[service]:
+        consumed = f"{stream}:{{p0}}"
+        checks += [("XREADGROUP", "GROUP", "g", "c", "STREAMS", consumed, ">"), ("XACK", consumed, "g", "0-1"),
+                   ("XAUTOCLAIM", consumed, "g", "c", "1", "0-0"), ("EVALSHA", "0" * 40, "2", own, consumed)]
+    checks += [("PUBLISH", channel.replace("*", "updates"), "x") for channel in CHANNELS.get(service, ())]
+    return checks
