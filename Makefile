@@ -11,7 +11,7 @@ PROTOC := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I prot
 BASELINE := protos/baseline.binpb
 
 .PHONY: help venv tools gen check-gen lint-proto breaking baseline lint typecheck test up \
-        demo-sync demo-events streams dead-letters bench bench-events compare chaos house clean \
+        demo-sync demo-events streams dead-letters bench bench-events bench-secure certs token compare chaos house clean \
         trace bench-observability
 
 help:
@@ -20,6 +20,8 @@ help:
 	@echo "make up                        run Redis + the four services in the foreground (Ctrl-C stops)"
 	@echo "make streams                   operations view of the Redis streams (needs REDIS_URL)"
 	@echo "make bench | bench-events      speed figures of the sync / events pipelines"
+	@echo "make certs | token SUB=alice   secure profile: dev CA and certificates | a bearer token (SECURE=1 make ...)"
+	@echo "make bench-secure              secure profile (mTLS, tokens, ACLs) against plaintext, in one run"
 	@echo "make trace ORDER=ord_...       that order's waterfall (spans kept by TRACE=1 make up / demo-*)"
 	@echo "make gen                       regenerate gen/ from protos/"
 	@echo "make chaos | compare           fault suite with controls | both modes side by side"
@@ -103,6 +105,18 @@ dead-letters: venv
 
 bench: venv
 	@$(PY) -m bench.sync_chain
+
+# The secure profile against plaintext in one run (mTLS, tokens, ACL users): ratios, aim <= 1.15x.
+bench-secure: venv
+	@$(PY) -m bench.secure
+
+# Development CA, one certificate per service (+ client, ops) and the token keys, into certs/ (SECURE=1 uses them).
+certs: venv
+	@$(PY) -m shopctl.certs
+
+# A development bearer token for the gateway: make -s token SUB=alice [OPERATOR=1]
+token: venv
+	@$(PY) -m shopctl.tokens "$(SUB)" $(if $(OPERATOR),--operator)
 
 bench-events: venv
 	@$(PY) -m bench.events
