@@ -23,6 +23,7 @@ help:
 	@echo "make certs | token SUB=alice   secure profile: dev CA and certificates | a bearer token (SECURE=1 make ...)"
 	@echo "make bench-secure              secure profile (mTLS, tokens, ACLs) against plaintext, in one run"
 	@echo "make trace ORDER=ord_...       that order's waterfall (spans kept by TRACE=1 make up / demo-*)"
+	@echo "make bench-observability       what metrics and traces cost (both modes, on vs off)"
 	@echo "make gen                       regenerate gen/ from protos/"
 	@echo "make chaos | compare           fault suite with controls | both modes side by side"
 	@echo "make typecheck | house         mypy strict | the code in figures (sizes, file switches)"
@@ -120,6 +121,10 @@ token: venv
 
 bench-events: venv
 	@$(PY) -m bench.events
+
+# What /metrics and tracing at 100 % sampling cost, against both off (PlaceOrder p50, orders/s, CPU).
+bench-observability: venv
+	@$(PY) -m bench.observability
 
 compare: venv
 	@$(PY) -m shopctl compare

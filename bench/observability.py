@@ -1,0 +1,118 @@
+"""`python -m bench.observability [--quick]` (make bench-observability): what metrics and traces
+cost. In one run, the real stack (four services, private Redis) three ways: everything off;
+/metrics on; /metrics and tracing on at 100 % sampling (spans batched to a JSON-lines file, as
+TRACE=1 does). For each mode: PlaceOrder p50 at 1 in flight, orders/s at IN_FLIGHT, CPU ms per
+order. The three setups run in turns, ROUNDS times, so drift on a shared machine hits each alike.
+Then what the hooks cost with tracing off, per call, measured in this process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import timeit
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shop.v1 import events_pb2, types_pb2
+
+from bench.common.load import IN_FLIGHT, LatencySizes, Run, latency_runs, pct
+from shopctl.stack import Stack
+from shoplib import events, trace_context, tracing
+
+MODES = {"sync": types_pb2.FLOW_MODE_SYNC, "events": types_pb2.FLOW_MODE_EVENTS}
+SETUPS = ("off", "metrics", "metrics+traces")
+FULL = LatencySizes(warm_up=50, serial=500, burst_warm_up=128, burst_max=20_000, burst_s=4.0)
+QUICK = LatencySizes(warm_up=10, serial=60, burst_warm_up=32, burst_max=2_000, burst_s=1.0)
+ROUNDS, QUICK_ROUNDS = 3, 1
+HOOK_CALLS = 200_000  # calls of each hook timed with tracing off: enough for a stable ns figure
+
+
+@dataclass
+class Pooled:
+    serial_ms: list[float] = field(default_factory=list)
+    per_s: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+    def add(self, serial: Run, burst: Run) -> None:
+        self.serial_ms += serial.latencies_ms
+        self.per_s.append(burst.per_s)
+        self.cpu_ms.append(sum(burst.cpu_ms_per_call.values()))
+
+
+def _env(setup: str, spans: Path) -> dict[str, str]:
+    if setup != "metrics+traces":
+        return {}
+    return {"TRACE_DIR": str(spans), "OTEL_TRACES_SAMPLER": "always_on"}
+
+
+def _measure(setup: str, sizes: LatencySizes, work: Path, results: dict[tuple[str, str], Pooled]) -> None:
+    with Stack(free_ports=True, metrics=setup != "off", log_dir=work / "logs" / setup,
+               env=_env(setup, work / "spans")) as stack:
+        pids = {name: process.pid for name, process in stack.processes.items()}
+        for mode, flow in MODES.items():
+            serial, burst = asyncio.run(latency_runs(stack.address("gateway"), flow, sizes, pids))
+            results.setdefault((mode, setup), Pooled()).add(serial, burst)
+            print(f"  {setup:<15} {mode:<7} p50 {serial.p(0.5):6.2f} ms  {burst.per_s:7.0f} orders/s", flush=True)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
+
+def _table(results: dict[tuple[str, str], Pooled]) -> None:
+    print(f"\n  {'mode':<7} {'setup':<15} {'p50 ms':>7} {'cost':>7} {'orders/s':>9} {'cost':>7} {'CPU ms/order':>13}")
+    for mode in MODES:
+        base = results[(mode, "off")]
+        for setup in SETUPS:
+            r = results[(mode, setup)]
+            p50, rate = pct(r.serial_ms, 0.5), _mean(r.per_s)
+            p50_cost = (p50 / pct(base.serial_ms, 0.5) - 1) * 100
+            rate_cost = (1 - rate / _mean(base.per_s)) * 100
+            costs = ("", "") if setup == "off" else (f"{p50_cost:+.1f}%", f"{rate_cost:+.1f}%")
+            print(f"  {mode:<7} {setup:<15} {p50:>7.2f} {costs[0]:>7} {rate:>9.0f} {costs[1]:>7}"
+                  f" {_mean(r.cpu_ms):>13.2f}")
+    print(f"  (p50: {len(results[('sync', 'off')].serial_ms)} calls at 1 in flight pooled; orders/s at "
+          f"{IN_FLIGHT} in flight; cost: slower p50 / fewer orders/s than off)")
+
+
+def _hooks_off() -> None:
+    """ns per call of the hot-path hooks with tracing off (this process never configures it)."""
+    assert not tracing.active()
+    envelope = events.wrap(events_pb2.OrderPlaced(order=types_pb2.Order(order_id="ord_p1_x")), "/bench")
+
+    def consume() -> None:
+        with trace_context.consuming(envelope, "order-events", "1-0", "g", "c", 1):
+            pass
+
+    for name, hook in (("stamp (per event staged)", lambda: trace_context.stamp(envelope)),
+                       ("consuming (per delivery)", consume)):
+        ns = timeit.timeit(hook, number=HOOK_CALLS) / HOOK_CALLS * 1e9
+        print(f"  {name:<26} {ns:6.0f} ns")
+    print("  (no interceptor, committer or dead-letter wrapper is installed with tracing off)")
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one small round, for a smoke test")
+    quick = parser.parse_args(argv).quick
+    sizes, rounds = (QUICK, QUICK_ROUNDS) if quick else (FULL, ROUNDS)
+    began = time.monotonic()
+    results: dict[tuple[str, str], Pooled] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-observability-") as work:
+        for turn in range(rounds):
+            order = SETUPS if turn % 2 == 0 else tuple(reversed(SETUPS))
+            print(f"round {turn + 1}/{rounds}", flush=True)
+            for setup in order:
+                _measure(setup, sizes, Path(work), results)
+    print("\nObservability cost, real stack, private Redis")
+    _table(results)
+    print("\nHooks with tracing off")
+    _hooks_off()
+    print(f"\n(bench took {time.monotonic() - began:.0f} s)")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
