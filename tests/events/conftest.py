@@ -15,8 +15,20 @@ import redis
 import redis.asyncio as aioredis
 
 from shopctl.stack import Stack
+from shoplib import partitions
 from shoplib.redis_server import LocalRedis
 from tests.events.helpers import FAST_ENV, Clients
+
+
+@pytest.fixture
+def one_partition(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """PARTITIONS=1, here and in the services a test starts: tests that write or read one stream by
+    hand (poison entries, dead letters) name that partition's streams (helpers.ORDER_STREAM, ...).
+    What partitions change is covered by the unit layout tests and the cluster end-to-end test."""
+    monkeypatch.setenv("PARTITIONS", "1")
+    partitions.count.cache_clear()
+    yield
+    partitions.count.cache_clear()
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from payment_svc.adapters import ledger_key
 from shoplib import events, partitions, redis_conn
 from shoplib.committers import PipelinedCommitter
 from shoplib.streams.consumer import StreamConsumer, Subscription
-from shoplib.streams.settings import ConsumerSettings
+from shoplib.streams.settings import DEAD_LETTERS, ConsumerSettings
 from shoplib.tx import Committer, Writes
 from shoplib.uow import StreamPublisher
 
@@ -53,6 +53,11 @@ FAST_ENV = {"STREAM_BLOCK_MS": str(FAST.block_ms), "STREAM_CLAIM_IDLE_MS": str(F
             "STREAM_MAINTENANCE_S": str(FAST.maintenance_interval_s), "STREAM_MAX_DELIVERIES": str(FAST.max_deliveries)}
 
 TERMINAL = {types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED}
+# The streams of partition 0: the only one under the `one_partition` fixture.
+ORDER_STREAM = partitions.stream(events.ORDER_EVENTS, 0)
+PAYMENT_STREAM = partitions.stream(events.PAYMENT_EVENTS, 0)
+DEAD_STREAM = partitions.stream(DEAD_LETTERS, 0)
+LEDGER = ledger_key(0)
 
 
 def ledger(order_id: str) -> str:

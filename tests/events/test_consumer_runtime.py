@@ -6,19 +6,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from shop.v1 import events_pb2, types_pb2
 
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
-from shoplib import events
+from payment_svc.adapters import payment_key
 from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
 from shoplib.streams.consumer import Subscription
-from shoplib.streams.settings import DEAD_LETTERS, ConsumerSettings
+from shoplib.streams.settings import ConsumerSettings
 from shoplib.tx import Ack, Committer
 from tests.events.helpers import (
+    DEAD_STREAM,
     FAST,
+    ORDER_STREAM,
     PAID_LINES,
     alive,
     async_wait_until,
@@ -37,6 +40,9 @@ CONSUMER = "payment-r"
 ENTRIES_EACH = 3
 # Reclaim is an hour away here: whatever gets processed was not reclaimed.
 NO_RECLAIM = ConsumerSettings(block_ms=100, claim_idle_ms=3_600_000, maintenance_interval_s=0.2, max_deliveries=3)
+
+pytestmark = pytest.mark.usefixtures("one_partition")  # streams written by hand: partition 0
+
 
 
 def _order() -> types_pb2.Order:
@@ -67,7 +73,7 @@ class Payments:
 
 
 async def _charged(client: aioredis.Redis, order_id: str) -> bool:
-    return bool(await client.exists(f"payment:{order_id}"))
+    return bool(await client.exists(payment_key(order_id)))
 
 
 async def test_a_restarted_consumer_processes_its_own_pending_entries_first(
@@ -76,10 +82,10 @@ async def test_a_restarted_consumer_processes_its_own_pending_entries_first(
     waiting for the claim idle time, and every one of them is done before any entry that was
     appended meanwhile is started."""
     pending, new = [_order() for _ in range(ENTRIES_EACH)], [_order() for _ in range(ENTRIES_EACH)]
-    await async_redis.xgroup_create(events.ORDER_EVENTS, GROUP, id="0", mkstream=True)
+    await async_redis.xgroup_create(ORDER_STREAM, GROUP, id="0", mkstream=True)
     committer = RedisCommitter(async_redis)
     await publish(committer, *(events_pb2.OrderPlaced(order=o) for o in pending))
-    await async_redis.xreadgroup(GROUP, CONSUMER, {events.ORDER_EVENTS: ">"})  # delivered, then "crashed"
+    await async_redis.xreadgroup(GROUP, CONSUMER, {ORDER_STREAM: ">"})  # delivered, then "crashed"
     await publish(committer, *(events_pb2.OrderPlaced(order=o) for o in new))  # waiting, never delivered
     payments = Payments()
 
@@ -96,21 +102,21 @@ async def test_a_restarted_consumer_processes_its_own_pending_entries_first(
 
 
 async def _no_pending(client: aioredis.Redis) -> bool:
-    return (await client.xpending(events.ORDER_EVENTS, GROUP))["pending"] == 0
+    return (await client.xpending(ORDER_STREAM, GROUP))["pending"] == 0
 
 
 async def test_an_entry_deleted_while_pending_is_acknowledged_not_dead_lettered(
         local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
     order = _order()
-    await async_redis.xgroup_create(events.ORDER_EVENTS, GROUP, id="0", mkstream=True)
+    await async_redis.xgroup_create(ORDER_STREAM, GROUP, id="0", mkstream=True)
     await publish(RedisCommitter(async_redis), events_pb2.OrderPlaced(order=order))
-    [[_, [(entry_id, _)]]] = await async_redis.xreadgroup(GROUP, CONSUMER, {events.ORDER_EVENTS: ">"})
-    await async_redis.xdel(events.ORDER_EVENTS, entry_id)
+    [[_, [(entry_id, _)]]] = await async_redis.xreadgroup(GROUP, CONSUMER, {ORDER_STREAM: ">"})
+    await async_redis.xdel(ORDER_STREAM, entry_id)
 
     async with consuming(local_redis.url, Payments(), NO_RECLAIM) as consumer:
         await async_wait_until(lambda: _no_pending(async_redis), what="the deleted entry acknowledged")
         assert alive(consumer), task_error(consumer)
-    assert await async_redis.xlen(DEAD_LETTERS) == 0
+    assert await async_redis.xlen(DEAD_STREAM) == 0
 
 
 async def test_a_handler_past_its_time_limit_is_retried_then_dead_lettered_with_the_timeout_as_reason(
@@ -126,11 +132,11 @@ async def test_a_handler_past_its_time_limit_is_retried_then_dead_lettered_with_
         await async_wait_until(lambda: payments.attempts >= 1, what="the slow order attempted")
         await publish(committer, events_pb2.OrderPlaced(order=fine))
         await async_wait_until(lambda: _charged(async_redis, fine.order_id), what="the other order charged")
-        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_LETTERS), what="the slow order dead-lettered")
+        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_STREAM), what="the slow order dead-lettered")
         assert alive(consumer), task_error(consumer)
 
     [(_, letter)] = letters
-    assert s(letter[b"entry_id"]) == s((await async_redis.xrange(events.ORDER_EVENTS))[0][0])
+    assert s(letter[b"entry_id"]) == s((await async_redis.xrange(ORDER_STREAM))[0][0])
     assert int(letter[b"deliveries"]) == FAST.max_deliveries + 1
     assert payments.attempts == FAST.max_deliveries
     assert "TimeoutError" in s(letter[b"error"]), f"dead letter does not say why: {s(letter[b'error'])!r}"

@@ -15,6 +15,8 @@ from shoplib import events
 from shoplib.redis_server import LocalRedis
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
+    ORDER_STREAM,
+    PAYMENT_STREAM,
     WAIT_S,
     Clients,
     ledger_count,
@@ -24,7 +26,7 @@ from tests.events.helpers import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_partition")]
 CRASH_EXIT_CODE = 137  # shoplib.faults.crash() exits as a SIGKILL would
 
 
@@ -40,7 +42,7 @@ def _replace_payment(stack: Stack, instance: str, **extra_env: str) -> None:
 
 
 def _pending(store: redis.Redis) -> list[dict[str, object]]:
-    return store.xpending_range(events.ORDER_EVENTS, GROUP, min="-", max="+", count=100)
+    return store.xpending_range(ORDER_STREAM, GROUP, min="-", max="+", count=100)
 
 
 def test_worker_killed_between_effect_and_ack_is_reclaimed_without_double_charge(
@@ -69,7 +71,7 @@ def test_worker_killed_between_effect_and_ack_is_reclaimed_without_double_charge
             types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT]
         # The redelivery finds the charge done and publishes its first outcome again (in case it
         # never arrived): the same payment, never a second one.
-        outcomes = [events.decode(f)[1] for _, f in sync_redis.xrange(events.PAYMENT_EVENTS)
+        outcomes = [events.decode(f)[1] for _, f in sync_redis.xrange(PAYMENT_STREAM)
                     if s(f[b"subject"]) == order.order_id]
         assert 1 <= len(outcomes) <= 2
         assert len({outcome.payment.payment_id for outcome in outcomes}) == 1, "a second payment was made"

@@ -11,15 +11,18 @@ from shop.v1 import events_pb2, types_pb2
 
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
+from payment_svc.adapters import payment_key
 from shoplib import events
 from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
 from shoplib.streams import deadletter
 from shoplib.streams.consumer import Subscription
-from shoplib.streams.settings import DEAD_LETTERS
 from shoplib.tx import Ack, Committer
 from tests.events.helpers import (
+    DEAD_STREAM,
     FAST,
+    LEDGER,
+    ORDER_STREAM,
     PAID_LINES,
     alive,
     async_wait_until,
@@ -32,6 +35,9 @@ from tests.events.helpers import (
 
 DEAD_LETTER_FIELDS = {"stream", "entry_id", "group", "consumer", "deliveries", "error", "original"}
 CONSUMER = "payment-t"
+
+pytestmark = pytest.mark.usefixtures("one_partition")  # streams written by hand: partition 0
+
 
 
 def _order() -> types_pb2.Order:
@@ -59,21 +65,21 @@ class FlakyPayments:
 
 async def _dead_letters(client: aioredis.Redis) -> dict[str, tuple[str, dict[str, bytes]]]:
     """Dead letters by the id of the entry they came from: (dead letter id, fields)."""
-    return {s(f[b"entry_id"]): (s(i), {s(k): v for k, v in f.items()}) for i, f in await client.xrange(DEAD_LETTERS)}
+    return {s(f[b"entry_id"]): (s(i), {s(k): v for k, v in f.items()}) for i, f in await client.xrange(DEAD_STREAM)}
 
 
 async def _charged(client: aioredis.Redis, order_id: str) -> bool:
-    return bool(await client.exists(f"payment:{order_id}"))
+    return bool(await client.exists(payment_key(order_id)))
 
 
 async def test_poison_entries_are_dead_lettered_and_entries_behind_them_are_processed(
         local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
     poison, ahead, behind = _order(), _order(), _order()
     committer = RedisCommitter(async_redis)
-    garbage_id = s(await async_redis.xadd(events.ORDER_EVENTS, {"id": "e-1", "type": "?", "envelope": b"\x00garbage"}))
-    bare_id = s(await async_redis.xadd(events.ORDER_EVENTS, {"note": "no envelope here"}))
+    garbage_id = s(await async_redis.xadd(ORDER_STREAM, {"id": "e-1", "type": "?", "envelope": b"\x00garbage"}))
+    bare_id = s(await async_redis.xadd(ORDER_STREAM, {"note": "no envelope here"}))
     await publish(committer, events_pb2.OrderPlaced(order=poison), events_pb2.OrderPlaced(order=ahead))
-    poison_id = s((await async_redis.xrange(events.ORDER_EVENTS))[2][0])
+    poison_id = s((await async_redis.xrange(ORDER_STREAM))[2][0])
     payments = FlakyPayments(poison.order_id)
 
     async with consuming(local_redis.url, payments) as consumer:
@@ -88,7 +94,7 @@ async def test_poison_entries_are_dead_lettered_and_entries_behind_them_are_proc
     for entry_id, (_, fields) in dead.items():
         assert DEAD_LETTER_FIELDS <= set(fields)
         assert (s(fields["stream"]), s(fields["entry_id"]), s(fields["group"]), s(fields["consumer"])) == (
-            events.ORDER_EVENTS, entry_id, payment_consumers.GROUP, CONSUMER)
+            ORDER_STREAM, entry_id, payment_consumers.GROUP, CONSUMER)
     assert s(dead[garbage_id][1]["error"]).startswith("undecodable")
     assert dead[garbage_id][1]["original"] == b"\x00garbage"
     assert s(dead[bare_id][1]["error"]).startswith("undecodable")
@@ -99,10 +105,10 @@ async def test_poison_entries_are_dead_lettered_and_entries_behind_them_are_proc
     assert payments.attempts == FAST.max_deliveries, "handled more or less often than max_deliveries"
     assert int(poison_letter["deliveries"]) == FAST.max_deliveries + 1
     assert "RuntimeError: the card processor refuses this order" in s(poison_letter["error"])
-    [(_, original)] = await async_redis.xrange(events.ORDER_EVENTS, poison_id, poison_id)
+    [(_, original)] = await async_redis.xrange(ORDER_STREAM, poison_id, poison_id)
     assert poison_letter["original"] == original[b"envelope"]
     assert not await _charged(async_redis, poison.order_id)
-    assert await async_redis.xpending(events.ORDER_EVENTS, payment_consumers.GROUP) == {
+    assert await async_redis.xpending(ORDER_STREAM, payment_consumers.GROUP) == {
         "pending": 0, "min": None, "max": None, "consumers": []}
 
 
@@ -115,7 +121,7 @@ async def test_a_dead_letter_is_redriven_once_the_cause_is_fixed(
         local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
     poison = _order()
     committer = RedisCommitter(async_redis)
-    bare_id = s(await async_redis.xadd(events.ORDER_EVENTS, {"note": "no envelope here"}))
+    bare_id = s(await async_redis.xadd(ORDER_STREAM, {"note": "no envelope here"}))
     await publish(committer, events_pb2.OrderPlaced(order=poison))
     payments = FlakyPayments(poison.order_id)
 
@@ -135,8 +141,8 @@ async def test_a_dead_letter_is_redriven_once_the_cause_is_fixed(
     assert new_id_ not in dead
     remaining = await _dead_letters(async_redis)
     assert set(remaining) == {bare_id}, "the re-driven dead letter is still there"
-    assert [s(x) for x in await async_redis.lrange("payment:ledger", 0, -1)] == [poison.order_id]
-    redriven = await async_redis.xrange(events.ORDER_EVENTS, new_id_, new_id_)
+    assert [s(x) for x in await async_redis.lrange(LEDGER, 0, -1)] == [poison.order_id]
+    redriven = await async_redis.xrange(ORDER_STREAM, new_id_, new_id_)
     envelope, payload = events.decode(redriven[0][1])
     assert (envelope.subject, type(payload)) == (poison.order_id, events_pb2.OrderPlaced)
 

@@ -26,10 +26,11 @@ from shop.v1 import events_pb2, gateway_service_pb2, types_pb2
 from shopctl.stack import Stack
 from shoplib import events, topology
 from shoplib.redis_server import LocalRedis, python_module_command
-from shoplib.streams.settings import DEAD_LETTERS
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
+    DEAD_STREAM,
     FAST,
+    ORDER_STREAM,
     PAID_LINES,
     TERMINAL,
     Clients,
@@ -41,6 +42,9 @@ from tests.events.helpers import (
 )
 
 REDIS_SERVICES = ("order", "payment", "notification")
+
+pytestmark = pytest.mark.usefixtures("one_partition")  # streams written by hand: partition 0
+
 
 
 def _health(stack: Stack, name: str) -> int:
@@ -57,7 +61,7 @@ def _terminal(clients: Clients, order_ids: list[str]) -> bool:
 
 
 def _dead_letters(client: redis.Redis) -> list[dict[bytes, bytes]]:
-    return [fields for _, fields in client.xrange(DEAD_LETTERS)]
+    return [fields for _, fields in client.xrange(DEAD_STREAM)]
 
 
 def _crashes(stack: Stack) -> list[str]:
@@ -115,7 +119,7 @@ def test_poison_inside_a_valid_envelope_is_dead_lettered_once_per_group_and_orde
         clients_of: Callable[[Stack], Clients]) -> None:
     with stack_on(local_redis.url) as stack:
         clients = clients_of(stack)
-        poison = {sync_redis.xadd(events.ORDER_EVENTS, {"id": kind, "type": "shop.order.placed.v1",
+        poison = {sync_redis.xadd(ORDER_STREAM, {"id": kind, "type": "shop.order.placed.v1",
                                                         "subject": "ord_x", "envelope": raw}).decode(): kind
                   for kind, raw in _poison_envelopes().items()}
         orders = [clients.place(types_pb2.FLOW_MODE_EVENTS).order_id for _ in range(3)]
@@ -184,7 +188,7 @@ def test_a_group_destroyed_while_others_trim_loses_no_entry(
         clients.place(types_pb2.FLOW_MODE_EVENTS)  # groups exist and have read something
         wait_caught_up(sync_redis)
         paused(stack, "payment")
-        sync_redis.xgroup_destroy(events.ORDER_EVENTS, topology.PAYMENT_GROUP)
+        sync_redis.xgroup_destroy(ORDER_STREAM, topology.PAYMENT_GROUP)
         orders = [clients.place(types_pb2.FLOW_MODE_EVENTS).order_id for _ in range(3)]
         time.sleep(retain_ms / 1000 + 10 * FAST.maintenance_interval_s)  # the others trim meanwhile
         stack.signal_service("payment", signal.SIGCONT)
@@ -201,8 +205,8 @@ def test_an_events_order_whose_event_was_lost_is_re_driven_and_counted(
         clients = clients_of(stack)
         stack.stop_service("payment")  # stopped, not paused: a paused reader still receives entries
         order = clients.place(types_pb2.FLOW_MODE_EVENTS)
-        [entry_id] = [i for i, f in sync_redis.xrange(events.ORDER_EVENTS) if s(f[b"subject"]) == order.order_id]
-        sync_redis.xdel(events.ORDER_EVENTS, entry_id)  # lost, as a trim by hand would lose it
+        [entry_id] = [i for i, f in sync_redis.xrange(ORDER_STREAM) if s(f[b"subject"]) == order.order_id]
+        sync_redis.xdel(ORDER_STREAM, entry_id)  # lost, as a trim by hand would lose it
         stack.start_service("payment")
 
         assert clients.follow(order.order_id, timeout=15)[-1].status == types_pb2.ORDER_STATUS_PAID

@@ -14,14 +14,14 @@ from shop.v1 import events_pb2, types_pb2
 
 from notification_svc import domain as notification_domain
 from notification_svc import handlers as notification_handlers
-from notification_svc.adapters import NotificationUnitOfWork
-from shoplib import events
+from notification_svc.adapters import NotificationUnitOfWork, notes_key
+from payment_svc.adapters import payment_key
+from shoplib import events, partitions
 from shoplib.redis_server import LocalRedis
 from shoplib.streams.consumer import Subscription
-from shoplib.streams.settings import DEAD_LETTERS
 from shoplib.testing import MemoryStore
 from shoplib.uow import NoPublisher
-from tests.events.helpers import async_wait_until, consuming, service_subscription
+from tests.events.helpers import DEAD_STREAM, async_wait_until, consuming, service_subscription
 
 GOLDEN = Path(__file__).parent / "golden"
 ORDER_ID = "ord_0123456789abcdef01234567"  # the subject of every golden event
@@ -36,6 +36,9 @@ SUBSCRIPTIONS: dict[str, Subscription] = {
     for name in ("payment", "notification", "order")}
 # A field number no version of EventEnvelope uses, as a newer producer might add.
 UNKNOWN_FIELD = 1_000
+
+pytestmark = pytest.mark.usefixtures("one_partition")  # streams written by hand: partition 0
+
 
 
 def _entry(name: str) -> dict[bytes, bytes]:
@@ -110,13 +113,13 @@ async def test_the_real_consumers_act_on_golden_entries(local_redis: LocalRedis,
     """Beyond decoding: the payment and notification consumers process yesterday's bytes."""
     for name in ("order_placed.v1.bin", "payment_succeeded.v1.bin"):
         entry = _entry(name)
-        await async_redis.xadd(events.BY_MESSAGE[PAYLOADS[name]].stream, entry)
+        await async_redis.xadd(partitions.stream(events.BY_MESSAGE[PAYLOADS[name]].stream, 0), entry)
 
     payments = service_subscription("payment", "payment-golden")
     notifications = service_subscription("notification", "notification-golden")
     async with consuming(local_redis.url, payments), consuming(local_redis.url, notifications):
-        await async_wait_until(lambda: async_redis.exists(f"payment:{ORDER_ID}"), what="the golden order charged")
+        await async_wait_until(lambda: async_redis.exists(payment_key(ORDER_ID)), what="the golden order charged")
         for kind in (types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT):
-            await async_wait_until(lambda k=kind: async_redis.exists(f"notification:{ORDER_ID}:{k}"),
+            await async_wait_until(lambda k=kind: async_redis.exists(notes_key(ORDER_ID, str(k))),
                                    what=f"notification {types_pb2.NotificationKind.Name(kind)}")
-    assert await async_redis.xlen(DEAD_LETTERS) == 0
+    assert await async_redis.xlen(DEAD_STREAM) == 0

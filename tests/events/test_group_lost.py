@@ -14,8 +14,8 @@ from shop.v1 import events_pb2, types_pb2
 
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
+from payment_svc.adapters import payment_key
 from shopctl.stack import Stack
-from shoplib import events
 from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
 from shoplib.streams.consumer import Subscription
@@ -23,6 +23,8 @@ from shoplib.streams.settings import ConsumerSettings
 from shoplib.tx import Ack, Committer
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
+    LEDGER,
+    ORDER_STREAM,
     PAID_LINES,
     Clients,
     alive,
@@ -43,6 +45,9 @@ GROUP = payment_consumers.GROUP
 # every 0.1 s: the gated handler below outlives one maintenance period, not its time limit.
 PATIENT = ConsumerSettings(block_ms=100, claim_idle_ms=3_000, maintenance_interval_s=0.1, max_deliveries=3)
 
+pytestmark = pytest.mark.usefixtures("one_partition")  # streams written by hand: partition 0
+
+
 
 def _order() -> types_pb2.Order:
     return order_domain.new_order(new_id("key"), new_id("cust"), list(PAID_LINES), types_pb2.FLOW_MODE_EVENTS)
@@ -61,8 +66,8 @@ def test_group_destroyed_under_an_idle_consumer_is_recreated(
         before = clients.place(types_pb2.FLOW_MODE_EVENTS)
         clients.follow(before.order_id)
 
-        assert sync_redis.xgroup_destroy(events.ORDER_EVENTS, GROUP) == 1
-        wait_until(lambda: GROUP in _groups(sync_redis, events.ORDER_EVENTS), what="the group to be recreated")
+        assert sync_redis.xgroup_destroy(ORDER_STREAM, GROUP) == 1
+        wait_until(lambda: GROUP in _groups(sync_redis, ORDER_STREAM), what="the group to be recreated")
         after = [clients.place(types_pb2.FLOW_MODE_EVENTS) for _ in range(3)]
 
         for order in after:
@@ -74,7 +79,7 @@ def test_group_destroyed_under_an_idle_consumer_is_recreated(
 
 
 async def _group_exists(client: aioredis.Redis) -> bool:
-    return GROUP in {s(g["name"]) for g in await client.xinfo_groups(events.ORDER_EVENTS)}
+    return GROUP in {s(g["name"]) for g in await client.xinfo_groups(ORDER_STREAM)}
 
 
 class GatedPayments:
@@ -108,16 +113,16 @@ async def test_group_destroyed_while_a_handler_runs_is_recreated(
     async with consuming(local_redis.url, payments, PATIENT) as consumer:
         await publish(committer, events_pb2.OrderPlaced(order=busy))
         await asyncio.wait_for(payments.entered.wait(), 5)
-        assert await async_redis.xgroup_destroy(events.ORDER_EVENTS, GROUP) == 1
+        assert await async_redis.xgroup_destroy(ORDER_STREAM, GROUP) == 1
         await async_wait_until(lambda: _group_exists(async_redis), what="the group recreated while the handler waits")
         payments.gate.set()
 
         await publish(committer, events_pb2.OrderPlaced(order=later))
         async def charged_or_stopped() -> bool:
-            return not alive(consumer) or bool(await async_redis.exists(f"payment:{later.order_id}"))
+            return not alive(consumer) or bool(await async_redis.exists(payment_key(later.order_id)))
 
         await async_wait_until(charged_or_stopped, what="the later order charged")
         assert alive(consumer), f"the consumer stopped: {task_error(consumer)}"
 
-    assert {s(x) for x in await async_redis.lrange("payment:ledger", 0, -1)} == {busy.order_id, later.order_id}
-    assert await async_redis.llen("payment:ledger") == 2
+    assert {s(x) for x in await async_redis.lrange(LEDGER, 0, -1)} == {busy.order_id, later.order_id}
+    assert await async_redis.llen(LEDGER) == 2

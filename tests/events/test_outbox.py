@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from shop.v1 import order_service_pb2, types_pb2
 
 from order_svc import handlers
-from order_svc.adapters import OrderUnitOfWork
+from order_svc.adapters import OrderUnitOfWork, order_key
 from order_svc.bootstrap import SOURCE
 from shopctl.stack import Stack, wait_serving
 from shoplib import events, redis_conn
@@ -35,6 +35,7 @@ from tests.events.helpers import (
     WAIT_S,
     Clients,
     Load,
+    in_partition,
     ledger_count,
     new_id,
     order_keys,
@@ -92,8 +93,9 @@ async def test_order_and_its_event_are_written_by_one_script_call(
 
     assert [c.split()[0] for c in by_client if c.split()[0] in {"EVALSHA", "EVAL"}] == ["EVALSHA"]
     assert not [c for c in by_client if c.split()[0] in {"SET", "XADD", "MULTI", "EXEC"}], by_client
-    assert any(c.startswith(f"SET order:{order_id} ") for c in by_script), by_script
-    assert any(c.startswith(f"XADD {events.ORDER_EVENTS} ") and order_id in c for c in by_script), by_script
+    assert any(c.startswith(f"SET {order_key(order_id)} ") for c in by_script), by_script
+    assert any(c.startswith(f"XADD {in_partition(events.ORDER_EVENTS, order_id)} ") and order_id in c
+               for c in by_script), by_script
     evalsha = next(i for i, c in enumerate(commands) if c["command"].startswith("EVALSHA"))
     script_run = commands[evalsha + 1:evalsha + 1 + len(by_script)]
     assert all(c["client_type"] == "lua" for c in script_run), "script writes were interleaved with others"

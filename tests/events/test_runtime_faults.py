@@ -14,14 +14,16 @@ from shop.v1 import events_pb2
 
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
+from payment_svc.adapters import payment_key
 from shoplib import bounds, events, outage, tx
 from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
 from shoplib.streams import deadletter
-from shoplib.streams.settings import DEAD_LETTERS
 from shoplib.tx import Ack, Writes
 from tests.events.helpers import (
+    DEAD_STREAM,
     FAST,
+    ORDER_STREAM,
     PAID_LINES,
     alive,
     async_wait_until,
@@ -34,6 +36,9 @@ from tests.events.helpers import (
 )
 
 _payments = service_subscription("payment", "payment-rt")
+
+pytestmark = pytest.mark.usefixtures("one_partition")  # streams written by hand: partition 0
+
 
 
 def _order() -> Any:
@@ -65,21 +70,21 @@ async def test_an_entry_the_runtime_itself_keeps_failing_on_ends_in_the_dead_let
     await publish(committer, events_pb2.OrderPlaced(order=doomed))
     async with consuming(local_redis.url, _payments, FAST) as consumer:
         await publish(committer, events_pb2.OrderPlaced(order=fine))
-        await async_wait_until(lambda: async_redis.exists(f"payment:{fine.order_id}"), what="the other order charged")
-        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_LETTERS), what="the doomed entry dead")
+        await async_wait_until(lambda: async_redis.exists(payment_key(fine.order_id)), what="the other order charged")
+        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_STREAM), what="the doomed entry dead")
         assert alive(consumer), task_error(consumer)
     [(_, letter)] = letters
     assert "KeyError" in s(letter[b"error"]) and "a bug in the runtime" in s(letter[b"error"]), s(letter[b"error"])
-    assert not await async_redis.exists(f"payment:{doomed.order_id}")
-    assert (await async_redis.xpending(events.ORDER_EVENTS, payment_consumers.GROUP))["pending"] == 0
+    assert not await async_redis.exists(payment_key(doomed.order_id))
+    assert (await async_redis.xpending(ORDER_STREAM, payment_consumers.GROUP))["pending"] == 0
 
 
 async def test_an_entry_larger_than_the_bound_is_dead_lettered_with_only_its_head_kept(
         local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
     huge = b"\x0a" * (bounds.MAX_ENTRY_BYTES + 10)
-    await async_redis.xadd(events.ORDER_EVENTS, {"id": "huge", "type": "shop.order.placed.v1", "envelope": huge})
+    await async_redis.xadd(ORDER_STREAM, {"id": "huge", "type": "shop.order.placed.v1", "envelope": huge})
     async with consuming(local_redis.url, _payments, FAST):
-        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_LETTERS), what="the huge entry dead-lettered")
+        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_STREAM), what="the huge entry dead-lettered")
     [(_, letter)] = letters
     assert "larger than" in s(letter[b"error"])
     assert len(letter[b"original"]) == bounds.MAX_ENTRY_BYTES and letter[b"truncated"] == b"1"
@@ -103,22 +108,25 @@ async def test_a_stream_at_its_backlog_bound_refuses_the_whole_commit_as_an_outa
     assert not await async_redis.exists("effect", "once-3"), "a refused commit wrote something"
 
 
+POISONED = "poisoned:{p0}"  # a stream of partition 0: its dead letters go to dead-letters:{p0}
+
+
 async def test_dead_letters_are_capped_and_written_once_per_group(
         async_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(deadletter, "DEAD_LETTER_MAXLEN", 10)
     await async_redis.config_set("stream-node-max-entries", 5)  # so the approximate cap bites at this size
     committer = RedisCommitter(async_redis)
-    await async_redis.xgroup_create("poisoned", "g", id="0", mkstream=True)
+    await async_redis.xgroup_create(POISONED, "g", id="0", mkstream=True)
     for n in range(60):
-        await async_redis.xadd("poisoned", {"junk": str(n)})
-    entries = await async_redis.xreadgroup("g", "c", {"poisoned": ">"})
+        await async_redis.xadd(POISONED, {"junk": str(n)})
+    entries = await async_redis.xreadgroup("g", "c", {POISONED: ">"})
     for entry_id, fields in entries[0][1]:
-        ack = Ack("poisoned", "g", s(entry_id), only_if_pending=True)
+        ack = Ack(POISONED, "g", s(entry_id), only_if_pending=True)
         await deadletter.dead_letter(committer, ack, "c", 1, "junk", fields)
         await deadletter.dead_letter(committer, ack, "c2", 1, "junk again", fields)  # a racing second consumer
-    length = await async_redis.xlen(DEAD_LETTERS)
+    length = await async_redis.xlen(DEAD_STREAM)
     assert 10 <= length <= 15, length
-    assert {s(f[b"consumer"]) for _, f in await async_redis.xrange(DEAD_LETTERS)} == {"c"}
+    assert {s(f[b"consumer"]) for _, f in await async_redis.xrange(DEAD_STREAM)} == {"c"}
 
 
 async def test_an_entry_id_beyond_a_lua_number_neither_breaks_trimming_nor_stops_consumption(
@@ -127,14 +135,14 @@ async def test_an_entry_id_beyond_a_lua_number_neither_breaks_trimming_nor_stops
     from shoplib.streams import trim
 
     huge = f"{int(time.time() * 1000) + 300}-100000000000000"
-    await async_redis.xadd(events.ORDER_EVENTS, {"id": "by-hand", "envelope": b"junk"}, id=huge)
-    assert await trim.trim(async_redis, events.ORDER_EVENTS, retain_ms=0) == 0  # groups created first
+    await async_redis.xadd(ORDER_STREAM, {"id": "by-hand", "envelope": b"junk"}, id=huge)
+    assert await trim.trim(async_redis, ORDER_STREAM, retain_ms=0) == 0  # groups created first
     later = _order()
     committer = RedisCommitter(async_redis)
     async with consuming(local_redis.url, _payments, FAST) as consumer:
         await publish(committer, events_pb2.OrderPlaced(order=later))
-        await async_wait_until(lambda: async_redis.exists(f"payment:{later.order_id}"), what="the later order charged")
-        await trim.trim(async_redis, events.ORDER_EVENTS, retain_ms=0)
+        await async_wait_until(lambda: async_redis.exists(payment_key(later.order_id)), what="the later order charged")
+        await trim.trim(async_redis, ORDER_STREAM, retain_ms=0)
         assert alive(consumer), task_error(consumer)
 
 
@@ -143,8 +151,8 @@ async def test_an_event_on_a_stream_it_does_not_belong_to_is_dead_lettered_not_s
     from shop.v1 import types_pb2
 
     misplaced = events.wrap(events_pb2.PaymentSucceeded(payment=types_pb2.Payment(order_id="ord_misplaced")), "/t")
-    await async_redis.xadd(events.ORDER_EVENTS, events.entry_fields(misplaced))
+    await async_redis.xadd(ORDER_STREAM, events.entry_fields(misplaced))
     async with consuming(local_redis.url, _payments, FAST):
-        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_LETTERS), what="the misplaced event dead")
+        letters = await async_wait_until(lambda: async_redis.xrange(DEAD_STREAM), what="the misplaced event dead")
     [(_, letter)] = letters
     assert "belongs on payment-events" in s(letter[b"error"])
