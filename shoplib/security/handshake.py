@@ -20,7 +20,9 @@ from shoplib import errors, log, security
 _logger = log.get("shoplib.security.handshake")
 # What grpcio's details say when TLS, not the network, refused the connection.
 _TLS_REFUSAL = re.compile(r"handshake|SSL_ERROR|CERTIFICATE_VERIFY|tlsv1 alert|peer name", re.IGNORECASE)
-_CLOSED_WHILE_CONNECTING = re.compile(r"failed to connect.*Socket closed", re.IGNORECASE | re.DOTALL)
+# The server closed the connection before any call got through (both phrasings of grpcio's pick-first policy).
+_CLOSED_WHILE_CONNECTING = re.compile(r"(failed to connect|connections to all backends failing).*Socket closed",
+                                      re.IGNORECASE | re.DOTALL)
 MAX_DETAIL_CHARS = 300  # of grpcio's details in the log line: the reason, not a page
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,12 +21,19 @@ import order_svc.bootstrap
 import order_svc.config
 import payment_svc.bootstrap
 import payment_svc.config
+from shopctl import secure
 from shoplib.grpc_server import Running
 
 # A service whose dependencies answer is ready after one health probe round (well under this).
 READY_TIMEOUT_S = 10.0
 STOP_GRACE_S = 0.5
 INSTANCE = "contract"
+_STARTS = itertools.count(1)
+
+
+def instance() -> str:
+    """A consumer name per in-process service: two live ones may not share one (shoplib.streams.lease)."""
+    return f"{INSTANCE}{next(_STARTS)}"
 
 
 def address(port: int) -> str:
@@ -34,7 +42,7 @@ def address(port: int) -> str:
 
 async def health_status(target: str, service: str = "") -> str:
     """SERVING / NOT_SERVING, or the error code when the server does not answer the check."""
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with secure.aio_channel(target) as channel:  # TLS as the ops tools under SECURE=1
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service), timeout=1.0)
@@ -53,7 +61,7 @@ async def wait_serving(target: str, within_s: float = READY_TIMEOUT_S, service: 
 
 async def start_notification(redis_url: str, port: int = 0) -> Running:
     running = Running(await notification_svc.bootstrap.build(notification_svc.config.Settings(
-        port=port, redis_url=redis_url, instance=INSTANCE)))
+        port=port, redis_url=redis_url, instance=instance())))
     await running.start()
     return running
 
@@ -61,7 +69,7 @@ async def start_notification(redis_url: str, port: int = 0) -> Running:
 async def start_payment(redis_url: str, notification_addr: str, port: int = 0, delay_ms: int = 0,
                         decline_above_minor: int = 100_000) -> Running:
     running = Running(await payment_svc.bootstrap.build(payment_svc.config.Settings(
-        port=port, redis_url=redis_url, notification_addr=notification_addr, instance=INSTANCE,
+        port=port, redis_url=redis_url, notification_addr=notification_addr, instance=instance(),
         decline_above_minor=decline_above_minor, delay_ms=delay_ms)))
     await running.start()
     return running
@@ -70,7 +78,7 @@ async def start_payment(redis_url: str, notification_addr: str, port: int = 0, d
 async def start_order(redis_url: str, payment_addr: str, notification_addr: str, port: int = 0) -> Running:
     running = Running(await order_svc.bootstrap.build(order_svc.config.Settings(
         port=port, redis_url=redis_url, payment_addr=payment_addr, notification_addr=notification_addr,
-        instance=INSTANCE)))
+        instance=instance())))
     await running.start()
     return running
 

@@ -5,7 +5,7 @@ for the method gets through. A refused handshake reads as such in our error mapp
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -20,23 +20,9 @@ from shoplib.grpc_server import Running
 from shoplib.security import handshake
 from tests.contract.inprocess import address, start_notification, start_payment
 from tests.events.helpers import new_id
-from tests.security.certs import write_certs, write_leaf
+from tests.security.certs import write_leaf
 
 TIMEOUT_S = 5.0
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def certs_dir(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[Path]:
-    directory = write_certs(tmp_path_factory.mktemp("certs"), ca)
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("SECURE", "1")
-        env.setenv("CERTS_DIR", str(directory))
-        yield directory
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -123,5 +109,5 @@ async def test_our_client_reports_a_refused_handshake_as_such_not_as_service_dow
             payment_service_pb2.GetPaymentRequest(order_id=new_id("ord")), timeout=TIMEOUT_S)
         with pytest.raises(errors.ServiceError) as caught:
             await grpc_client.invoke("payment", "shop.v1.PaymentService/GetPayment", call)
-    assert caught.value.code == "INTERNAL"
+    assert caught.value.code == "INTERNAL", caught.value.message
     assert "TLS handshake with the payment service was refused" in caught.value.message

@@ -1,0 +1,27 @@
+"""The secure profile for this package's in-process services: a trustme CA, the certs/ layout
+issued by it, and SECURE=1 with CERTS_DIR pointing there (for this process, so for every
+service started in it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.security.certs import write_certs
+
+
+@pytest.fixture(scope="package")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="package")
+def certs_dir(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Iterator[Path]:
+    directory = write_certs(tmp_path_factory.mktemp("certs"), ca)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SECURE", "1")
+        env.setenv("CERTS_DIR", str(directory))
+        yield directory
