@@ -21,7 +21,8 @@ ADMIN = "admin"  # the stack's own user: starts, inspects and stops the private 
 SERVICE_USERS = (ORDER, PAYMENT, NOTIFICATION)
 USERS = (*SERVICE_USERS, OPS, ADMIN)
 # What every service may do on its own keys; what nobody below admin may do; how it checks itself.
-_BASE = "+@connection -@dangerous +@read +@write +@stream +info +acl|whoami +acl|dryrun"
+# Categories overlap (FLUSHALL is @write, KEYS is @read): -@dangerous must come after them.
+_BASE = "+@connection +@read +@write +@stream -@dangerous +info +acl|whoami +acl|dryrun"
 _SCRIPTS = "+evalsha +eval +script|load +script|exists"
 # Reading, acknowledging, reclaiming, group upkeep and trimming a consumed stream; no XADD, no XDEL.
 _CONSUME = ("+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer "
@@ -57,7 +58,7 @@ def rules(user: str) -> str:
     if user == ADMIN:
         return "~* &* +@all"
     if user == OPS:  # views and checkers: read everything, re-drive dead letters; no admin commands
-        return f"~* &* +@connection -@dangerous +@read +@stream +info {_SCRIPTS} +del"
+        return f"~* &* +@connection +@read +@stream -@dangerous +info {_SCRIPTS} +del"
     return service_rules(user)
 
 

@@ -1,0 +1,110 @@
+"""Least-privilege Redis (SECURE=1): a private redis-server with the generated ACL file. The
+payment user is attacked directly; each service's own needs pass Redis's own ACL DRYRUN; a user
+missing one permission stops its service at start naming it; no password is stored in clear."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis.exceptions import NoPermissionError
+
+from shopctl.secure import SecureRedis
+from shoplib import redis_conn
+from shoplib.grpc_server import StartRefused
+from shoplib.security import acl, redis_check
+from shoplib.security.identities import PAYMENT
+
+# A script as the commit script calls it: every key declared; appends to the stream it names.
+APPEND = "return redis.call('XADD', KEYS[2], '*', 'f', 'v')"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SecureRedis]:
+    secured = SecureRedis().start()
+    try:
+        yield secured
+    finally:
+        secured.close()
+
+
+def client_as(server: SecureRedis, user: str) -> redis.Redis:
+    return redis.Redis(port=server.port, **server.credentials(user))
+
+
+@pytest.fixture(scope="module")
+def payment(server: SecureRedis) -> Iterator[redis.Redis]:
+    client = client_as(server, PAYMENT)
+    yield client
+    client.close()
+
+
+@pytest.mark.parametrize("command", [
+    ("XADD", "order-events", "*", "f", "v"),  # today's stream name
+    ("XADD", "order-events:{p3}", "*", "f", "v"),  # the partitioned one
+    ("SET", "order:{p3}:ord_p3_x", "forged"),
+    ("SET", "order:ord_x", "forged"),
+    ("XDEL", "order-events:{p3}", "1-0"),
+    ("FLUSHALL",),
+    ("CONFIG", "GET", "appendonly"),
+    ("CONFIG", "SET", "appendonly", "no"),
+    ("KEYS", "*"),
+    ("PUBLISH", "order:updates", "forged"),
+    ("ACL", "SETUSER", "payment", "+@all"),
+])
+def test_the_payment_user_is_refused_nopermission(payment: redis.Redis, command: tuple[str, ...]) -> None:
+    with pytest.raises(NoPermissionError):  # redis-py raises it for replies starting NOPERM, and only for them
+        payment.execute_command(*command)
+
+
+def test_a_script_cannot_append_to_the_consumed_stream_for_the_payment_user(payment: redis.Redis) -> None:
+    """EVAL may name the consumed stream (the commit script acknowledges it), but the XADD inside
+    is checked again, against the user's rules: refused."""
+    with pytest.raises(redis.ResponseError, match="can't access at least one of the keys"):
+        payment.eval(APPEND, 2, "payment:{p3}:once", "order-events:{p3}")
+    assert payment.eval(APPEND, 2, "payment:{p3}:once", "payment-events:{p3}")  # its own stream: fine
+
+
+def test_the_payment_user_consumes_and_acknowledges_order_events(server: SecureRedis, payment: redis.Redis) -> None:
+    admin = client_as(server, acl.ADMIN)
+    entry = admin.xadd("order-events:{p5}", {"f": "v"})
+    payment.xgroup_create("order-events:{p5}", "acl-test-group", id="0")
+    assert payment.xreadgroup("acl-test-group", "payment-1", {"order-events:{p5}": ">"})
+    assert payment.xack("order-events:{p5}", "acl-test-group", entry) == 1
+
+
+@pytest.mark.parametrize("service", acl.SERVICE_USERS)
+def test_each_service_user_holds_every_permission_its_service_checks_at_start(
+        server: SecureRedis, service: str) -> None:
+    admin = client_as(server, acl.ADMIN)
+    verdicts = {command: admin.execute_command("ACL", "DRYRUN", service, *command) for command in acl.needs(service)}
+    assert {command: v for command, v in verdicts.items() if v != b"OK"} == {}
+
+
+async def test_a_service_whose_user_lacks_a_permission_refuses_to_start_naming_it(
+        server: SecureRedis, monkeypatch: pytest.MonkeyPatch) -> None:
+    admin = client_as(server, acl.ADMIN)
+    admin.execute_command("ACL", "SETUSER", "payment-crippled", "on", ">pw", *acl.rules(PAYMENT).replace(
+        "+xack ", "").split())
+    monkeypatch.setenv("REDIS_USERNAME", "payment-crippled")
+    monkeypatch.setenv("REDIS_PASSWORD_FILE", str(server.password_file(acl.ADMIN)))  # the check runs as admin
+    client = redis_conn.connect(f"redis://admin@127.0.0.1:{server.port}/0")
+    try:
+        with pytest.raises(StartRefused, match=r"'payment-crippled' lacks a permission this service needs: XACK"):
+            await redis_check.check_permissions(client, PAYMENT)
+    finally:
+        await client.aclose()
+
+
+def test_passwords_live_only_in_owner_only_files(server: SecureRedis) -> None:
+    files = [server.acl_path, *(server.password_file(user) for user in acl.USERS)]
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in files)
+    rules = server.acl_path.read_text()
+    assert not any(server.password_file(user).read_text() in rules for user in acl.USERS)
+
+
+def test_the_default_user_is_off(server: SecureRedis) -> None:
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=server.port).ping()
