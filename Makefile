@@ -12,7 +12,7 @@ BASELINE := protos/baseline.binpb
 
 .PHONY: help venv tools gen check-gen lint-proto breaking baseline lint typecheck test up \
         demo-sync demo-events streams dead-letters bench bench-events bench-secure certs token compare chaos house clean \
-        trace bench-observability
+        trace bench-observability profile
 
 help:
 	@echo "make demo-sync | demo-events   start the stack, place a few orders, show who did what, stop"
@@ -20,6 +20,7 @@ help:
 	@echo "make up                        run Redis + the four services in the foreground (Ctrl-C stops)"
 	@echo "make streams                   operations view of the Redis streams (needs REDIS_URL)"
 	@echo "make bench | bench-events      speed figures of the sync / events pipelines"
+	@echo "make profile                   flame graphs + CPU per order by bucket, per service and mode (results/profile)"
 	@echo "make certs | token SUB=alice   secure profile: dev CA and certificates | a bearer token (SECURE=1 make ...)"
 	@echo "make bench-secure              secure profile (mTLS, tokens, ACLs) against plaintext, in one run"
 	@echo "make trace ORDER=ord_...       that order's waterfall (spans kept by TRACE=1 make up / demo-*)"
@@ -121,6 +122,10 @@ token: venv
 
 bench-events: venv
 	@$(PY) -m bench.events
+
+# py-spy on each service under load, both modes: results/profile/<mode>/<service>.svg|.txt, shares.md.
+profile: venv
+	@$(PY) -m bench.profile
 
 # What /metrics and tracing at 100 % sampling cost, against both off (PlaceOrder p50, orders/s, CPU).
 bench-observability: venv
