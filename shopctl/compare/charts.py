@@ -10,11 +10,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from shopctl.compare.tables import breakdown_parts
+
 COLOURS = {"sync": "#1f77b4", "events": "#ff7f0e"}
 MODES = ("sync", "events")
 PERCENTILES = ("p50", "p95", "p99")
 DPI = 110
 LATENCY, OUTCOME, DOWN = "latency.png", "outcome.png", "payment_down.png"
+BREAKDOWN = "time_breakdown.png"
 
 
 def _bars(ax: Any, groups: list[str], values: dict[str, list[float]], ylabel: str) -> None:
@@ -100,9 +103,30 @@ def payment_down(results: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def breakdown(results: dict[str, Any], path: Path) -> None:
+    """Median ms of each part of one order (hops, stream waits, commits, totals), sync next to events."""
+    found = results["breakdown"]
+    parts = breakdown_parts(found)
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(parts) + 1.5))
+    for i, mode in enumerate(MODES):
+        ax.barh([y + (i - 0.5) * 0.4 for y in range(len(parts))], [found["ms"][mode].get(p, 0) for p in parts],
+                0.4, label=mode, color=COLOURS[mode])
+    ax.set_yticks(range(len(parts)), parts, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"ms (median of {found['orders']} traced orders per mode)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend()
+    fig.suptitle("Where one order's time goes, from its trace")
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
 def draw(results: dict[str, Any], folder: Path) -> list[str]:
     """Every chart into `folder`; returns their file names."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, chart in ((LATENCY, latency), (OUTCOME, outcome), (DOWN, payment_down)):
+    drawn = [(LATENCY, latency), (OUTCOME, outcome), (DOWN, payment_down)]
+    drawn += [(BREAKDOWN, breakdown)] if "breakdown" in results else []
+    for name, chart in drawn:
         chart(results, folder / name)
-    return [LATENCY, OUTCOME, DOWN]
+    return [name for name, _ in drawn]

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 from shop.v1 import notification_service_pb2_grpc as nt_grpc
 
-from shopctl.compare import charts, outage, probes, report, scenarios
+from shopctl.compare import breakdown, charts, outage, probes, report, scenarios
 from shopctl.compare.bench import FULL, QUICK, Bench, Sizes
 from shopctl.compare.progress import Progress
 from shopctl.stack import Stack
@@ -72,6 +72,9 @@ def run(sizes: Sizes, out_root: Path) -> Path:
         except probes.Stalled as exc:
             raise SystemExit(f"compare: stopped, events mode is not making progress: {exc}\n"
                              f"service logs: {folder / 'logs'}/") from None
+    orders = breakdown.ORDERS[sizes.name]
+    progress.say(f"where the time goes: a traced stack of its own, {orders} orders per mode, one at a time")
+    results["breakdown"] = breakdown.measure(orders, folder / "logs" / "traced")
     report.write_records(folder, results.pop("journal"))
     results["meta"] = {**meta, "duration_s": round(time.monotonic() - clock, 1),
                        "load_average_at_end": [round(x, 2) for x in os.getloadavg()]}

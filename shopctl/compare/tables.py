@@ -124,13 +124,28 @@ def accounting(results: dict[str, Any]) -> Table:
     return table
 
 
+def breakdown_parts(found: dict[str, Any]) -> list[str]:
+    """Every part either mode has, hops first, then stream waits, commits and the totals."""
+    names = {name for parts in found["ms"].values() for name in parts}
+    rank = ("hop", "wait", "commit", "total")
+    return sorted(names, key=lambda n: (next((i for i, r in enumerate(rank) if n.startswith(r)), len(rank)), n))
+
+
+def breakdown(found: dict[str, Any]) -> Table:
+    rows: list[list[Cell]] = [[name, *(found["ms"][mode].get(name) for mode in MODES)]
+                              for name in breakdown_parts(found)]
+    return Table("Where one order's time goes (from its trace)", ["part", "sync ms", "events ms"], rows,
+                 f"median of {found['orders']} traced orders per mode, one at a time, on a traced stack of their "
+                 "own; a hop is the caller's client span less the callee's server span")
+
+
 def all_tables(results: dict[str, Any]) -> list[Table]:
     sizes = results["meta"]["sizes"]
     return [mode_check(results["mode_check"]), latency(results["latency"], sizes),
             outcome(results["outcome"], "Time to outcome"),
             outcome(results["payment_slow"], f"Payment slow (PAYMENT_DELAY_MS={sizes['delay_ms']})"),
             payment_down(results["payment_down"]), cpu(results["latency"]["cpu_ms_per_order"]),
-            accounting(results)]
+            *([breakdown(results["breakdown"])] if "breakdown" in results else []), accounting(results)]
 
 
 def _numeric(table: Table) -> list[bool]:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 QUICK_BOUND_S = 100  # the quick comparison takes about 40 s on 2 cores
 MODES = {"sync", "events"}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-CHARTS = {"latency.png", "outcome.png", "payment_down.png"}
+CHARTS = {"latency.png", "outcome.png", "payment_down.png", "time_breakdown.png"}
 QUANTILES = ("p50", "p95", "p99", "p100")
 # records.csv keeps times to 0.1 ms and results.json rounds to 0.01 ms: a latency recomputed from
 # the records may differ from the reported one by this much, never more.
@@ -191,12 +191,29 @@ def test_results_are_written_as_markdown_json_charts_and_records_with_the_machin
         assert (latest / chart).read_bytes().startswith(PNG_MAGIC)
     markdown = (latest / "report.md").read_text()
     for section in ("PlaceOrder latency", "Time to outcome", "Payment slow", "Payment down", "CPU time per order",
-                    "Accounting"):
+                    "Where one order's time goes", "Accounting"):
         assert section in markdown and section in quick["stdout"]
     assert json.loads((stamped / "results.json").read_text()) == results
     assert all(r["code"] and r["idempotency_key"] for r in quick["records"])
     assert not (latest / "logs").exists() and not (latest / "records.csv").exists()  # they stay with the run
     assert (stamped / "logs").is_dir()
+
+
+def test_the_time_of_one_order_is_split_into_the_hops_and_stream_waits_of_its_mode(quick: dict[str, Any]) -> None:
+    """From real traces: sync is four gRPC hops and no stream; events is one hop (gateway to
+    order), then a wait in each stream per consuming group, and it answers before its outcome."""
+    parts = quick["results"]["breakdown"]["ms"]
+    hops = {mode: {name for name in parts[mode] if name.startswith("hop ")} for mode in MODES}
+    assert hops["sync"] == {"hop gateway -> order", "hop order -> payment", "hop order -> notification",
+                            "hop payment -> notification"}
+    assert hops["events"] == {"hop gateway -> order"}
+    assert not any(name.startswith("wait ") for name in parts["sync"])
+    assert {name for name in parts["events"] if name.startswith("wait ")} == {
+        "wait in order-events (payment)", "wait in order-events (notification)",
+        "wait in payment-events (order)", "wait in payment-events (notification)"}
+    assert all(parts[mode][f"commit ({service})"] > 0 for mode in MODES for service in ("order", "payment"))
+    events_total = parts["events"]["total: PlaceOrder at the gateway"]
+    assert parts["events"]["total: to the order's outcome (order settled)"] > events_total > 0
 
 
 def test_the_exit_status_follows_the_invariants_the_report_states(quick: dict[str, Any]) -> None:
