@@ -192,13 +192,10 @@ async def serve(spec: ServiceSpec) -> None:
 def run(spec_factory: Callable[[], Awaitable[ServiceSpec]], name: str) -> None:
     """The body of every service's __main__."""
     log.configure(name)
-    tracing.configure(name)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or TRACE_DIR asks for it
 
     async def main() -> None:
-        try:
+        with tracing.on(name):  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or TRACE_DIR asks for it
             await serve(await spec_factory())
-        finally:
-            tracing.shutdown()  # the spans still batched go out before the process ends
 
     if os.environ.get("EVENT_LOOP", "uvloop") == "uvloop":
         uvloop.run(main())

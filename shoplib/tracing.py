@@ -4,7 +4,7 @@ On when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is s
 there by OTLP gRPC; or when TRACE_DIR is set, spans then also go to `TRACE_DIR/<service>-<pid>.jsonl`
 (shoplib.trace_file, read by `make trace`). OTEL_SDK_DISABLED=true wins over both. Sampling
 (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), batching (OTEL_BSP_*) and the OTLP exporter
-(OTEL_EXPORTER_OTLP_*) read their standard variables themselves; OTEL_SERVICE_NAME renames the service.
+(OTEL_EXPORTER_OTLP_*) read their standard variables themselves.
 
 Off, nothing of the SDK is imported, no interceptor is installed, and `active()` is False: the
 hooks in the hot paths cost one boolean test each.
@@ -12,7 +12,9 @@ hooks in the hot paths cost one boolean test each.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,8 +55,9 @@ def configure(service: str) -> bool:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    name = os.environ.get("OTEL_SERVICE_NAME") or service
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))  # sampler: OTEL_TRACES_SAMPLER
+    # service.name is always the service's own (one OTEL_SERVICE_NAME for a whole stack would merge
+    # four services into one); OTEL_RESOURCE_ATTRIBUTES adds the rest. Sampler: OTEL_TRACES_SAMPLER.
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if _endpoint():
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -62,7 +65,7 @@ def configure(service: str) -> bool:
     if trace_dir := os.environ.get("TRACE_DIR"):
         from shoplib.trace_file import JsonLinesExporter
 
-        path = Path(trace_dir) / f"{name}-{os.getpid()}.jsonl"
+        path = Path(trace_dir) / f"{service}-{os.getpid()}.jsonl"
         provider.add_span_processor(BatchSpanProcessor(JsonLinesExporter(path)))
     trace.set_tracer_provider(provider)
     _provider = provider
@@ -76,6 +79,16 @@ def shutdown() -> None:
     if _provider is not None:
         _provider.shutdown()
         _provider = None
+
+
+@contextlib.contextmanager
+def on(service: str) -> Iterator[None]:
+    """`configure(service)` for the body; at its end, what is still batched is exported."""
+    configure(service)
+    try:
+        yield
+    finally:
+        shutdown()
 
 
 def tracer() -> trace.Tracer:
