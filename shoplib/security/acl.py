@@ -38,7 +38,7 @@ CHANNELS: Mapping[str, tuple[str, ...]] = {ORDER: ("order:*",)}  # pub/sub: live
 
 def own_keys(service: str) -> list[str]:
     return [f"~{service}:*", f"~{service}-events*", "~dead-letters*", f"~health:{service}-*",
-            f"~health:consumer:{service}-*"]
+            f"~health:consumer:{service}-*", f"~stream-failures:*{service}-service-group"]
 
 
 def _hash(password: str) -> str:
@@ -75,7 +75,8 @@ def needs(service: str) -> Sequence[tuple[str, ...]]:
     own, events = f"{service}:acl-check", f"{service}-events:{{p0}}"
     checks: list[tuple[str, ...]] = [("SET", own, "1"), ("GET", own), ("XADD", events, "*", "f", "v"),
                                      ("XADD", "dead-letters:{p0}", "*", "f", "v"), ("INFO", "memory"),
-                                     ("SCRIPT", "LOAD", "return 1"), ("EVALSHA", "0" * 40, "1", own)]
+                                     ("SCRIPT", "LOAD", "return 1"), ("EVALSHA", "0" * 40, "1", own),
+                                     ("HSET", f"stream-failures:{{p0}}:{service}-service-group", "f", "v")]
     for stream in CONSUMES[service]:
         consumed = f"{stream}:{{p0}}"
         checks += [("XREADGROUP", "GROUP", "g", "c", "STREAMS", consumed, ">"), ("XACK", consumed, "g", "0-1"),
