@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from shopctl import secure
 from shopctl.instances import ScaledStack, instances_from_env
 from shopctl.stack import StackError
 
@@ -23,6 +24,9 @@ def up() -> None:
     stack = ScaledStack(free_ports=False, instances=instances_from_env())  # INSTANCES=N: N of each service
     with stack:
         print(f"\nstack up: Redis {stack.redis_url}{' (cluster)' if stack.cluster else ''}", flush=True)
+        if isinstance(stack.redis, secure.SecureRedis):  # where the tools' user finds its password (never printed)
+            print(f"  Redis ACL users; ops tools: REDIS_USERNAME=ops REDIS_PASSWORD_FILE="
+                  f"{stack.redis.password_file('ops')}", flush=True)
         for name in stack.labels():
             metrics = stack.metrics_url(name) if stack.metrics_ports[name] else "no metrics"
             print(f"  {name:<13} {stack.address(name)}  {metrics}", flush=True)

@@ -1,0 +1,105 @@
+"""The development material (`make certs`, `make token`) and the ways a deployment hands in its
+own: per-identity certificates with the right names, owner-only keys, tokens that the gateway's
+verifier accepts, keys from a JWKS document picked by `kid`, and a server certificate rotated
+without a restart."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import shutil
+import stat
+from pathlib import Path
+
+import grpc
+import jwt
+import pytest
+import trustme
+from cryptography import x509
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shopctl import certs, tokens
+from shoplib.grpc_server import Running, ServiceSpec
+from shoplib.security import auth, files
+from shoplib.security.identities import ALL
+from tests.security.certs import new_key, private_pem, write_leaf
+
+TIMEOUT_S = 5.0
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("made")
+    certs.write(directory)
+    return directory
+
+
+def test_make_certs_writes_every_identity_with_its_names_and_owner_only_keys(made: Path) -> None:
+    ca = x509.load_pem_x509_certificate((made / files.CA).read_bytes())
+    for identity in ALL:
+        cert = x509.load_pem_x509_certificate((made / f"{identity}.pem").read_bytes())
+        cert.verify_directly_issued_by(ca)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert identity in names.get_values_for_type(x509.DNSName)
+        if identity != "client":
+            assert "localhost" in names.get_values_for_type(x509.DNSName)
+            assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
+    private = sorted(made.glob("*-key.pem"))
+    assert len(private) == len(ALL) + 2  # every identity, the CA, the token signing key
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in private)
+
+
+def verifier(directory: Path, jwks: Path | None = None) -> auth.TokenVerifier:
+    return auth.TokenVerifier(auth.TokenSettings(auth.ISSUER, auth.AUDIENCE, directory / files.JWT_PUBLIC_KEY, jwks))
+
+
+def test_make_token_mints_what_the_gateway_verifies(made: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTS_DIR", str(made))
+    found = verifier(made).verify(f"Bearer {tokens.development_token('alice')}")
+    assert found == auth.Principal("alice", frozenset())
+    assert verifier(made).verify(f"Bearer {tokens.development_token('ops', operator=True)}").may_act_for("bob")
+
+
+def test_keys_from_a_jwks_document_are_picked_by_kid(tmp_path: Path) -> None:
+    keys = {kid: new_key() for kid in ("2025", "2026")}
+    document = {"keys": [{**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": kid,
+                          "alg": "ES256", "use": "sig"} for kid, key in keys.items()]}
+    (tmp_path / "jwks.json").write_text(json.dumps(document))
+    check = verifier(tmp_path, tmp_path / "jwks.json")
+    token = tokens.mint(private_pem(keys["2026"]), "alice", headers={"kid": "2026"})
+    assert check.verify(f"Bearer {token}").subject == "alice"
+    wrong = tokens.mint(private_pem(keys["2025"]), "alice", headers={"kid": "2026"})  # signed by the other
+    for bad, reason in ((wrong, "bad signature"),
+                        (tokens.mint(private_pem(new_key()), "alice", headers={"kid": "nope"}), "unknown signing key")):
+        with pytest.raises(auth.Unauthenticated, match=reason):
+            check.verify(f"Bearer {bad}")
+
+
+async def test_a_rotated_server_certificate_is_served_without_a_restart(
+        tmp_path: Path, ca: trustme.CA, certs_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's certificate files are replaced while it runs: new connections get the new
+    one (a client that trusts only the new CA connects), no restart."""
+    directory = tmp_path / "rotating"
+    shutil.copytree(certs_dir, directory)
+    monkeypatch.setenv("CERTS_DIR", str(directory))
+    running = Running(ServiceSpec(name="gateway", port=0, registrations=[], service_names=[]))
+    await running.start()
+    address = f"127.0.0.1:{running.port}"
+    try:
+        next_ca = trustme.CA()
+        assert not await connects(address, next_ca)
+        write_leaf(directory, "gateway", next_ca, "gateway")  # the new certificate, from the next CA
+        assert await connects(address, next_ca)
+    finally:
+        await running.stop(grace=0.5)
+
+
+async def connects(address: str, trusted: trustme.CA) -> bool:
+    """Whether a new connection trusting only `trusted` gets a health answer."""
+    credentials = grpc.ssl_channel_credentials(trusted.cert_pem.bytes())
+    async with grpc.aio.secure_channel(address, credentials) as channel:
+        try:
+            await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2.0)
+        except grpc.aio.AioRpcError:
+            return False
+    return True
