@@ -16,18 +16,22 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 from shop.v1 import types_pb2
 
+from bench.common.cpu import cpu_all, per_call
 from bench.common.load import CALL_TIMEOUT_S, IN_FLIGHT, LatencySizes, Run, closed_loop, gateway_call
 from bench.sync_chain import FULL, QUICK
 from shopctl import certs, secure, tokens
 from shopctl.stack import Stack
 
 AIM_RATIO = 1.15  # secure / plaintext, for p50 latency and for time per order at IN_FLIGHT
+# Rounds of (plaintext, secure), interleaved: on a shared machine, load that comes and goes during
+# one run shows as a difference between rounds, not as a cost of one profile.
+ROUNDS = 2
 
 
 @contextlib.contextmanager
@@ -42,13 +46,15 @@ def profile(secured: bool, certs_dir: Path) -> Iterator[None]:
             os.environ.pop(name, None) if value is None else os.environ.update({name: value})
 
 
-async def runs(address: str, sizes: LatencySizes, token: str) -> tuple[Run, Run]:
+async def runs(address: str, sizes: LatencySizes, token: str, pids: Mapping[str, int]) -> tuple[Run, Run]:
     async with secure.human_channel(address, token) as channel:
         call = gateway_call(gw_grpc.GatewayServiceStub(channel), types_pb2.FLOW_MODE_SYNC)
         await closed_loop(call, 1, sizes.warm_up, CALL_TIMEOUT_S * sizes.warm_up)
         serial = await closed_loop(call, 1, sizes.serial, CALL_TIMEOUT_S * sizes.serial)
         await closed_loop(call, IN_FLIGHT, sizes.burst_warm_up, sizes.burst_s)
+        before = cpu_all(pids)
         burst = await closed_loop(call, IN_FLIGHT, sizes.burst_max, sizes.burst_s)
+        burst.cpu_ms_per_call = per_call(before, cpu_all(pids), len(burst.latencies_ms))
     return serial, burst
 
 
@@ -57,7 +63,10 @@ def measure(secured: bool, sizes: LatencySizes, certs_dir: Path) -> tuple[Run, R
             Stack(free_ports=True, log_dir=Path(logs)) as stack:
         token = tokens.development_token("bench", operator=True) if secured else ""
         print(f"{'secure' if secured else 'plaintext'} stack up (sync mode); measuring...", flush=True)
-        return asyncio.run(runs(stack.address("gateway"), sizes, token))
+        pids = {name: process.pid for name, process in stack.processes.items()}
+        if stack.redis is not None and stack.redis.process is not None:
+            pids["redis"] = stack.redis.process.pid
+        return asyncio.run(runs(stack.address("gateway"), sizes, token, pids))
 
 
 def report(plain: tuple[Run, Run], secured: tuple[Run, Run]) -> None:
@@ -70,6 +79,9 @@ def report(plain: tuple[Run, Run], secured: tuple[Run, Run]) -> None:
     p, s = plain[1].per_s, secured[1].per_s
     print(f"{f'orders/s, {IN_FLIGHT} in flight':<28} {p:>10.1f} {s:>10.1f} {p / s:>6.2f}x   "
           f"{'met' if p / s <= AIM_RATIO else 'not met'} (time per order)")
+    p, s = sum(plain[1].cpu_ms_per_call.values()), sum(secured[1].cpu_ms_per_call.values())
+    print(f"{'CPU ms per order, all':<28} {p:>10.2f} {s:>10.2f} {s / p:>6.2f}x   "
+          "(services + Redis, at 64 in flight: what load on the machine skews least)")
     errors = sum(run.errors for run in (*plain, *secured))
     print(f"{sum(len(r.latencies_ms) for r in (*plain, *secured))} calls measured, {errors} errors")
 
@@ -81,9 +93,11 @@ def main(argv: list[str]) -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start (other work skews the figures)")
     with tempfile.TemporaryDirectory(prefix="bench-certs-") as directory:
         certs.write(Path(directory))
-        plain = measure(False, sizes, Path(directory))
-        secured = measure(True, sizes, Path(directory))
-    report(plain, secured)
+        rounds = [(measure(False, sizes, Path(directory)), measure(True, sizes, Path(directory)))
+                  for _ in range(ROUNDS)]
+    for number, (plain, secured) in enumerate(rounds, 1):
+        print(f"\nround {number} of {ROUNDS}:", end="")
+        report(plain, secured)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -9,6 +9,7 @@ import ipaddress
 import json
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import grpc
@@ -103,3 +104,14 @@ async def connects(address: str, trusted: trustme.CA) -> bool:
         except grpc.aio.AioRpcError:
             return False
     return True
+
+
+def test_a_token_verified_before_is_refused_once_it_expires(made: Path) -> None:
+    """Tokens are remembered as verified only until their own expiry."""
+    check = auth.TokenVerifier(auth.TokenSettings(auth.ISSUER, auth.AUDIENCE, made / files.JWT_PUBLIC_KEY,
+                                                  leeway_s=0))
+    token = f"Bearer {tokens.mint((made / files.JWT_SIGNING_KEY).read_bytes(), 'alice', ttl_s=1)}"
+    assert check.verify(token).subject == "alice"
+    time.sleep(1.5)  # exp has one-second resolution
+    with pytest.raises(auth.Unauthenticated, match="token expired"):
+        check.verify(token)
