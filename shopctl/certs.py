@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shoplib.security import files
-from shoplib.security.identities import ALL, HUMAN
+from shoplib.security.identities import CERTIFICATES, HUMAN
 
 VALID_DAYS = 365  # development certificates: a year, so a clone made today keeps working for a while
 PRIVATE = 0o600  # keys: readable by their owner only
@@ -91,7 +91,7 @@ def write(directory: Path) -> list[str]:
     ca_key, ca = authority()
     (directory / files.CA).write_bytes(_pem(ca))
     write_private(directory / "ca-key.pem", _key_pem(ca_key))
-    for identity in ALL:
+    for identity in CERTIFICATES:
         key, cert = leaf(identity, ca_key, ca)
         (directory / f"{identity}.pem").write_bytes(_pem(cert))
         write_private(directory / f"{identity}-key.pem", _key_pem(key))

@@ -13,3 +13,5 @@ SERVICES = (GATEWAY, ORDER, PAYMENT, NOTIFICATION)
 HUMAN = "client"  # the client certificate handed to people with grpcurl
 OPS = "ops"  # the operations tools: health probes, stream views, checkers
 ALL = (*SERVICES, HUMAN, OPS)
+REDIS = "redis"  # the private Redis's server certificate under REDIS_TLS=1 (a server, never a caller)
+CERTIFICATES = (*ALL, REDIS)

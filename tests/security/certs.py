@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shoplib.security import files
-from shoplib.security.identities import ALL
+from shoplib.security.identities import CERTIFICATES
 
 ONE_HOUR = datetime.timedelta(hours=1)
 
@@ -43,7 +43,7 @@ def write_certs(directory: Path, ca: trustme.CA) -> Path:
     """The layout `make certs` writes, issued by `ca`: ca.pem, every identity, the token keys."""
     directory.mkdir(parents=True, exist_ok=True)
     ca.cert_pem.write_to_path(str(directory / files.CA))
-    for identity in ALL:
+    for identity in CERTIFICATES:
         write_leaf(directory, identity, ca, identity)
     signing = new_key()
     (directory / files.JWT_SIGNING_KEY).write_bytes(private_pem(signing))

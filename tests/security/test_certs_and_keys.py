@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shopctl import certs, tokens
 from shoplib.grpc_server import Running, ServiceSpec
 from shoplib.security import auth, files
-from shoplib.security.identities import ALL
+from shoplib.security.identities import CERTIFICATES
 from tests.security.certs import new_key, private_pem, write_leaf
 
 TIMEOUT_S = 5.0
@@ -37,7 +37,7 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_make_certs_writes_every_identity_with_its_names_and_owner_only_keys(made: Path) -> None:
     ca = x509.load_pem_x509_certificate((made / files.CA).read_bytes())
-    for identity in ALL:
+    for identity in CERTIFICATES:
         cert = x509.load_pem_x509_certificate((made / f"{identity}.pem").read_bytes())
         cert.verify_directly_issued_by(ca)
         names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -46,7 +46,7 @@ def test_make_certs_writes_every_identity_with_its_names_and_owner_only_keys(mad
             assert "localhost" in names.get_values_for_type(x509.DNSName)
             assert ipaddress.ip_address("127.0.0.1") in names.get_values_for_type(x509.IPAddress)
     private = sorted(made.glob("*-key.pem"))
-    assert len(private) == len(ALL) + 2  # every identity, the CA, the token signing key
+    assert len(private) == len(CERTIFICATES) + 2  # every identity, the CA, the token signing key
     assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in private)
 
 

@@ -1,0 +1,45 @@
+"""REDIS_TLS=1: the secure stack's private Redis listens with TLS only (`rediss://`), its
+certificate issued by the services' CA; a service client with its ACL user and the CA connects,
+a plaintext client does not get an answer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from shopctl.secure_redis import SecureRedis, service_env
+from shoplib import redis_conn
+from shoplib.security.identities import PAYMENT
+
+
+@pytest.fixture(scope="module")
+def server(certs_dir: Path) -> Iterator[SecureRedis]:
+    secured = SecureRedis(tls=True).start()
+    try:
+        yield secured
+    finally:
+        secured.close()
+
+
+async def test_a_service_connects_over_tls_with_its_user_and_the_ca(server: SecureRedis,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert server.url.startswith("rediss://")
+    for name, value in service_env(PAYMENT, server).items():
+        monkeypatch.setenv(name, value)
+    client = redis_conn.connect(server.url)
+    try:
+        assert await client.set("payment:{p1}:tls-check", "1")
+        assert (await client.acl_whoami()) == "payment"
+    finally:
+        await client.aclose()
+
+
+def test_a_plaintext_client_gets_no_answer(server: SecureRedis) -> None:
+    with pytest.raises(redis.ConnectionError):
+        redis.Redis(port=server.port, socket_timeout=1.0, retry=Retry(NoBackoff(), 0), **{
+            k: v for k, v in server.credentials(PAYMENT).items() if not k.startswith("ssl")}).ping()
