@@ -126,6 +126,14 @@ def test_the_client_certificate_calling_charge_through_grpcurl_is_permission_den
     assert "caller 'client' may not call /shop.v1.PaymentService/Charge" in done.stderr
 
 
+def test_a_caller_without_a_certificate_is_refused_and_the_servers_log_says_why(secured: Secured) -> None:
+    done = subprocess.run([str(GRPCURL), "-cacert", f"{secured.certs}/ca.pem", secured.stack.address("payment"),
+                           "grpc.health.v1.Health/Check"], capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode != 0 and "Failed to dial target host" in done.stderr
+    log = secured.stack.log_path("payment")
+    assert wait_until(lambda: "PEER_DID_NOT_RETURN_A_CERTIFICATE" in log.read_text(), what="the handshake's reason")
+
+
 def test_redis_refused_no_service_anything_but_the_config_read_it_tolerates(secured: Secured) -> None:
     """ACL LOG lists every refusal Redis made (the stack's admin reads it). The only one a service
     got is CONFIG GET appendfsync, which the store asks once and does without (as on a managed Redis)."""
