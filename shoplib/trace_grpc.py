@@ -1,11 +1,11 @@
-"""Spans of gRPC calls, server and client side (grpc.aio), with W3C trace context in the metadata.
+"""SERVER spans of gRPC calls (grpc.aio), children of the caller's W3C `traceparent` metadata.
 
 opentelemetry-instrumentation-grpc is not on the package index this project installs from, so
-these are our own small interceptors, after its conventions: a SERVER span per call named
-`package.Service/Method` (rpc.system, rpc.service, rpc.method, rpc.grpc.status_code), a child of
-the caller's context from the `traceparent` metadata; a CLIENT span per unary call, injected into
-the call's metadata. Server streams (WatchOrder) carry the context without a client span of their
-own. gRPC's own services (health, reflection) are not traced. Installed only when tracing is on.
+this is our own, after its conventions: a SERVER span per call named `package.Service/Method`
+(rpc.system, rpc.service, rpc.method, rpc.grpc.status_code), plus the correlation id and the
+order the call is about. It is the context interceptor itself, traced (one interceptor, not two),
+installed only when tracing is on; gRPC's own services (health, reflection) are not traced. The
+CLIENT side is shoplib.trace_calls.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from shoplib import log, tracing
-from shoplib.rebuilt_handlers import RebuildingInterceptor
+from shoplib.interceptors import ContextInterceptor
 from shoplib.trace_context import CORRELATION_ID, ORDER_ID
 
 
@@ -90,53 +90,15 @@ def _traced(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMe
     return handler  # no streamed-request method of ours is traced
 
 
-class ServerTracing(RebuildingInterceptor):
-    """The outermost server interceptor: its span is current for everything the call does."""
+class TracedContextInterceptor(ContextInterceptor):
+    """The context interceptor with a SERVER span around everything the call does: one interceptor,
+    not two (each costs a coroutine per call in grpc.aio)."""
 
     def rebuild(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
-        return handler if method.startswith("/grpc.") else _traced(method, handler)
+        rebuilt = super().rebuild(method, handler)
+        return rebuilt if method.startswith("/grpc.") else _traced(method, rebuilt)
 
 
-def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    metadata = grpc.aio.Metadata(*tuple(details.metadata or ()), *carrier.items())
-    return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
-                                      details.wait_for_ready)
-
-
-def _method(details: grpc.aio.ClientCallDetails) -> str:
-    method = details.method
-    return method.decode() if isinstance(method, bytes) else str(method)
-
-
-class ClientTracing(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    """A CLIENT span per unary call (its context goes in the metadata); server streams get the
-    caller's context as it is."""
-
-    async def intercept_unary_unary(self, continuation: Any, details: grpc.aio.ClientCallDetails,
-                                    request: Any) -> Any:
-        method = _method(details)
-        if method.startswith("/grpc."):  # health probes: not part of any order's story
-            return await continuation(details, request)
-        with tracing.tracer().start_as_current_span(method.lstrip("/"), kind=SpanKind.CLIENT,
-                                                    attributes=_rpc_attributes(method)) as span:
-            call = await continuation(_with_context(details), request)
-            code = await call.code()
-            span.set_attribute("rpc.grpc.status_code", code.name)
-            if code is not grpc.StatusCode.OK:
-                span.set_status(Status(StatusCode.ERROR, code.name))
-            return call
-
-    async def intercept_unary_stream(self, continuation: Any, details: grpc.aio.ClientCallDetails,
-                                     request: Any) -> Any:
-        return await continuation(_with_context(details), request)
-
-
-def server_interceptors() -> list[grpc.aio.ServerInterceptor]:
-    """What a server installs before its own interceptors: nothing with tracing off."""
-    return [ServerTracing()] if tracing.active() else []
-
-
-def client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    return [ClientTracing()] if tracing.active() else []
+def context_interceptor() -> ContextInterceptor:
+    """The server's context interceptor; with tracing on, the one that also opens server spans."""
+    return TracedContextInterceptor() if tracing.active() else ContextInterceptor()
