@@ -1,7 +1,7 @@
 """`python -m bench.observability [--quick]` (make bench-observability): what metrics and traces
 cost. In one run, the real stack (four services, private Redis) three ways: everything off;
-/metrics on; /metrics and tracing on at 100 % sampling (spans batched to a JSON-lines file, as
-TRACE=1 does). For each mode: PlaceOrder p50 at 1 in flight, orders/s at IN_FLIGHT, CPU ms per
+/metrics on; /metrics and tracing at 10 % and at 100 % sampling (spans batched to a JSON-lines
+file, as TRACE=1 does). For each mode: PlaceOrder p50 at 1 in flight, orders/s at IN_FLIGHT, CPU ms per
 order. The three setups run in turns, ROUNDS times, so drift on a shared machine hits each alike.
 Then what the hooks cost with tracing off, per call, measured in this process."""
 
@@ -23,7 +23,8 @@ from shopctl.stack import Stack
 from shoplib import events, trace_calls, trace_context, tracing
 
 MODES = {"sync": types_pb2.FLOW_MODE_SYNC, "events": types_pb2.FLOW_MODE_EVENTS}
-SETUPS = ("off", "metrics", "metrics+traces")
+SETUPS = ("off", "metrics", "metrics+traces 10%", "metrics+traces")
+RATIO = "0.1"  # the sampled setup's share of traces (parent-based: a trace is kept or dropped whole)
 FULL = LatencySizes(warm_up=50, serial=500, burst_warm_up=128, burst_max=20_000, burst_s=4.0)
 QUICK = LatencySizes(warm_up=10, serial=60, burst_warm_up=32, burst_max=2_000, burst_s=1.0)
 ROUNDS, QUICK_ROUNDS = 3, 1
@@ -43,9 +44,12 @@ class Pooled:
 
 
 def _env(setup: str, spans: Path) -> dict[str, str]:
-    if setup != "metrics+traces":
-        return {}
-    return {"TRACE_DIR": str(spans), "OTEL_TRACES_SAMPLER": "always_on"}
+    if setup == "metrics+traces":
+        return {"TRACE_DIR": str(spans), "OTEL_TRACES_SAMPLER": "always_on"}
+    if setup.startswith("metrics+traces"):
+        return {"TRACE_DIR": str(spans), "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                "OTEL_TRACES_SAMPLER_ARG": RATIO}
+    return {}
 
 
 def _measure(setup: str, sizes: LatencySizes, work: Path, results: dict[tuple[str, str], Pooled]) -> None:
@@ -55,27 +59,31 @@ def _measure(setup: str, sizes: LatencySizes, work: Path, results: dict[tuple[st
         for mode, flow in MODES.items():
             serial, burst = asyncio.run(latency_runs(stack.address("gateway"), flow, sizes, pids))
             results.setdefault((mode, setup), Pooled()).add(serial, burst)
-            print(f"  {setup:<15} {mode:<7} p50 {serial.p(0.5):6.2f} ms  {burst.per_s:7.0f} orders/s", flush=True)
+            print(f"  {setup:<19} {mode:<7} p50 {serial.p(0.5):6.2f} ms  {burst.per_s:7.0f} orders/s", flush=True)
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
 
 
+def _cost(value: float, base: float) -> str:
+    return f"{(value / base - 1) * 100:+.1f}%"
+
+
 def _table(results: dict[tuple[str, str], Pooled]) -> None:
-    print(f"\n  {'mode':<7} {'setup':<15} {'p50 ms':>7} {'cost':>7} {'orders/s':>9} {'cost':>7} {'CPU ms/order':>13}")
+    print(f"\n  {'mode':<7} {'setup':<19} {'p50 ms':>7} {'cost':>7} {'orders/s':>9} {'cost':>7} {'CPU ms/order':>13}"
+          f" {'cost':>7}")
     for mode in MODES:
         base = results[(mode, "off")]
         for setup in SETUPS:
             r = results[(mode, setup)]
-            p50, rate = pct(r.serial_ms, 0.5), _mean(r.per_s)
-            p50_cost = (p50 / pct(base.serial_ms, 0.5) - 1) * 100
-            rate_cost = (1 - rate / _mean(base.per_s)) * 100
-            costs = ("", "") if setup == "off" else (f"{p50_cost:+.1f}%", f"{rate_cost:+.1f}%")
-            print(f"  {mode:<7} {setup:<15} {p50:>7.2f} {costs[0]:>7} {rate:>9.0f} {costs[1]:>7}"
-                  f" {_mean(r.cpu_ms):>13.2f}")
+            p50, rate, cpu = pct(r.serial_ms, 0.5), _mean(r.per_s), _mean(r.cpu_ms)
+            costs = ("", "", "") if setup == "off" else (
+                _cost(p50, pct(base.serial_ms, 0.5)), _cost(_mean(base.per_s), rate), _cost(cpu, _mean(base.cpu_ms)))
+            print(f"  {mode:<7} {setup:<19} {p50:>7.2f} {costs[0]:>7} {rate:>9.0f} {costs[1]:>7} {cpu:>13.2f}"
+                  f" {costs[2]:>7}")
     print(f"  (p50: {len(results[('sync', 'off')].serial_ms)} calls at 1 in flight pooled; orders/s at "
-          f"{IN_FLIGHT} in flight; cost: slower p50 / fewer orders/s than off)")
+          f"{IN_FLIGHT} in flight; cost: slower p50, fewer orders/s (off's rate / this rate - 1), more CPU than off)")
 
 
 def _hooks_off() -> None:

@@ -34,6 +34,16 @@ def outbound() -> tuple[tuple[str, str], ...]:
     return tuple(carrier.items())
 
 
+def current() -> tuple[tuple[str, str], ...]:
+    """The `traceparent` metadata of the current span, for a call that gets no CLIENT span of its
+    own (a server stream, followed for as long as its caller wants); () when off."""
+    if not tracing.active():
+        return ()
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return tuple(carrier.items())
+
+
 def close(method: str, code: str) -> None:
     """End the open CLIENT span as the call to `method` ("pkg.Service/Method"), with its status code."""
     span = _open.get()

@@ -135,6 +135,16 @@ def test_an_events_order_is_producers_and_their_consumers_through_the_stream_env
         assert 0 <= attributes["messaging.redis.stream.wait_ms"] < WAIT_S * 1000
         assert attributes["messaging.message.id"] and attributes["messaging.operation.type"] == "process"
         assert [c["name"] for c in _child(span, spans, "CLIENT")] == ["commit"], "no atomic commit under a delivery"
+    watch, follow = sorted(wait_until(lambda: _streams_of(traced, order.order_id), WAIT_S, "WatchOrder's spans"),
+                           key=lambda s: s["service"])  # gateway, then order: the stream's own trace
+    assert follow["parent_id"] == watch["span_id"] and follow["trace_id"] == watch["trace_id"]
+
+
+def _streams_of(t: Traced, order_id: str) -> list[Span] | None:
+    """The server spans of WatchOrder at the gateway and of FollowOrder at the order service, once both are in."""
+    found = [s for s in t.collector.spans() if s["attributes"].get("shop.order_id") == order_id
+             and s["name"].endswith(("GatewayService/WatchOrder", "OrderService/FollowOrder"))]
+    return found if len(found) == 2 else None
 
 
 def _replace_payment(stack: Stack, instance: str, **extra_env: str) -> None:
