@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -31,6 +32,8 @@ def up() -> None:
             metrics = stack.metrics_url(name) if stack.metrics_ports[name] else "no metrics"
             print(f"  {name:<13} {stack.address(name)}  {metrics}", flush=True)
         print(f"gateway target (round_robin): {stack.addresses('gateway')}", flush=True)
+        if os.environ.get("TRACE_DIR"):  # TRACE=1 make up
+            print(f"spans kept under {os.environ['TRACE_DIR']}/: make trace ORDER=ord_... (once stopped)", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while not stop.wait(UP_CHECK_S):  # a wait with a timeout lets the signal handler run
             # A service that dies leaves a half stack that answers some calls and fails others, and
