@@ -33,7 +33,7 @@ def up() -> None:
             print(f"  {name:<13} {stack.address(name)}  {metrics}", flush=True)
         print(f"gateway target (round_robin): {stack.addresses('gateway')}", flush=True)
         if os.environ.get("TRACE_DIR"):  # TRACE=1 make up
-            print(f"spans kept under {os.environ['TRACE_DIR']}/: make trace ORDER=ord_... (once stopped)", flush=True)
+            print(f"spans under {os.environ['TRACE_DIR']}/ (within 5 s): make trace ORDER=ord_...", flush=True)
         print("Ctrl-C stops everything.", flush=True)
         while not stop.wait(UP_CHECK_S):  # a wait with a timeout lets the signal handler run
             # A service that dies leaves a half stack that answers some calls and fails others, and
