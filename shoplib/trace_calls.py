@@ -24,6 +24,8 @@ def outbound() -> tuple[tuple[str, str], ...]:
     """The `traceparent` metadata of a new CLIENT span for the call about to be made; () when off."""
     if not tracing.active():
         return ()
+    if tracing.current_dropped():  # not sampled: the current context goes on, no span
+        return current()
     if (left := _open.get()) is not None:  # a call made without invoke: closed now, named as such
         left.update_name(NOT_AWAITED)
         left.end()

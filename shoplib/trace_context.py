@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -39,15 +40,22 @@ def stamp(envelope: events_pb2.EventEnvelope) -> None:
     """Set the envelope's `traceparent` to a PRODUCER span for it, a child of the current span."""
     if not tracing.active():
         return
+    if tracing.current_dropped():  # not sampled: the current context goes on, no span
+        envelope.traceparent = _current_traceparent()
+        return
     stream = events.BY_NAME[envelope.type].stream
     attributes: dict[str, AttributeValue] = {"messaging.system": SYSTEM, "messaging.destination.name": stream,
                   "messaging.operation.type": "create", "messaging.operation.name": "create",
                   "messaging.message.id": envelope.id, ORDER_ID: envelope.subject,
                   CORRELATION_ID: envelope.correlation_id}
     with tracing.tracer().start_as_current_span(f"create {stream}", kind=SpanKind.PRODUCER, attributes=attributes):
-        carrier: dict[str, str] = {}
-        _W3C.inject(carrier)
-    envelope.traceparent = carrier.get("traceparent", "")
+        envelope.traceparent = _current_traceparent()
+
+
+def _current_traceparent() -> str:
+    carrier: dict[str, str] = {}
+    _W3C.inject(carrier)
+    return carrier.get("traceparent", "")
 
 
 def wait_ms(entry_id: str, now_ms: float | None = None) -> float:
@@ -68,6 +76,13 @@ def consuming(envelope: events_pb2.EventEnvelope, stream: str, entry_id: str, gr
 def _consuming(envelope: events_pb2.EventEnvelope, stream: str, entry_id: str, group: str, consumer: str,
                deliveries: int) -> Iterator[None]:
     parent = _W3C.extract({"traceparent": envelope.traceparent}) if envelope.traceparent else None
+    if parent is not None and tracing.dropped(trace.get_current_span(parent).get_span_context()):
+        token = otel_context.attach(parent)  # not sampled: the producer's context goes on, no span
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+        return
     reclaim = trace.get_current_span().get_span_context()  # set only while a reclaim hands entries over
     attributes: dict[str, AttributeValue] = {"messaging.system": SYSTEM, "messaging.destination.name": stream,
                   "messaging.consumer.group.name": group, "messaging.client.id": consumer,

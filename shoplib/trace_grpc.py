@@ -15,7 +15,8 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-from opentelemetry import propagate
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from shoplib import log, tracing
@@ -38,19 +39,26 @@ def _order_id(message: Any) -> str:
 
 
 class _ServerSpan:
-    """The span of one served call: opened from the caller's metadata, closed with its status code."""
+    """The span of one served call: opened from the caller's metadata, closed with its status code
+    (none under a caller that was not sampled: its context is made current as it is)."""
 
     def __init__(self, method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
-        parent = propagate.extract(dict(ctx.invocation_metadata() or ()))
+        self._parent = propagate.extract(dict(ctx.invocation_metadata() or ()))
         self._ctx = ctx
-        self._span = tracing.tracer().start_as_current_span(method.lstrip("/"), context=parent, kind=SpanKind.SERVER,
-                                                            attributes=_rpc_attributes(method))
+        self._span = None if tracing.dropped(trace.get_current_span(self._parent).get_span_context()) else \
+            tracing.tracer().start_as_current_span(method.lstrip("/"), context=self._parent, kind=SpanKind.SERVER,
+                                                   attributes=_rpc_attributes(method))
 
     def __enter__(self) -> Span:
+        if self._span is None:
+            self._token = otel_context.attach(self._parent)
+            return trace.get_current_span()
         self._current = self._span.__enter__()
         return self._current
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._span is None:
+            return otel_context.detach(self._token)
         code = _code_name(self._ctx.code())
         self._current.set_attribute("rpc.grpc.status_code", code)
         self._current.set_attribute(CORRELATION_ID, log.correlation_id.get())

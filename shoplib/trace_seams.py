@@ -21,6 +21,8 @@ class TracedCommitter:
         self._inner = inner
 
     async def commit(self, writes: Writes, once: Once | None = None, ack: Ack | None = None) -> bool:
+        if tracing.current_dropped():
+            return await self._inner.commit(writes, once, ack)
         attributes: dict[str, AttributeValue] = {"db.system.name": "redis", "db.operation.name": "EVALSHA",
                       "db.stored_procedure.name": COMMIT_SCRIPT, "shop.commit.operations": len(writes.ops),
                       "shop.commit.acknowledges": ack is not None}
@@ -41,6 +43,8 @@ def dead_letter(real: DeadLetterSink) -> DeadLetterSink:
 
     async def traced(committer: Committer, ack: Ack, consumer: str, deliveries: int, error: str,
                      fields: dict[bytes, bytes]) -> None:
+        if tracing.current_dropped():
+            return await real(committer, ack, consumer, deliveries, error, fields)
         attributes: dict[str, AttributeValue] = {"messaging.system": "redis", "messaging.destination.name": ack.stream,
                       "messaging.consumer.group.name": ack.group, "messaging.redis.stream.entry_id": ack.entry_id,
                       "messaging.redis.stream.delivery_count": deliveries, "error.message": error}

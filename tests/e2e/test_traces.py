@@ -203,3 +203,27 @@ def test_a_dead_lettered_entry_is_a_span_of_its_producers_trace(traced: Traced) 
     assert consumer["kind"] == "CONSUMER" and consumer["parent_id"] == caller
     assert dead["attributes"]["messaging.consumer.group.name"] == topology.PAYMENT_GROUP
     assert dead["attributes"]["error.message"].startswith("rejected")
+
+
+def _envelope_of(t: Traced, order_id: str) -> events_pb2.EventEnvelope:
+    """The OrderPlaced envelope of `order_id`, from whichever partition of order-events holds it."""
+    store = redis.Redis.from_url(t.stack.redis_url)
+    try:
+        for stream in store.scan_iter(match=f"{events.ORDER_EVENTS}*"):
+            for _, fields in store.xrange(stream):
+                if fields[b"subject"].decode() == order_id:
+                    return events.decode(fields)[0]
+    finally:
+        store.close()
+    raise AssertionError(f"no OrderPlaced of {order_id}")
+
+
+def test_an_unsampled_order_makes_no_span_and_passes_its_callers_context_on(traced: Traced) -> None:
+    """The caller did not sample (flags 00): no service makes a span, not even one that would not
+    be recorded, and the event carries the caller's own context, so the trace id still travels."""
+    trace_id, caller, _ = _caller()
+    unsampled = f"00-{trace_id}-{caller}-00"
+    order = _place(traced, types_pb2.FLOW_MODE_EVENTS, unsampled, "trace-unsampled-1")
+    traced.clients.follow(order.order_id)
+    assert _envelope_of(traced, order.order_id).traceparent == unsampled
+    assert traced.collector.spans(trace_id) == []
