@@ -40,31 +40,31 @@ def _order_id(message: Any) -> str:
 
 class _ServerSpan:
     """The span of one served call: opened from the caller's metadata, closed with its status code
-    (none under a caller that was not sampled: its context is made current as it is)."""
+    (none under a caller that was not sampled: its context is made current as it is). Made current
+    by hand: the SDK's start_as_current_span costs ~5 µs more a span."""
 
     def __init__(self, method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> None:
-        self._parent = propagate.extract(dict(ctx.invocation_metadata() or ()))
+        self._context = propagate.extract(dict(ctx.invocation_metadata() or ()))
         self._ctx = ctx
-        self._span = None if tracing.dropped(trace.get_current_span(self._parent).get_span_context()) else \
-            tracing.tracer().start_as_current_span(method.lstrip("/"), context=self._parent, kind=SpanKind.SERVER,
-                                                   attributes=_rpc_attributes(method))
+        self._span: Span | None = None
+        if not tracing.dropped(trace.get_current_span(self._context).get_span_context()):
+            self._span = tracing.tracer().start_span(method.lstrip("/"), context=self._context, kind=SpanKind.SERVER,
+                                                     attributes=_rpc_attributes(method))
+            self._context = trace.set_span_in_context(self._span, self._context)
 
     def __enter__(self) -> Span:
-        if self._span is None:
-            self._token = otel_context.attach(self._parent)
-            return trace.get_current_span()
-        self._current = self._span.__enter__()
-        return self._current
+        self._token = otel_context.attach(self._context)
+        return self._span or trace.get_current_span()
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        otel_context.detach(self._token)
         if self._span is None:
-            return otel_context.detach(self._token)
+            return
         code = _code_name(self._ctx.code())
-        self._current.set_attribute("rpc.grpc.status_code", code)
-        self._current.set_attribute(CORRELATION_ID, log.correlation_id.get())
+        self._span.set_attributes({"rpc.grpc.status_code": code, CORRELATION_ID: log.correlation_id.get()})
         if code != "OK":
-            self._current.set_status(Status(StatusCode.ERROR, code))
-        self._span.__exit__(kind, exc, tb)
+            self._span.set_status(Status(StatusCode.ERROR, code))
+        self._span.end()
 
 
 def _unary(method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

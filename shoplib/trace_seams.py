@@ -3,7 +3,7 @@ commit and the dead-letter sink. With tracing off, each function hands back the 
 
 from __future__ import annotations
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from shoplib import tracing
@@ -26,10 +26,16 @@ class TracedCommitter:
         attributes: dict[str, AttributeValue] = {"db.system.name": "redis", "db.operation.name": "EVALSHA",
                       "db.stored_procedure.name": COMMIT_SCRIPT, "shop.commit.operations": len(writes.ops),
                       "shop.commit.acknowledges": ack is not None}
-        with tracing.tracer().start_as_current_span("commit", kind=SpanKind.CLIENT, attributes=attributes) as span:
+        span = tracing.tracer().start_span("commit", kind=SpanKind.CLIENT, attributes=attributes)  # never current
+        try:
             applied = await self._inner.commit(writes, once, ack)
             span.set_attribute("shop.commit.applied", applied)
             return applied
+        except Exception as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            span.end()
 
 
 def committer(real: Committer) -> Committer:
