@@ -43,6 +43,13 @@ def redriven_key(partition: int) -> str:
 
 def order_key(order_id: str) -> str:
     return partitions.key("order", partitions.partition_of_order(order_id), order_id)
+
+
+def reservation_key(idempotency_key: str) -> str:
+    """Where an idempotency key's order is named: in the partition the key itself decides."""
+    return partitions.key("order", partitions.partition_of(idempotency_key), "key", idempotency_key)
+
+
 _logger = log.get("order_svc")
 
 
@@ -74,15 +81,14 @@ class OrderStore:
         self._seen[order.order_id] = order
 
     async def reserved(self, idempotency_key: str) -> tuple[str, str] | None:
-        raw = await self._reader.get(self.reservation(idempotency_key, "", "")[0])
+        raw = await self._reader.get(reservation_key(idempotency_key))
         if raw is None:
             return None
         fingerprint, _, order_id = as_bytes(raw).decode().partition(" ")
         return fingerprint, order_id
 
     def reservation(self, idempotency_key: str, fingerprint: str, order_id: str) -> Once:
-        partition = partitions.partition_of(idempotency_key)
-        return partitions.key("order", partition, "key", idempotency_key), f"{fingerprint} {order_id}"
+        return reservation_key(idempotency_key), f"{fingerprint} {order_id}"
 
     def settlement(self, order_id: str) -> Once:
         return partitions.key("order", partitions.partition_of_order(order_id), "settled", order_id), "1"

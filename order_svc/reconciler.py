@@ -17,7 +17,7 @@ from shop.v1 import types_pb2
 
 from order_svc import domain, handlers
 from order_svc.ports import UnitOfWork
-from shoplib import errors, log, outage
+from shoplib import errors, log, outage, redis_conn
 
 # Sync orders younger than this are left to their caller (it may still be waiting or retrying).
 RESUME_AFTER_MS = 10_000
@@ -43,6 +43,7 @@ class Reconciler:
             await asyncio.sleep(INTERVAL_S)
             try:
                 await self.once()
+                redis_conn.stop_if_cancelled()  # one round is 2 x PARTITIONS Redis reads
             except Exception as exc:  # a down dependency: try again next round
                 if not (outage.is_outage(exc) or isinstance(exc, errors.Unavailable)):
                     raise

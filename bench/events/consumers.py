@@ -22,7 +22,7 @@ from notification_svc.consumers import GROUP as NOTIFICATION_GROUP
 from order_svc import domain as order_domain
 from payment_svc.consumers import GROUP as PAYMENT_GROUP
 from shopctl.stack import Stack
-from shoplib import events
+from shoplib import events, partitions
 from shoplib.redis_server import LocalRedis
 
 # Entries the stopped notification service holds would otherwise look stale and be reclaimed
@@ -75,10 +75,9 @@ def id_ms(entry_id: bytes | str) -> int:
 
 
 def _last_ms(client: redis.Redis, stream: str) -> int:
-    """The time of the stream's last entry in ms (now if it has none)."""
-    last = client.xrevrange(stream, count=1)
-    entry_id = last[0][0] if last else None
-    return id_ms(entry_id) if entry_id is not None else int(time.time() * 1000)
+    """The time of the last entry of the stream (any partition) in ms (now if it has none)."""
+    last = [entry[0][0] for one in partitions.streams(stream) if (entry := client.xrevrange(one, count=1))]
+    return max(id_ms(entry_id) for entry_id in last if entry_id is not None) if last else int(time.time() * 1000)
 
 
 def _placed_envelopes(count: int) -> list[Fields]:
@@ -118,7 +117,7 @@ def _drain_both(client: redis.Redis, notification: subprocess.Popen[bytes], paym
     try:
         paid = _drain_payment(client, payment_pid, redis_pid, entries, sizes.settle_s)
         print(f"  payment drained {paid.events:,} in {paid.seconds:.2f} s", flush=True)
-        backlog = sizes.backlog + int(client.xlen(events.PAYMENT_EVENTS))
+        backlog = sizes.backlog + sum(int(client.xlen(one)) for one in partitions.streams(events.PAYMENT_EVENTS))
         before, started = _CpuMark.take(notification.pid, redis_pid), time.time()
     finally:
         notification.send_signal(signal.SIGCONT)
@@ -138,7 +137,8 @@ def _drain_payment(client: redis.Redis, pid: int, redis_pid: int, entries: list[
     pipe = client.pipeline(transaction=True)
     for fields in entries:
         # redis-py wants dict[FieldT, EncodableT]; ours is one, but dict is invariant.
-        pipe.xadd(events.ORDER_EVENTS, fields)  # type: ignore[arg-type]
+        stream = partitions.stream(events.ORDER_EVENTS, partitions.partition_of_order(str(fields["subject"])))
+        pipe.xadd(stream, fields)  # type: ignore[arg-type]
     first_ms = id_ms(pipe.execute()[0])
     done = wait_groups(client, (events.ORDER_EVENTS,), timeout_s, PAYMENT_GROUP, len(entries))
     after = _CpuMark.take(pid, redis_pid)

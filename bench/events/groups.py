@@ -10,7 +10,7 @@ import redis
 
 from bench.events.notes import note
 from bench.events.sizes import POLL_S, STALL_S
-from shoplib import events
+from shoplib import events, partitions
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class GroupRow:
 
 def group_rows(client: redis.Redis, streams: tuple[str, ...], group: str | None = None) -> list[GroupRow]:
     rows = []
-    for stream in streams:
+    for stream in (one for base in streams for one in partitions.streams(base)):  # every partition
         try:
             info = client.xinfo_groups(stream)
             last = client.xinfo_stream(stream)["last-generated-id"]

@@ -7,11 +7,12 @@ import time
 from typing import cast
 
 import redis
+from redis.typing import KeyT, StreamIdT
 from shop.v1 import events_pb2, types_pb2
 
 from bench.events.notes import note
 from bench.events.sizes import STALL_S
-from shoplib import events
+from shoplib import events, partitions
 
 RECEIPT = types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT
 NOTIFICATION_SENT = events_pb2.NotificationSent
@@ -29,18 +30,21 @@ class Receipts:
     which is this machine's clock). Reads notification-events incrementally from its start."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._client, self._cursor = client, "0-0"
+        self._client = client
+        cursors: dict[KeyT, StreamIdT] = dict.fromkeys(partitions.streams(events.NOTIFICATION_EVENTS), "0-0")
+        self._cursors = cursors  # one per partition
         self.at: dict[str, float] = {}
 
     def poll(self, max_batches: int = 1000) -> None:
         for _ in range(max_batches):
-            reply = cast(XReadReply, self._client.xread({events.NOTIFICATION_EVENTS: self._cursor}, count=BATCH))
+            reply = cast(XReadReply, self._client.xread(self._cursors, count=BATCH))
             if not reply:
                 return
-            for entry_id, fields in reply[0][1]:
-                self._cursor = entry_id.decode()
-                if fields.get(b"type") == NOTIFICATION_SENT_TYPE:
-                    self._record(fields)
+            for stream, entries in reply:
+                for entry_id, fields in entries:
+                    self._cursors[stream.decode()] = entry_id.decode()
+                    if fields.get(b"type") == NOTIFICATION_SENT_TYPE:
+                        self._record(fields)
 
     def _record(self, fields: dict[bytes, bytes]) -> None:
         envelope, payload = events.decode(fields)

@@ -43,6 +43,17 @@ async def _sum(replies: list[Any]) -> int:
     return sum([int(await reply or 0) for reply in replies])
 
 
+def home(stream: str, fields: dict[str, str | bytes]) -> str:
+    """Where an entry written by hand goes: `stream` (base name) of its subject's partition, or of
+    partition 0 when it names no order of this deployment (the consumers read every partition)."""
+    subject = fields.get("subject", b"")
+    try:
+        partition = partitions.partition_of_order(subject.decode() if isinstance(subject, bytes) else subject)
+    except ValueError:
+        partition = 0
+    return partitions.stream(stream, partition)
+
+
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)

@@ -1,7 +1,7 @@
 """Every order accounted for: answered, terminal with the right outcome, charged once, notified once.
 
 Reads through the public API (GetOrder), the notification service (ListNotifications) and the
-payment ledger (Redis list `payment:ledger`, one entry per charge ever made).
+payment ledger (Redis lists `payment:{pN}:ledger`, one entry per charge ever made, one per partition).
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ from shop.v1 import notification_service_pb2_grpc as nt_grpc
 from shop.v1 import types_pb2
 
 from shopctl.load import TERMINAL, Record
+from shoplib import partitions
 from shoplib.redis_conn import as_bytes
 
-LEDGER = "payment:ledger"  # payment_svc.adapters.LEDGER (the comparison does not import services)
+
+def ledger_key(partition: int) -> str:
+    """payment_svc.adapters.ledger_key (the comparison does not import services)."""
+    return partitions.key("payment", partition, "ledger")
+
+
 CHECKS_IN_FLIGHT = 32  # verification calls at once: quick, without flooding the services
 CHECK_TIMEOUT_S = 10.0
 OUTCOME_KINDS = frozenset({types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT, types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED})
@@ -52,7 +58,8 @@ class Accounting:
 
 
 async def ledger(client: aioredis.Redis) -> Counter[str]:
-    return Counter(as_bytes(raw).decode() for raw in await client.lrange(LEDGER, 0, -1))
+    return Counter([as_bytes(raw).decode() for p in partitions.every()
+                    for raw in await client.lrange(ledger_key(p), 0, -1)])
 
 
 async def _order(gateway: gw_grpc.GatewayServiceAsyncStub, order_id: str) -> types_pb2.Order | None:

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shopctl.stack import Stack
-from shoplib import events
+from shoplib import events, partitions
 from shoplib.streams import status
 from shoplib.streams.settings import DEAD_LETTERS
 
@@ -59,7 +59,16 @@ def cpu_spent(before: Cpu, after: Cpu) -> dict[str, float]:
 
 
 async def group_backlog(client: aioredis.Redis, stream: str, group: str) -> tuple[int, int]:
-    """(lag, pending): entries not yet delivered to the group, and delivered but not acknowledged."""
+    """(lag, pending) over every partition of `stream`: entries not yet delivered to the group,
+    and delivered but not acknowledged."""
+    lag = pending = 0
+    for one in partitions.streams(stream):
+        more = await _group_backlog(client, one, group)
+        lag, pending = lag + more[0], pending + more[1]
+    return lag, pending
+
+
+async def _group_backlog(client: aioredis.Redis, stream: str, group: str) -> tuple[int, int]:
     try:
         groups = await client.xinfo_groups(stream)
     except ResponseError:
@@ -80,7 +89,7 @@ async def _lag(client: aioredis.Redis, stream: str, info: dict[str, Any]) -> int
 async def total_backlog(client: aioredis.Redis) -> int:
     """lag + pending over every group of every stream: 0 when all work in flight is done."""
     total = 0
-    for stream in STREAMS:
+    for stream in (one for base in STREAMS for one in partitions.streams(base)):
         try:
             groups = await client.xinfo_groups(stream)
         except ResponseError:
@@ -114,7 +123,7 @@ async def drained(client: aioredis.Redis, timeout_s: float) -> float:
 
 
 async def dead_letters(client: aioredis.Redis) -> int:
-    return int(await client.xlen(DEAD_LETTERS))
+    return sum([int(await client.xlen(letters)) for letters in partitions.streams(DEAD_LETTERS)])
 
 
 @dataclass

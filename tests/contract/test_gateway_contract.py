@@ -21,9 +21,9 @@ from shop.v1 import (
 )
 
 from order_svc import domain
-from payment_svc.adapters import LEDGER
 from shoplib import grpc_client, money
 from shoplib.bounds import MAX_REQUEST_BYTES
+from tests.events.helpers import ledger
 from tests.support import DECLINED_LINES, PAID_LINES, line, new_id
 
 TIMEOUT_S = 5.0
@@ -49,7 +49,7 @@ async def rpc_error(call: object) -> grpc.aio.AioRpcError:
 
 
 def charges_in_ledger(client: redis.Redis, order_id: str) -> int:
-    return client.lrange(LEDGER, 0, -1).count(order_id.encode())
+    return client.lrange(ledger(order_id), 0, -1).count(order_id.encode())
 
 
 async def notification_kinds(notifications: Notifications, order_id: str) -> list[int]:

@@ -13,7 +13,8 @@ import redis
 import structlog
 from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, types_pb2
 
-from payment_svc.adapters import LEDGER
+from order_svc.adapters import reservation_key
+from payment_svc.adapters import payment_key
 from shoplib.grpc_server import Running
 from shoplib.redis_server import free_port
 from tests.contract.inprocess import (
@@ -25,6 +26,7 @@ from tests.contract.inprocess import (
     start_payment,
     wait_serving,
 )
+from tests.events.helpers import ledger
 from tests.support import PAID_LINES, error_info, new_id, retry_delay_s
 
 # The client's deadline while payment is down; UNAVAILABLE must come back well before it.
@@ -100,7 +102,7 @@ async def unavailable(gateway: gateway_service_pb2_grpc.GatewayServiceStub,
 
 
 def stored_order_id(client: redis.Redis, idempotency_key: str) -> str | None:
-    claimed = client.get(f"order:key:{idempotency_key}")
+    claimed = client.get(reservation_key(idempotency_key))
     return None if claimed is None else claimed.decode().partition(" ")[2]
 
 
@@ -117,14 +119,14 @@ async def test_with_payment_down_an_order_is_unavailable_fast_pending_uncharged_
         assert error_info(error).get("order_id") == order_id  # the client learns which order waits
         pending = await gateway.GetOrder(gateway_service_pb2.GetOrderRequest(order_id=order_id), timeout=DEADLINE_S)
         assert pending.order.status == types_pb2.ORDER_STATUS_PENDING
-        assert redis_client.get(f"payment:{order_id}") is None
-        assert redis_client.lrange(LEDGER, 0, -1).count(order_id.encode()) == 0
+        assert redis_client.get(payment_key(order_id)) is None
+        assert redis_client.lrange(ledger(order_id), 0, -1).count(order_id.encode()) == 0
     finally:
         await chain.start_payment()
     await asyncio.sleep(retry_delay_s(error))
     order = (await gateway.PlaceOrder(request, timeout=DEADLINE_S)).order
     assert (order.order_id, order.status) == (order_id, types_pb2.ORDER_STATUS_PAID)
-    assert redis_client.lrange(LEDGER, 0, -1).count(order_id.encode()) == 1
+    assert redis_client.lrange(ledger(order_id), 0, -1).count(order_id.encode()) == 1
 
 
 async def test_with_payment_down_the_unavailable_answer_names_the_payment_service(
@@ -171,4 +173,4 @@ async def test_a_client_that_waits_the_advertised_retry_delay_completes_on_its_f
         await asyncio.sleep(retry_delay_s(error))
         order = (await gateway.PlaceOrder(request, timeout=DEADLINE_S)).order
         assert order.status == types_pb2.ORDER_STATUS_PAID
-        assert redis_client.lrange(LEDGER, 0, -1).count(order.order_id.encode()) == 1
+        assert redis_client.lrange(ledger(order.order_id), 0, -1).count(order.order_id.encode()) == 1

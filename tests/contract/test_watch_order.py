@@ -9,6 +9,7 @@ import grpc
 import redis
 from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, types_pb2
 
+from order_svc.adapters import reservation_key
 from tests.contract.inprocess import running_services
 from tests.support import PAID_LINES, new_id
 
@@ -19,7 +20,7 @@ PAYMENT_DELAY_MS = 700
 async def order_id_of(client: redis.Redis, idempotency_key: str, within_s: float = 5.0) -> str:
     """The id the order service gave the order of this key, as soon as the order is stored."""
     deadline = time.monotonic() + within_s
-    while (claimed := client.get(f"order:key:{idempotency_key}")) is None:
+    while (claimed := client.get(reservation_key(idempotency_key))) is None:
         assert time.monotonic() < deadline, "the order was never stored"
         await asyncio.sleep(0.02)
     return claimed.decode().partition(" ")[2]

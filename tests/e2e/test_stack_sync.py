@@ -20,9 +20,11 @@ from shop.v1 import (
     types_pb2,
 )
 
-from payment_svc.adapters import LEDGER
+from order_svc.adapters import reservation_key
+from payment_svc.adapters import payment_key
 from shopctl.stack import Stack
 from shoplib import grpc_client
+from tests.events.helpers import ledger
 from tests.support import DECLINED_LINES, PAID_LINES, error_info, line, new_id, retry_delay_s
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +65,7 @@ def place(key: str | None = None, lines: tuple[types_pb2.OrderLine, ...] = PAID_
 
 
 def charges(client: redis.Redis, order_id: str) -> int:
-    return client.lrange(LEDGER, 0, -1).count(order_id.encode())
+    return client.lrange(ledger(order_id), 0, -1).count(order_id.encode())
 
 
 def payment_of(channels: dict[str, grpc.Channel], order_id: str) -> types_pb2.Payment:
@@ -112,7 +114,7 @@ def test_an_invalid_order_is_refused_with_its_field_violations_and_stores_nothin
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [field for field, _ in grpc_client.field_violations(raised.value)] == [  # type: ignore[arg-type]
         "lines[0].quantity", "lines[1].product_id", "lines[1].unit_price.currency_code", "lines"]
-    assert redis_client.get(f"order:key:{request.idempotency_key}") is None
+    assert redis_client.get(reservation_key(request.idempotency_key)) is None
 
 
 def test_a_retried_order_returns_the_same_order_and_charges_once_and_a_reused_key_is_refused(
@@ -131,7 +133,7 @@ def test_a_retried_order_returns_the_same_order_and_charges_once_and_a_reused_ke
 
 
 def stored_order_id(client: redis.Redis, idempotency_key: str) -> str | None:
-    claimed = client.get(f"order:key:{idempotency_key}")
+    claimed = client.get(reservation_key(idempotency_key))
     return None if claimed is None else claimed.decode().partition(" ")[2]
 
 
@@ -153,7 +155,7 @@ def test_with_payment_down_an_order_fails_fast_half_done_nowhere_and_a_retry_com
         assert error_info(raised.value).get("order_id") == order_id
         pending = gateway.GetOrder(gateway_service_pb2.GetOrderRequest(order_id=order_id), timeout=TIMEOUT_S)
         assert pending.order.status == types_pb2.ORDER_STATUS_PENDING
-        assert redis_client.get(f"payment:{order_id}") is None
+        assert redis_client.get(payment_key(order_id)) is None
         assert charges(redis_client, order_id) == 0
     finally:
         stack.start_service("payment")

@@ -12,7 +12,7 @@ from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import with_signal
 from shopctl.chaos.recorder import Workload
 from shopctl.chaos.scenarios.base import SUBSCRIPTIONS, Env, Scenario
-from shoplib import events
+from shoplib import events, partitions
 
 # Processed entries older than this are trimmed (low, so that trimming shows within the run).
 RETAIN_MS = 1000
@@ -23,7 +23,7 @@ TRIM_WAIT_S = 10.0  # trimming runs every maintenance round (0.2 s): seconds are
 
 
 async def _streams(run: Run) -> dict[str, int]:
-    return {stream: int(await run.client.xlen(stream)) for stream in store.ALL_STREAMS}
+    return {stream: int(await run.client.xlen(stream)) for stream in store.every(store.ALL_STREAMS)}
 
 
 async def _memory(run: Run) -> int:
@@ -31,11 +31,13 @@ async def _memory(run: Run) -> int:
 
 
 async def _lag(run: Run) -> int:
-    """Entries of order-events the notification group has not read yet."""
-    for group in await store.groups(run.client, events.ORDER_EVENTS):
-        if group["name"] == NOTIFICATION_GROUP:
-            return len(await store.entries(run.client, events.ORDER_EVENTS, str(group["last-delivered-id"])))
-    return 0
+    """Entries of order-events (every partition) the notification group has not read yet."""
+    unread = 0
+    for stream in partitions.streams(events.ORDER_EVENTS):
+        for group in await store.groups(run.client, stream):
+            if group["name"] == NOTIFICATION_GROUP:
+                unread += len(await store.entries(run.client, stream, str(group["last-delivered-id"])))
+    return unread
 
 
 async def _trimmed(run: Run) -> dict[str, int]:

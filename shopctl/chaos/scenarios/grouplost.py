@@ -12,7 +12,7 @@ from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import with_signal
 from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import Env, Scenario
-from shoplib import events
+from shoplib import events, partitions
 from shoplib.topology import PAYMENT_GROUP
 
 # Processed entries older than this may be trimmed (low, so that the pause outlives it).
@@ -26,7 +26,12 @@ TRIMMERS = ("notification", "payment")
 
 
 async def _group_exists(run: Run) -> bool:
-    return any(g["name"] == PAYMENT_GROUP for g in await store.groups(run.client, events.ORDER_EVENTS))
+    return all([any(g["name"] == PAYMENT_GROUP for g in await store.groups(run.client, stream))
+                for stream in partitions.streams(events.ORDER_EVENTS)])
+
+
+async def _lengths(run: Run) -> int:
+    return sum([int(await run.client.xlen(stream)) for stream in partitions.streams(events.ORDER_EVENTS)])
 
 
 async def _lose_group(run: Run, load: Recorder, orders: int) -> dict[str, object]:
@@ -37,14 +42,15 @@ async def _lose_group(run: Run, load: Recorder, orders: int) -> dict[str, object
     payment = run.worker("payment")
     with_signal(payment.process, signal.SIGSTOP)
     try:
-        destroyed = int(await run.client.xgroup_destroy(events.ORDER_EVENTS, PAYMENT_GROUP))
+        destroyed = sum([int(await run.client.xgroup_destroy(stream, PAYMENT_GROUP))
+                         for stream in partitions.streams(events.ORDER_EVENTS)])  # in every partition
         run.fault("group_destroyed", destroyed)
-        at, length = time.monotonic(), int(await run.client.xlen(events.ORDER_EVENTS))
+        at, length = time.monotonic(), await _lengths(run)
         await load.finished.wait()
         await asyncio.sleep(PAST_RETENTION_S)
         placed = sum(1 for r in load.records if r.code == "OK" and r.start >= at)
         return {"destroyed": destroyed, "placed_while_missing": placed, "paused_s": round(time.monotonic() - at, 1),
-                "length_at_destroy": length, "length_at_resume": int(await run.client.xlen(events.ORDER_EVENTS)),
+                "length_at_destroy": length, "length_at_resume": await _lengths(run),
                 "recreated_before_resume": await _group_exists(run)}
     finally:
         with_signal(payment.process, signal.SIGCONT)

@@ -17,7 +17,7 @@ from shopctl.chaos import store
 from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import SUBSCRIPTIONS, Env, Scenario
-from shoplib import events, money
+from shoplib import events, money, partitions
 
 SOURCE = "/shopctl/chaos"
 EARLIEST, LATEST = 0.05, 0.9
@@ -101,7 +101,7 @@ def check_dead_letters(poison: list[Poison], rows: list[tuple[str, dict[bytes, b
     seen = Counter((store.s(f[b"stream"]), store.s(f[b"entry_id"]), store.s(f[b"group"])) for _, f in rows)
     by_slot = {(store.s(f[b"stream"]), store.s(f[b"entry_id"]), store.s(f[b"group"])): f for _, f in rows}
     for p in poison:
-        for group in READERS[p.stream]:
+        for group in READERS[partitions.base(p.stream)]:
             count = seen.pop((p.stream, p.entry_id, group), 0)
             if count != 1:
                 problems.append(f"{p.kind} {p.entry_id} dead-lettered {count}x by {group}")
@@ -131,6 +131,7 @@ async def inject(run: Run, load: Recorder, poison: list[Poison], good: int, late
         await load.until(mark)  # (the drive is over: inject at once)
         # redis-py's xadd types `fields` as an invariant Dict; it only reads it (a Mapping would do).
         fields = cast("dict[FieldT, EncodableT]", p.fields)
+        p.stream = store.home(p.stream, p.fields)
         p.entry_id = store.s(await run.client.xadd(p.stream, fields))
         run.fault("poison")
 

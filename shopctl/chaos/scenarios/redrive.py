@@ -4,6 +4,7 @@ order-events while it is down (as a hand trim would lose them), payment started 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from order_svc.reconciler import INTERVAL_S
 from shopctl.chaos import store
@@ -11,7 +12,7 @@ from shopctl.chaos.harness import SETTLE_S, Outcome, Run
 from shopctl.chaos.procs import kill
 from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import Env, Scenario
-from shoplib import events
+from shoplib import events, partitions
 
 REDRIVEN_KEYS = "order:{p*}:stats:redriven"  # summed over the partitions
 # Events orders still PENDING this long are re-driven. Short, so that the delay plus a reconciler
@@ -23,21 +24,22 @@ STOP_AT, DELETE_AT = 0.2, 0.6  # of the orders: payment is down between the two,
 
 async def _delete_placed(run: Run, since: str, count: int) -> tuple[set[str], int]:
     """XDEL every OrderPlaced entry (after `since`) of `count` orders chosen at random."""
-    placed = [(entry_id, store.s(fields.get(b"subject", b"")))
-              for entry_id, fields in await store.entries(run.client, events.ORDER_EVENTS, since)
+    placed = [(stream, entry_id, store.s(fields.get(b"subject", b"")))
+              for stream in partitions.streams(events.ORDER_EVENTS)
+              for entry_id, fields in await store.entries(run.client, stream, since)
               if fields.get(b"type") == store.PLACED.encode()]
-    subjects = sorted({subject for _, subject in placed})
+    subjects = sorted({subject for _, _, subject in placed})
     chosen = set(run.rng.sample(subjects, min(count, len(subjects))))
-    ids = [entry_id for entry_id, subject in placed if subject in chosen]
-    if ids:
-        run.fault("xdel", int(await run.client.xdel(events.ORDER_EVENTS, *ids)))
+    ids = [(stream, entry_id) for stream, entry_id, subject in placed if subject in chosen]
+    for stream, entry_id in ids:
+        run.fault("xdel", int(await run.client.xdel(stream, entry_id)))
     return chosen, len(ids)
 
 
 async def _lose_events(run: Run, load: Recorder, orders: int, count: int) -> tuple[set[str], int]:
     if not await load.until(STOP_AT * orders):
         return set(), 0
-    since = store.s((await run.client.xinfo_stream(events.ORDER_EVENTS))["last-generated-id"])
+    since = f"{int(time.time() * 1000)}-0"  # an entry id of now: later entries of any partition follow it
     await kill(run.worker("payment"))  # stopped, not paused: a paused reader still receives entries
     run.fault("payment_stopped")
     await load.until(DELETE_AT * orders)
