@@ -17,6 +17,7 @@ from shoplib.grpc_server import ServiceSpec
 from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
+from shoplib.streams import lease
 from shoplib.tx import Committer
 from shoplib.uow import NoPublisher, StreamPublisher
 
@@ -37,7 +38,7 @@ def wire(settings: Settings, store: Store, *, committer: Committer | None = None
     subscription = consumers.subscription(f"notification-{settings.instance}", dispatcher(client, committer))
     consumer = stream_bootstrap.connect(settings.redis_url, client, committer, subscription, store.gate)
     name = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
-    return ServiceSpec(
+    return lease.guarded(ServiceSpec(  # a second live process with this consumer name is refused at start
         name="notification",
         port=settings.port,
         registrations=[lambda server: notification_service_pb2_grpc.add_NotificationServiceServicer_to_server(
@@ -48,7 +49,7 @@ def wire(settings: Settings, store: Store, *, committer: Committer | None = None
         consumers=[consumer],
         on_stop=[client.aclose],
         exposed=metrics.Exposed(settings.metrics_port, store.gate),  # its stream has no readers
-    )
+    ), client, subscription)
 
 
 async def build(settings: Settings | None = None) -> ServiceSpec:

@@ -24,6 +24,7 @@ from shoplib.health import Dependency, grpc_health_probe
 from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
+from shoplib.streams import lease
 from shoplib.tx import Committer
 from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
@@ -63,7 +64,7 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
                                        consumers.subscription(f"order-{settings.instance}", events), store.gate)
     api = OrderServicer(unit_of_work, updates.watch, faults.validator(domain.violations))
 
-    return ServiceSpec(
+    return lease.guarded(ServiceSpec(  # a second live process with this consumer name is refused at start
         name="order",
         port=settings.port,
         registrations=[lambda server: order_service_pb2_grpc.add_OrderServiceServicer_to_server(api, server)],
@@ -76,7 +77,7 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
         on_stop=[payment.close, notification.close, client.aclose],
         start_checks=[store.check_settings, redis_check.start_check(client, "order")],
         exposed=metrics.producing(settings.metrics_port, store.gate, client, shop_events.ORDER_EVENTS),
-    )
+    ), client, consumer.sub)
 
 
 async def build(settings: Settings | None = None) -> ServiceSpec:

@@ -22,6 +22,7 @@ from shoplib.health import Dependency, grpc_health_probe
 from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
+from shoplib.streams import lease
 from shoplib.tx import Committer
 from shoplib.uow import StreamPublisher
 
@@ -52,7 +53,7 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
     subscription = consumers.subscription(f"payment-{settings.instance}", dispatcher(client, committer, settings))
     consumer = stream_bootstrap.connect(settings.redis_url, client, committer, subscription, store.gate)
 
-    return ServiceSpec(
+    return lease.guarded(ServiceSpec(  # a second live process with this consumer name is refused at start
         name="payment",
         port=settings.port,
         registrations=[lambda server: payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(api, server)],
@@ -63,7 +64,7 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
         consumers=[consumer],
         on_stop=[notification.close, client.aclose],
         exposed=metrics.producing(settings.metrics_port, store.gate, client, shop_events.PAYMENT_EVENTS),
-    )
+    ), client, subscription)
 
 
 async def build(settings: Settings | None = None) -> ServiceSpec:
