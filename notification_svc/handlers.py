@@ -25,7 +25,7 @@ async def send(cmd: Request, uow: UnitOfWork) -> types_pb2.Notification:
     log.bind(order_id=cmd.order_id)
     note = domain.compose(cmd.order_id, cmd.customer_id, cmd.kind, cmd.amount, cmd.reason)
     if await _record(note, uow):
-        _logger.info("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
+        _logger.debug("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
         await uow.publish()
         return note
     return await uow.notifications.get(cmd.order_id, cmd.kind) or note  # sent before

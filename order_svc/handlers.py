@@ -34,7 +34,7 @@ async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: UnitOfWork
     uow.emit(events_pb2.OrderPlaced(order=order))
     if not await uow.commit(once=uow.orders.reservation(cmd.idempotency_key, fingerprint, order.order_id)):
         return await _replay(fingerprint, await uow.orders.reserved(cmd.idempotency_key), uow)
-    _logger.info("order.placed", total_minor=order.total.amount_minor, mode=types_pb2.FlowMode.Name(order.mode))
+    _logger.debug("order.placed", total_minor=order.total.amount_minor, mode=types_pb2.FlowMode.Name(order.mode))
     try:
         return await uow.publish() or order  # sync: the settled order; events: as stored (PENDING)
     except errors.Unavailable as exc:
@@ -87,7 +87,7 @@ async def settle_order(event: events_pb2.PaymentSucceeded | events_pb2.PaymentDe
     uow.orders.add(settled)
     if not await uow.commit(once=uow.orders.settlement(order.order_id)):
         return await _existing(order.order_id, uow)  # settled before, maybe by another path
-    _logger.info("order.settled", status=types_pb2.OrderStatus.Name(settled.status))
+    _logger.debug("order.settled", status=types_pb2.OrderStatus.Name(settled.status))
     await uow.publish()
     return settled
 

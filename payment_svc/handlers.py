@@ -28,7 +28,7 @@ async def charge(cmd: payment_service_pb2.ChargeRequest, uow: UnitOfWork, rules:
     uow.emit(domain.outcome_event(payment))
     uow.payments.add(payment)
     if await uow.commit(once=uow.payments.charge_once(payment)):
-        _logger.info("payment.charged", payment_id=payment.payment_id,
+        _logger.debug("payment.charged", payment_id=payment.payment_id,
                      status=types_pb2.PaymentStatus.Name(payment.status), amount_minor=payment.amount.amount_minor)
         await uow.publish()
         return payment

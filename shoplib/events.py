@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError, Message
 from shop.v1 import events_pb2
 
-from shoplib import clock, log, partitions
+from shoplib import log, partitions
 from shoplib.bounds import MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
 
 M = TypeVar("M", bound=Message)
@@ -29,8 +30,8 @@ class EventType:
     stream: str
     subject: Callable[[Message], str]
 
-    @property
-    def type_url(self) -> str:
+    @functools.cached_property
+    def type_url(self) -> str:  # computed once: every envelope written or read asks for it
         return f"type.googleapis.com/{self.message.DESCRIPTOR.full_name}"
 
 
@@ -52,14 +53,16 @@ class UndecodableEvent(Exception):
 
 
 def wrap(event: Message, source: str, traceparent: str = "") -> events_pb2.EventEnvelope:
+    """The envelope of `event`, its payload packed as an Any. Filled in place: an Any or a time
+    built apart and passed to the constructor would be copied into it once more."""
     kind = BY_MESSAGE[type(event)]
-    data = any_pb2.Any()
-    data.Pack(event)
-    now = clock.now()
-    return events_pb2.EventEnvelope(
-        id=str(uuid.uuid4()), source=source, specversion="1.0", type=kind.name, time=now,
-        subject=kind.subject(event), datacontenttype=CONTENT_TYPE, dataschema=data.type_url,
-        traceparent=traceparent, correlation_id=log.correlation_id.get(), data=data)
+    envelope = events_pb2.EventEnvelope(
+        id=str(uuid.uuid4()), source=source, specversion="1.0", type=kind.name, subject=kind.subject(event),
+        datacontenttype=CONTENT_TYPE, dataschema=kind.type_url, traceparent=traceparent,
+        correlation_id=log.correlation_id.get())
+    envelope.time.FromNanoseconds(time.time_ns())
+    envelope.data.type_url, envelope.data.value = kind.type_url, event.SerializeToString()
+    return envelope
 
 
 def stream_of(envelope: events_pb2.EventEnvelope) -> str:

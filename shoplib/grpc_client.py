@@ -81,10 +81,10 @@ async def invoke(service: str, method: str, call: Awaitable[T]) -> T:
     try:
         reply = await call
     except grpc.aio.AioRpcError as exc:
-        metrics.CLIENT_RPC_SECONDS.labels(method, exc.code().name).observe(time.perf_counter() - started)
+        metrics.client_rpc(method, exc.code().name).observe(time.perf_counter() - started)
         trace_calls.close(method, exc.code().name)
         raise _unavailable(service, exc) or exc from None
-    metrics.CLIENT_RPC_SECONDS.labels(method, grpc.StatusCode.OK.name).observe(time.perf_counter() - started)
+    metrics.client_rpc(method, grpc.StatusCode.OK.name).observe(time.perf_counter() - started)
     trace_calls.close(method, grpc.StatusCode.OK.name)
     return reply
 

@@ -43,7 +43,7 @@ _NO_RETRY = ("grpc-retry-pushback-ms", "-1")
 
 def _observe(method: str, code: str, started: float) -> None:
     """The one metric of a call: its duration under its method and final status code."""
-    metrics.SERVER_RPC_SECONDS.labels(method.lstrip("/"), code).observe(time.perf_counter() - started)
+    metrics.server_rpc(method.lstrip("/"), code).observe(time.perf_counter() - started)
 
 
 async def _fail(ctx: grpc.aio.ServicerContext[Any, Any], exc: BaseException, started: float,

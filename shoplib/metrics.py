@@ -10,6 +10,7 @@ cost the same with the endpoint off (`*_METRICS_PORT=0`); only the endpoint and 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from threading import Thread
@@ -50,6 +51,11 @@ GROUP_PENDING = Gauge("shop_stream_group_pending_entries", "Entries delivered, n
 GROUP_OLDEST_PENDING = Gauge(
     "shop_stream_group_oldest_pending_age_seconds", "Since the oldest pending entry was delivered (sampled; 0: none).",
     ["stream", "group"])
+# A family's labels() takes a lock and builds a key on every call; its label sets are few and
+# fixed (registered methods x status codes), so each child is looked up once and remembered.
+LABEL_SETS_KEPT = 1024
+server_rpc = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(SERVER_RPC_SECONDS.labels)
+client_rpc = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(CLIENT_RPC_SECONDS.labels)
 STORE_OPEN = Gauge("shop_store_open", "1 while the store takes writes, 0 during an outage.", ["service"])
 READY = Gauge("shop_ready", "1 while readiness is SERVING, 0 while NOT_SERVING.", ["service"])
 
