@@ -17,9 +17,12 @@ from shop.v1 import types_pb2
 
 import bench.profile
 from bench.common.load import IN_FLIGHT, Run, closed_loop, gateway_call
+from bench.events.bare import BareHops
 from bench.events.open_loop import open_loop
 from bench.profile import report
+from bench.profile.report import BARE
 from bench.profile.sampling import Load, Window, measured, sampled
+from bench.sync_chain import BareChain
 from shopctl.stack import SERVICES, Stack
 
 OUT = Path(__file__).resolve().parents[2] / "results" / "profile"
@@ -44,9 +47,9 @@ def _load(address: str, mode: str) -> Load:
     return drive
 
 
-async def _profile_stack(stack: Stack, mode: str, folder: Path, seconds: float) -> Window:
-    pids = {name: stack.processes[name].pid for name in SERVICES}
-    load = _load(stack.address("gateway"), mode)
+async def _profile(address: str, pids: dict[str, int], mode: str, folder: Path, seconds: float) -> Window:
+    """Warm up, then three windows: CPU unsampled, raw stacks, flame graphs (files named by pids' keys)."""
+    load = _load(address, mode)
     await load(WARM_UP_S)
     cpu = await measured(load, pids, seconds)
     await sampled(load, pids, seconds, {n: folder / f"{n}.raw.txt" for n in pids}, "raw")
@@ -54,25 +57,45 @@ async def _profile_stack(stack: Stack, mode: str, folder: Path, seconds: float) 
     return cpu
 
 
+def _ours(mode: str, folder: Path, seconds: float) -> Window:
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as logs, \
+            Stack(free_ports=True, log_dir=Path(logs), env={"STREAM_MAINTENANCE_S": "600"}) as stack:
+        pids = {name: stack.processes[name].pid for name in SERVICES}
+        return asyncio.run(_profile(stack.address("gateway"), pids, mode, folder, seconds))
+
+
+def _bare(mode: str, folder: Path, seconds: float) -> Window:
+    """The bench's bare twin of this mode (empty handlers; events: gateway -> order -> XADD)."""
+    with (BareChain() if mode == "sync" else BareHops()) as bare:
+        pids = {f"{BARE}{role}": process.pid for role, process in bare.processes.items()}
+        return asyncio.run(_profile(bare.address("gateway"), pids, mode, folder, seconds))
+
+
 def profile_mode(mode: str, seconds: float) -> str:
-    """Profile one mode into OUT/<mode>/; its markdown table."""
+    """Profile one mode, ours and its bare twin, into OUT/<mode>/; its markdown table."""
     folder = OUT / mode
     folder.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="bench-profile-") as logs, \
-            Stack(free_ports=True, log_dir=Path(logs), env={"STREAM_MAINTENANCE_S": "600"}) as stack:
-        print(f"{mode}: stack up; warming up, then three windows of {seconds:.0f} s (CPU, raw, flame graph)...",
-              flush=True)
-        window = asyncio.run(_profile_stack(stack, mode, folder, seconds))
-    orders = len(window.run.latencies_ms)
-    cpu_ms = {name: s * 1000 / orders for name, s in window.cpu_s.items()}
-    raws = {name: (folder / f"{name}.raw.txt").read_text().splitlines() for name in SERVICES}
+    print(f"{mode}: the stack, then its bare twin; each warmed up, then three windows of {seconds:.0f} s "
+          "(CPU, raw stacks, flame graphs)...", flush=True)
+    ours, bare = _ours(mode, folder, seconds), _bare(mode, folder, seconds)
+    cpu_ms = {**_per_order(ours), **_per_order(bare)}
+    raws = {name: (folder / f"{name}.raw.txt").read_text().splitlines() for name in cpu_ms}
     split = report.write_summaries(folder, raws, cpu_ms)
-    header = (f"{orders / window.run.elapsed_s:.0f} orders/s, {window.run.errors} errors; load average "
-              f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after, on {os.cpu_count()} cores")
-    text = report.table(mode, cpu_ms, split, orders, header)
+    header = (f"{_rate(ours)}, bare {_rate(bare)}; load average {load_before:.2f} before, "
+              f"{os.getloadavg()[0]:.2f} after, on {os.cpu_count()} cores")
+    text = report.table(mode, cpu_ms, split, len(ours.run.latencies_ms), header)
     (folder / "shares.md").write_text(text)
     return text
+
+
+def _per_order(window: Window) -> dict[str, float]:
+    orders = len(window.run.latencies_ms)
+    return {name: s * 1000 / orders for name, s in window.cpu_s.items()}
+
+
+def _rate(window: Window) -> str:
+    return f"{len(window.run.latencies_ms) / window.run.elapsed_s:.0f} orders/s, {window.run.errors} errors"
 
 
 def main(argv: list[str]) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.profile import buckets
 
+BARE = "bare-"  # the bare twin's processes: their rows, files and sum are apart from ours
 TOP_FRAMES = 25  # rows of each "hottest frames" list: enough to see past the event loop's own
 
 
@@ -21,10 +22,16 @@ def table(mode: str, cpu_ms: Mapping[str, float], split: Mapping[str, dict[str, 
     for name, ms in cpu_ms.items():
         cells = (f"{ms * split[name][b]:.3f} ({split[name][b]:.0%})" for b in buckets.BUCKETS)
         lines.append(f"| {name} | {ms:.3f} | " + " | ".join(cells) + " |")
-    total = sum(cpu_ms.values())
-    sums = (sum(cpu_ms[n] * split[n][b] for n in cpu_ms) for b in buckets.BUCKETS)
-    lines.append(f"| **all four** | **{total:.3f}** | " + " | ".join(f"{s:.3f} ({s / total:.0%})" for s in sums) + " |")
+    for label, names in (("our four", [n for n in cpu_ms if not n.startswith(BARE)]),
+                         ("bare twin", [n for n in cpu_ms if n.startswith(BARE)])):
+        lines.append(_sum_row(label, {n: cpu_ms[n] for n in names}, split))
     return "\n".join(lines) + "\n"
+
+
+def _sum_row(label: str, cpu_ms: Mapping[str, float], split: Mapping[str, dict[str, float]]) -> str:
+    total = sum(cpu_ms.values()) or float("nan")
+    sums = (sum(cpu_ms[n] * split[n][b] for n in cpu_ms) for b in buckets.BUCKETS)
+    return f"| **{label}** | **{total:.3f}** | " + " | ".join(f"{s:.3f} ({s / total:.0%})" for s in sums) + " |"
 
 
 def summary(name: str, raw: list[str], samples: int, cpu_ms: float) -> str:
