@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 INSTRUMENTATION = "shop"
 _provider: TracerProvider | None = None
 _tracer: trace.Tracer | None = None
+_parent_based = False  # the sampler honours the caller's decision (see `dropped`)
 _logger = log.get("shoplib.tracing")
 
 
@@ -49,16 +50,18 @@ def active() -> bool:
 
 def configure(service: str) -> bool:
     """Install the SDK's tracer provider for `service` when `wanted()`; True when it did."""
-    global _provider
+    global _provider, _parent_based
     if _provider is not None or not wanted():
         return _provider is not None
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased
 
     # service.name is always the service's own (one OTEL_SERVICE_NAME for a whole stack would merge
     # four services into one); OTEL_RESOURCE_ATTRIBUTES adds the rest. Sampler: OTEL_TRACES_SAMPLER.
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    _parent_based = isinstance(provider.sampler, ParentBased)
     if _endpoint():
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
@@ -83,10 +86,10 @@ def shutdown() -> None:
 
 
 def dropped(parent: trace.SpanContext) -> bool:
-    """True under a parent that was not sampled: the parent-based samplers (the default) drop its
-    children, so ours make no span there at all and pass the parent's context on as it is (the
-    trace id still travels; a 10 % sampled stack costs little more than one without tracing)."""
-    return parent.is_valid and not parent.trace_flags.sampled
+    """True under a parent that was not sampled, with a parent-based sampler (the default), which
+    would drop its children: ours then make no span at all and pass the parent's context on as it
+    is (the trace id still travels; a 10 % sampled stack costs little more than one untraced)."""
+    return _parent_based and parent.is_valid and not parent.trace_flags.sampled
 
 
 def current_dropped() -> bool:

@@ -44,7 +44,7 @@ def traced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
         with otlp_collector.running() as collector, pytest.MonkeyPatch.context() as patch:
             patch.setenv("REDIS_URL", server.url)
             env = {**FAST_ENV, "FAULTS": "", "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
-                   "OTEL_BSP_SCHEDULE_DELAY": str(BATCH_DELAY_MS), "OTEL_TRACES_SAMPLER": "always_on"}
+                   "OTEL_BSP_SCHEDULE_DELAY": str(BATCH_DELAY_MS)}  # the default sampler: parent-based, always on
             with Stack(free_ports=True, log_dir=Path(tmp_path_factory.mktemp("trace-logs")), env=env) as stack:
                 clients = Clients.of(stack)
                 yield Traced(stack, collector, clients)
