@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from shoplib.bounds import MAX_CORRELATION_ID_LENGTH
 
@@ -35,7 +36,7 @@ def configure(service: str) -> None:
     level = getattr(logging, os.environ.get("LOG_LEVEL", "INFO").upper(), logging.INFO)
     renderer, factory = _output(console=os.environ.get("LOG_FORMAT") == "console")
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+        processors=[_merge_bound, structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
                     structlog.processors.TimeStamper(fmt="iso", utc=True), structlog.processors.format_exc_info,
                     renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level), logger_factory=factory,
@@ -51,9 +52,23 @@ def _output(console: bool) -> tuple[Any, Any]:
     return json_lines, structlog.BytesLoggerFactory(file=sys.stdout.buffer)
 
 
+# Fields bound to the current task by `bind`: one context variable holding them all, replaced
+# (never changed in place) at each bind, so a task started later keeps the fields of its start.
+_bound: ContextVar[dict[str, object]] = ContextVar("log_bound", default={})  # noqa: B039 (never mutated)
+
+
 def bind(**fields: object) -> None:
-    """Bind fields to every log line of the current task (RPC or message)."""
-    structlog.contextvars.bind_contextvars(**fields)
+    """Bind fields to every log line of the current task (RPC or message). One context variable
+    is set per call, whatever the number of fields (structlog's bind_contextvars sets one per
+    field); they are merged into a line only when a line is written (`_merge_bound`)."""
+    _bound.set({**_bound.get(), **fields})
+
+
+def _merge_bound(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """The processor adding `bind`'s fields to a line: the line's own fields win over them, and
+    they over structlog's context (the interceptor's, bound before any `bind` of the same task)."""
+    bound = _bound.get()
+    return {**bound, **event_dict} if bound else event_dict
 
 
 def get(name: str | None = None) -> structlog.typing.FilteringBoundLogger:
