@@ -85,13 +85,13 @@ class Run:
         self.started = time.monotonic()
 
     async def __aenter__(self) -> Run:
-        await asyncio.to_thread(self.redis.start)
+        await self.start_store()
         try:
             await asyncio.to_thread(self.stack.start)
         except BaseException:
             await self._close_processes()
             raise
-        self.client = aioredis.Redis.from_url(self.redis.url, socket_timeout=10)
+        self.client = self.store_client()
         self.channel = grpc.aio.insecure_channel(self.stack.address("gateway"))
         self.gateway = gw_grpc.GatewayServiceStub(self.channel)
         self.pids = {label: w.process.pid for label, w in self.stack.workers.items()}
@@ -104,6 +104,16 @@ class Run:
 
     async def _close_processes(self) -> None:
         await asyncio.to_thread(self.stack.stop)
+        await self.close_store()
+
+    # The store: one redis-server here; a Redis Cluster in shopctl/chaos/cluster.py.
+    async def start_store(self) -> None:
+        await asyncio.to_thread(self.redis.start)
+
+    def store_client(self) -> aioredis.Redis:
+        return aioredis.Redis.from_url(self.redis.url, socket_timeout=10)
+
+    async def close_store(self) -> None:
         await asyncio.to_thread(self.redis.close)
 
     # --- processes ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from shopctl.chaos import table
 from shopctl.chaos.checker import Counts, Failure
+from shopctl.chaos.cluster import CLUSTER_SCENARIOS
 from shopctl.chaos.harness import Outcome
 from shopctl.chaos.scenarios import SCENARIOS, Env, Scenario
 from shopctl.chaos.sizes import CONTROL, FULL, QUICK, Sizes
@@ -23,14 +24,15 @@ from shopctl.chaos.sizes import CONTROL, FULL, QUICK, Sizes
 RUN_TIMEOUT_S = 420.0
 
 
-def select(only: list[str] | None) -> list[Scenario]:
+def select(only: list[str] | None, quick: bool = False) -> list[Scenario]:
+    """`only` (numbers or names), else every scenario; the cluster ones not in a quick run."""
     if not only:
-        return list(SCENARIOS)
+        return list(SCENARIOS) if quick else [*SCENARIOS, *CLUSTER_SCENARIOS]
     wanted = {w.strip() for item in only for w in item.split(",") if w.strip()}
-    chosen = [sc for sc in SCENARIOS if str(sc.number) in wanted or sc.key in wanted]
+    chosen = [sc for sc in (*SCENARIOS, *CLUSTER_SCENARIOS) if str(sc.number) in wanted or sc.key in wanted]
     unknown = wanted - {str(sc.number) for sc in chosen} - {sc.key for sc in chosen}
     if unknown:
-        names = ", ".join(f"{sc.number}/{sc.key}" for sc in SCENARIOS)
+        names = ", ".join(f"{sc.number}/{sc.key}" for sc in (*SCENARIOS, *CLUSTER_SCENARIOS))
         raise SystemExit(f"chaos: unknown scenario {sorted(unknown)}; choose among {names}")
     return chosen
 
@@ -62,7 +64,7 @@ async def run_all(scenarios: list[Scenario], sizes: Sizes, controls: bool, log_r
 
 def main(quick: bool = False, only: list[str] | None = None, seed: int | None = None, controls: bool = True,
          json_path: str | None = None) -> None:
-    scenarios, sizes = select(only), QUICK if quick else FULL
+    scenarios, sizes = select(only, quick), QUICK if quick else FULL
     seed = random.randrange(1_000_000) if seed is None else seed
     log_root = Path(tempfile.mkdtemp(prefix="shop-chaos-"))
     print(f"chaos: {sizes.name} sizes, seed {seed}, logs in {log_root}", flush=True)

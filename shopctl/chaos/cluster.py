@@ -1,0 +1,125 @@
+"""The chaos suite on a Redis Cluster (issue 10): 15. the consumer kill storm with two instances
+of every consumer service, 16. a master SIGKILLed mid-run while its replica takes over.
+
+A ClusterRun is a Run whose store is a private LocalCluster (3 masters + 3 replicas, AOF, node
+timeout 1.5 s) and whose services run with REDIS_CLUSTER=1; the checker reads it through a
+cluster client. Redis replicates asynchronously: a write the master acknowledged and had not yet
+sent to its replica is gone after the failover. Scenario 16 counts such orders (`lost` by the
+checker) in its notes instead of failing on them; duplicates and stuck orders still fail it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+from shopctl.chaos.harness import Outcome, Run
+from shopctl.chaos.recorder import Workload
+from shopctl.chaos.scenarios.base import Env, Scenario, during_load
+from shopctl.chaos.scenarios.workers import kill_storm
+from shoplib.redis_cluster import LocalCluster
+
+# The second instance of each consumer service besides payment (kill_storm adds payment-b itself).
+SECOND_INSTANCES = ("order", "notification")
+FAILOVER_ORDERS = {"full": 3000, "quick": 300, "control": 200}
+KILL_AT = 0.4  # of the orders: work before the failover and after it
+# While a master is down its slots refuse (CLUSTERDOWN, then MOVED once the replica took over):
+# callers hear UNAVAILABLE and retry; 10 attempts back off over about 6 s, past a failover's ~3 s.
+CODES = frozenset({"OK", "UNAVAILABLE"})
+ATTEMPTS = 10
+CLIENT_TIMEOUT_S = 10
+
+
+class ClusterRun(Run):
+    """A Run on a private Redis Cluster, with a second order and notification worker."""
+
+    def __init__(self, log_dir: Path, seed: int, env: dict[str, str] | None = None, **options: Any) -> None:
+        super().__init__(log_dir, seed, {"REDIS_CLUSTER": "1", **(env or {})}, **options)
+        self.cluster = LocalCluster()
+        self.stack.redis_url = self.cluster.url
+
+    async def __aenter__(self) -> ClusterRun:
+        await super().__aenter__()
+        try:
+            for service in SECOND_INSTANCES:
+                await self.add_worker(f"{service}-b", service, "b")
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def start_store(self) -> None:
+        await asyncio.to_thread(self.cluster.start)
+
+    def store_client(self) -> aioredis.Redis:
+        # RedisCluster offers the single-node client's command methods (shoplib.redis_conn does the same)
+        return cast(aioredis.Redis, RedisCluster.from_url(self.cluster.url, socket_timeout=CLIENT_TIMEOUT_S))
+
+    async def close_store(self) -> None:
+        await asyncio.to_thread(self.cluster.close)
+
+
+class ClusterEnv(Env):
+    def run(self, **options: Any) -> Run:
+        return ClusterRun(self.log_dir, self.seed, **options)
+
+
+def on_cluster(env: Env) -> ClusterEnv:
+    return ClusterEnv(env.sizes, env.log_dir, env.seed)
+
+
+async def cluster_kill_storm(sc: Scenario, env: Env, control: bool) -> Outcome:
+    """Scenario 1's storm on the cluster, two workers of every consumer service."""
+    return await kill_storm(sc, on_cluster(env), control)
+
+
+async def _fail_over(run: ClusterRun, at_order: float) -> dict[str, Any]:
+    """SIGKILL a master once `at_order` orders are done; wait until its replica serves its slots."""
+    if not await run.load.until(at_order):
+        return {}
+    cluster = run.cluster
+    victim = run.rng.choice(cluster.masters())
+    replica = cluster.replica_of(victim)
+    killed = time.monotonic()
+    await asyncio.to_thread(cluster.kill, victim)
+    run.fault("master_kill")
+    await asyncio.to_thread(cluster.wait_ok)
+    return {"victim": victim, "replica": replica, "promoted": replica in cluster.masters(),
+            "failover_s": round(time.monotonic() - killed, 2)}
+
+
+async def master_failover(sc: Scenario, env: Env, control: bool) -> Outcome:
+    """Control: payment without its once key (skip_once): a commit retried across the failover,
+    or an entry delivered again by the promoted replica, is then charged twice."""
+    orders = FAILOVER_ORDERS[env.sizes.name]
+    armed = {"FAULTS": "skip_once" if control else ""}
+    async with on_cluster(env).run(per_service={"payment": armed}) as run:
+        assert isinstance(run, ClusterRun)
+        await run.add_worker("payment-b", "payment", "b")
+        load = run.recorder(Workload(orders, attempts=ATTEMPTS))
+        failover, _ = await asyncio.gather(during_load(load, _fail_over(run, KILL_AT * orders)), load.run())
+        judgement, _ = await run.judge(allowed_codes=CODES)
+        lost = judgement.counts.lost  # acknowledged, then gone with the master's unreplicated writes
+        judgement.failures = [f for f in judgement.failures if f.kind != "lost"]
+        if failover.get("promoted"):
+            run.prove(f"master :{failover['victim']} SIGKILLed; replica :{failover['replica']} serves its slots "
+                      f"after {failover['failover_s']} s; {lost} acknowledged orders lost to async replication")
+        elif failover:
+            run.fail("failover", f"the replica of :{failover['victim']} did not take over: {failover}")
+        run.notes.update(failover, lost_by_async_replication=lost)
+        return sc.outcome(run, judgement, control)
+
+
+# Run by `make chaos` (full sizes) after the single-Redis scenarios, and by `--only 15,16`; not by
+# the reduced `--quick` run of `make test`, whose cluster checks are tests/cluster/.
+CLUSTER_SCENARIOS = (
+    Scenario(15, "cluster-kill-storm", "kill storm on a cluster, 2 of each", "no reclaim (no_reclaim)", "stuck",
+             cluster_kill_storm),
+    Scenario(16, "master-failover", "cluster master SIGKILLed", "no once key (skip_once)", "duplicated",
+             master_failover),
+)
