@@ -17,15 +17,16 @@ from typing import Any
 import jwt
 
 from shoplib import config
-from shoplib.errors import ServiceError
 from shoplib.security import files
+from shoplib.security.principal import OPERATOR_SCOPE, Principal, Unauthenticated
+
+__all__ = ["OPERATOR_SCOPE", "Principal", "TokenSettings", "TokenVerifier", "Unauthenticated"]
 
 ALGORITHMS = ["ES256", "RS256", "EdDSA"]  # asymmetric only: whoever verifies cannot mint
 LEEWAY_S = 30  # clock skew tolerated on exp / nbf between the issuer and us
 ISSUER = "shop-dev"  # the development issuer (`make token`); a deployment names its own
 AUDIENCE = "shop-gateway"
 MAX_VERIFIED_TOKENS = 10_000  # tokens remembered as verified (until their expiry): distinct callers at once
-OPERATOR_SCOPE = "shop:operator"  # may act for any customer (support staff, the demos)
 _REASONS: list[tuple[type[Exception], str]] = [  # most specific first
     (jwt.ExpiredSignatureError, "token expired"), (jwt.ImmatureSignatureError, "token not valid yet"),
     (jwt.InvalidAudienceError, "wrong audience"), (jwt.InvalidIssuerError, "wrong issuer"),
@@ -33,21 +34,6 @@ _REASONS: list[tuple[type[Exception], str]] = [  # most specific first
     (jwt.InvalidAlgorithmError, "signing algorithm not accepted"), (jwt.InvalidSignatureError, "bad signature"),
     (jwt.DecodeError, "malformed token"),
 ]
-
-
-class Unauthenticated(ServiceError):
-    code = "UNAUTHENTICATED"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a verified token speaks for: its subject (a customer id) and scopes."""
-
-    subject: str
-    scopes: frozenset[str]
-
-    def may_act_for(self, customer_id: str) -> bool:
-        return self.subject == customer_id or OPERATOR_SCOPE in self.scopes
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import functools
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 import grpc
 
 from shoplib import errors, log
-from shoplib.security.auth import Principal, TokenVerifier, Unauthenticated
 from shoplib.security.guard import Check, CheckingInterceptor, Context
+from shoplib.security.principal import Principal, Unauthenticated
+
+if TYPE_CHECKING:  # the JWT library is loaded only where tokens are checked (shoplib.security.serving)
+    from shoplib.security.auth import TokenVerifier
 
 PROTECTED = "/shop.v1.GatewayService/"
 AUTHORIZATION = "authorization"

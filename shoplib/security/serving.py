@@ -16,7 +16,6 @@ import grpc
 
 from shoplib import security
 from shoplib.security import peers, tls
-from shoplib.security.auth import TokenSettings, TokenVerifier
 from shoplib.security.callers import TokenAuthentication
 from shoplib.security.files import TlsFiles
 from shoplib.security.identities import GATEWAY
@@ -30,6 +29,7 @@ def interceptors(service: str) -> list[grpc.aio.ServerInterceptor]:
     if not security.enabled():
         return []
     if service == GATEWAY:
+        from shoplib.security.auth import TokenSettings, TokenVerifier  # PyJWT: loaded by the secure gateway only
         return [TokenAuthentication(TokenVerifier(TokenSettings.from_env()))]
     return [peers.PeerAuthorization()]
 
