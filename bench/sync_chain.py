@@ -121,7 +121,11 @@ def report(bare: tuple[Run, Run], real: tuple[Run, Run]) -> None:
     b, r = bare[1].per_s, real[1].per_s
     met = "met" if r / b >= AIM_THROUGHPUT_SHARE else "not met"
     print(_row(f"orders/s, {IN_FLIGHT} in flight", b, r, f"{r / b:.0%}", f">= {AIM_THROUGHPUT_SHARE:.0%} ({met})"))
+    b, r = (sum(runs[1].cpu_ms_per_call.values()) for runs in (bare, real))
+    print(_row(f"CPU ms/order, {IN_FLIGHT} in flight", b, r, f"{r / b:.2f}x", "(all processes but the client)"))
     for name, (serial, burst) in (("bare chain", bare), ("real sync", real)):
+        cpu = ", ".join(f"{process} {ms:.3f}" for process, ms in burst.cpu_ms_per_call.items())
+        print(f"{name}: CPU ms per order at {IN_FLIGHT} in flight: {cpu}")
         print(f"{name}: {len(serial.latencies_ms)} + {len(burst.latencies_ms)} calls measured "
               f"({burst.elapsed_s:.1f} s at {IN_FLIGHT} in flight), {serial.errors + burst.errors} errors")
 
@@ -130,10 +134,14 @@ def measure(sizes: LatencySizes) -> tuple[tuple[Run, Run], tuple[Run, Run]]:
     """(bare chain, real sync stack): each (1 in flight, IN_FLIGHT)."""
     with BareChain() as chain:
         print("bare chain up; measuring...", flush=True)
-        bare = asyncio.run(latency_runs(chain.address("gateway"), types_pb2.FLOW_MODE_SYNC, sizes, {}))
+        pids = {role: process.pid for role, process in chain.processes.items()}
+        bare = asyncio.run(latency_runs(chain.address("gateway"), types_pb2.FLOW_MODE_SYNC, sizes, pids))
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as logs, Stack(free_ports=True, log_dir=Path(logs)) as stack:
         print("real stack up (sync mode, private Redis); measuring...", flush=True)
-        real = asyncio.run(latency_runs(stack.address("gateway"), types_pb2.FLOW_MODE_SYNC, sizes, {}))
+        pids = {name: process.pid for name, process in stack.processes.items()}
+        if stack.redis is not None and stack.redis.process is not None:
+            pids["redis"] = stack.redis.process.pid
+        real = asyncio.run(latency_runs(stack.address("gateway"), types_pb2.FLOW_MODE_SYNC, sizes, pids))
     return bare, real
 
 
