@@ -1,7 +1,8 @@
 """A refused TLS handshake, told apart from a service that is down.
 
 grpcio reports both as UNAVAILABLE; only the details differ. When our client refuses the server
-they name the TLS error ("Ssl handshake failed", "CERTIFICATE_VERIFY_FAILED"); when the server
+they name the TLS error ("Ssl handshake failed", "CERTIFICATE_VERIFY_FAILED", "Hostname Verification
+Check failed" for a server that is not the one the channel is pinned to); when the server
 refuses our certificate (TLS 1.3 sends that verdict after the client's side of the handshake)
 the client only sees the connection closed while connecting, where a down service refuses the
 connection and a hung one times out. Either does not heal by retrying: a certificate, CA or
@@ -19,7 +20,8 @@ from shoplib import errors, log, security
 
 _logger = log.get("shoplib.security.handshake")
 # What grpcio's details say when TLS, not the network, refused the connection.
-_TLS_REFUSAL = re.compile(r"handshake|SSL_ERROR|CERTIFICATE_VERIFY|tlsv1 alert|peer name", re.IGNORECASE)
+_TLS_REFUSAL = re.compile(r"handshake|SSL_ERROR|CERTIFICATE_VERIFY|tlsv1 alert|peer name|verification check failed",
+                          re.IGNORECASE)
 # The server closed the connection before any call got through (both phrasings of grpcio's pick-first policy).
 _CLOSED_WHILE_CONNECTING = re.compile(r"(failed to connect|connections to all backends failing).*Socket closed",
                                       re.IGNORECASE | re.DOTALL)

@@ -111,3 +111,15 @@ async def test_our_client_reports_a_refused_handshake_as_such_not_as_service_dow
             await grpc_client.invoke("payment", "shop.v1.PaymentService/GetPayment", call)
     assert caught.value.code == "INTERNAL", caught.value.message
     assert "TLS handshake with the payment service was refused" in caught.value.message
+
+
+async def test_a_service_reached_at_the_wrong_address_is_refused_by_its_identity(payment: str) -> None:
+    """Order means to call notification, but the address answers with payment's certificate:
+    the channel pins the identity, so the call never reaches the wrong service."""
+    async with grpc_client.channel(payment, "order", "notification") as channel:
+        call = payment_service_pb2_grpc.PaymentServiceStub(channel).GetPayment(
+            payment_service_pb2.GetPaymentRequest(order_id=new_id("ord")), timeout=TIMEOUT_S)
+        with pytest.raises(errors.ServiceError) as caught:
+            await grpc_client.invoke("notification", "shop.v1.PaymentService/GetPayment", call)
+    assert caught.value.code == "INTERNAL"
+    assert "TLS handshake with the notification service was refused" in caught.value.message
