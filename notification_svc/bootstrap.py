@@ -10,8 +10,7 @@ from notification_svc import consumers, handlers
 from notification_svc.adapters import NotificationUnitOfWork, Reader
 from notification_svc.config import Settings
 from notification_svc.grpc_api import NotificationServicer
-from shoplib import faults, metrics, trace_seams
-from shoplib.committers import PipelinedCommitter
+from shoplib import faults, metrics, replicated, trace_seams
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.security import redis_check
@@ -32,7 +31,7 @@ def dispatcher(reader: Reader, committer: Committer) -> Dispatcher[NotificationU
 
 def wire(settings: Settings, store: Store, *, committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = committer or trace_seams.committer(faults.committer(PipelinedCommitter(client)))
+    committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
     sync_publisher = NoPublisher()  # in sync mode nobody listens to NotificationSent
     api = NotificationServicer(lambda: NotificationUnitOfWork(client, committer, sync_publisher))
     subscription = consumers.subscription(f"notification-{settings.instance}", dispatcher(client, committer))

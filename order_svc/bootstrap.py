@@ -16,8 +16,7 @@ from order_svc.grpc_api import OrderServicer
 from order_svc.reconciler import Reconciler
 from order_svc.updates import OrderUpdates
 from shoplib import events as shop_events
-from shoplib import faults, grpc_client, metrics, trace_seams
-from shoplib.committers import PipelinedCommitter
+from shoplib import faults, grpc_client, metrics, replicated, trace_seams
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
@@ -54,7 +53,7 @@ def reconciler(unit_of_work: UnitOfWorkFactory, settings: Settings) -> Reconcile
 def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notification: grpc.aio.Channel, *,
          committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = committer or trace_seams.committer(faults.committer(PipelinedCommitter(client)))
+    committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
     events = dispatcher(client, committer)
     unit_of_work = unit_of_work_factory(client, committer, {
         types_pb2.FLOW_MODE_SYNC: SyncChain(notification, payment, events),

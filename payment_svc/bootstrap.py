@@ -14,8 +14,7 @@ from payment_svc.adapters import PaymentUnitOfWork, Reader, SyncReceipts
 from payment_svc.config import Settings
 from payment_svc.grpc_api import PaymentServicer
 from shoplib import events as shop_events
-from shoplib import faults, grpc_client, metrics, trace_seams
-from shoplib.committers import PipelinedCommitter
+from shoplib import faults, grpc_client, metrics, replicated, trace_seams
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
@@ -46,7 +45,7 @@ def dispatcher(reader: Reader, committer: Committer, settings: Settings
 def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
          committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = committer or trace_seams.committer(faults.committer(PipelinedCommitter(client)))
+    committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
     receipts = SyncReceipts(notification)
     api = PaymentServicer(lambda: PaymentUnitOfWork(client, committer, receipts), rules_of(settings),
                           settings.delay_ms / 1000)
