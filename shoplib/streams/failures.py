@@ -48,12 +48,18 @@ def stage_forget(writes: Writes, ack: Ack) -> None:
 
 
 async def sweep(client: aioredis.Redis, group: str) -> int:
-    """Drop records of entries no longer pending in `group` (handled by another consumer)."""
-    return sum([await _sweep(client, group, key(group, p)) for p in partitions.every()])
+    """Drop records of entries no longer pending in `group` (handled by another consumer); the
+    records of every partition are read in one pipeline."""
+    keys = [key(group, p) for p in partitions.every()]
+    async with client.pipeline(transaction=False) as pipe:
+        for records in keys:
+            pipe.hscan(records, 0, count=SWEEP_BATCH)
+        pages = await pipe.execute()
+    return sum([await _sweep(client, group, records, fields) for records, (_, fields) in zip(keys, pages, strict=True)
+                if fields])
 
 
-async def _sweep(client: aioredis.Redis, group: str, records: str) -> int:
-    _, fields = await client.hscan(records, 0, count=SWEEP_BATCH)
+async def _sweep(client: aioredis.Redis, group: str, records: str, fields: dict[bytes, bytes]) -> int:
     stale = []
     for raw in fields:
         stream, _, entry_id = as_bytes(raw).decode().partition(" ")

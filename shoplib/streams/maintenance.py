@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -54,12 +54,27 @@ class Maintenance:
                 _logger.error("consumer.maintenance_failed", group=self._sub.group, exc_info=exc)
 
     async def run(self) -> None:
-        for stream in self._wanted:  # every partition's
-            await self._reclaim(stream)
-            await self._forget_idle_consumers(stream)
-        for stream in self._trimmed:
-            await self._trimmer.trim(stream, self._settings.retain_ms)
-        await failures.sweep(self._client, self._sub.group)
+        """Every chore over every partition's stream, each chore in one pipelined round trip
+        (P partitions would otherwise cost P round trips per chore per round)."""
+        streams, group = list(self._wanted), self._sub.group
+        if self._reclaim_allowed():
+            first = await self._each(streams, lambda pipe, stream: pipe.xautoclaim(
+                stream, group, self._sub.consumer, self._settings.claim_idle_ms, start_id="0-0",
+                count=self._settings.batch))
+            for stream, reply in zip(streams, first, strict=True):
+                await self._reclaim(stream, reply)
+        consumers = await self._each(streams, lambda pipe, stream: pipe.xinfo_consumers(stream, group))
+        for stream, found in zip(streams, consumers, strict=True):
+            await self._forget_idle_consumers(stream, found)
+        await self._trimmer.trim_all(self._trimmed, self._settings.retain_ms)
+        await failures.sweep(self._client, group)
+
+    async def _each(self, streams: list[str], add: Callable[[Any, str], object]) -> list[Any]:
+        """One command per stream, in one pipeline (a cluster client splits it by node)."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                add(pipe, stream)
+            return list(await pipe.execute())
 
     async def recreate_groups(self) -> None:
         """Our group was lost (Redis restarted without persistence, or deleted by hand)."""
@@ -73,16 +88,10 @@ class Maintenance:
         settled = time.monotonic() - self._gate.opened_at > self._settings.claim_idle_ms / 1000
         return settled and self._settings.protections.reclaim
 
-    async def _reclaim(self, stream: str) -> None:
+    async def _reclaim(self, stream: str, reply: Any) -> None:
         """Take over entries idle past the claim threshold (dead, stuck or failed consumers),
-        following the cursor to the end of the pending list."""
-        if not self._reclaim_allowed():
-            return
-        cursor = "0-0"
+        following the cursor of the first XAUTOCLAIM reply to the end of the pending list."""
         while True:
-            reply = await self._client.xautoclaim(stream, self._sub.group, self._sub.consumer,
-                                                  self._settings.claim_idle_ms, start_id=cursor,
-                                                  count=self._settings.batch)
             cursor, claimed = _s(reply[0]), reply[1]
             if claimed:
                 _logger.info("consumer.reclaimed", stream=stream, entries=len(claimed))
@@ -91,9 +100,12 @@ class Maintenance:
                     await self._process([(stream, _s(i), f or {}) for i, f in claimed], True)
             if cursor == "0-0" or self._stopping.is_set():
                 return
+            reply = await self._client.xautoclaim(stream, self._sub.group, self._sub.consumer,
+                                                  self._settings.claim_idle_ms, start_id=cursor,
+                                                  count=self._settings.batch)
 
-    async def _forget_idle_consumers(self, stream: str) -> None:
-        for consumer in await self._client.xinfo_consumers(stream, self._sub.group):
+    async def _forget_idle_consumers(self, stream: str, consumers: list[dict[str, Any]]) -> None:
+        for consumer in consumers:
             name = _s(consumer["name"])
             if (name != self._sub.consumer and not consumer["pending"]
                     and consumer["idle"] > self._settings.consumer_idle_delete_ms):

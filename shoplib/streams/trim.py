@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from shoplib import log, topology
 from shoplib.streams.settings import Protections
@@ -18,18 +19,40 @@ class Trimmer:
     """Runs trim.lua (atomic: group check, floor and XTRIM in one step)."""
 
     def __init__(self, client: aioredis.Redis, protections: Protections | None = None) -> None:
-        self._script = client.register_script(_SCRIPT)
+        self._client, self._script = client, client.register_script(_SCRIPT)
         self._protections = protections or Protections()
+
+    def _args(self, stream: str, retain_ms: int) -> list[str]:
+        cutoff = f"{int(time.time() * 1000) - retain_ms}-0"
+        ignore = "" if self._protections.trim_floor else "1"
+        groups = topology.groups_of(stream) if self._protections.declared_groups else ()
+        return [cutoff, ignore, *groups]
 
     async def trim(self, stream: str, retain_ms: int) -> int:
         """Trim entries older than `retain_ms` that every declared group has processed; returns
         entries removed (0 when a missing group had to be recreated first)."""
-        cutoff = f"{int(time.time() * 1000) - retain_ms}-0"
-        ignore = "" if self._protections.trim_floor else "1"
-        groups = topology.groups_of(stream) if self._protections.declared_groups else ()
-        removed = int(await self._script(keys=[stream], args=[cutoff, ignore, *groups]))
+        return self._removed(stream, int(await self._script(keys=[stream], args=self._args(stream, retain_ms))))
+
+    async def trim_all(self, streams: list[str], retain_ms: int) -> int:
+        """`trim` of every stream, in one pipeline (EVALSHA as a plain command: a cluster pipeline
+        refuses `evalsha`); a stream whose script was not loaded (NOSCRIPT) is trimmed alone."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.execute_command("EVALSHA", self._script.sha, 1, stream, *self._args(stream, retain_ms))
+            replies = await pipe.execute(raise_on_error=False)
+        removed = 0
+        for stream, reply in zip(streams, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                removed += await self.trim(stream, retain_ms)
+            elif isinstance(reply, Exception):
+                raise reply
+            else:
+                removed += self._removed(stream, int(reply))
+        return removed
+
+    def _removed(self, stream: str, removed: int) -> int:
         if removed < 0:
-            _logger.info("consumer.group_missing", stream=stream, declared=list(groups),
+            _logger.info("consumer.group_missing", stream=stream, declared=list(topology.groups_of(stream)),
                          action="created from the start before trimming; nothing trimmed this round")
             return 0
         return removed

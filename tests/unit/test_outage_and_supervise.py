@@ -21,6 +21,10 @@ from shoplib.supervise import Supervisor
     rx.ResponseError("NOREPLICAS Not enough good replicas to write."),
     rx.TryAgainError("Multiple keys request during rehashing of slot"),
     rx.ClusterDownError("The cluster is down"),
+    rx.SlotNotCoveredError('Slot "5" is not covered by the cluster.'),  # its master failed, no replica yet
+    rx.ClusterError("TTL exhausted."),  # redirections that never settled (a MOVED storm in a failover)
+    rx.MovedError("3999 127.0.0.1:6381"),
+    rx.AskError("3999 127.0.0.1:6381"),
     rx.ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed"),
     rx.ResponseError("BACKLOG order-events holds 1000000 entries, its bound"),
     rx.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused."),
@@ -35,6 +39,7 @@ def test_a_store_that_cannot_serve_for_now_is_an_outage(exc: Exception) -> None:
     rx.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value"),
     rx.ResponseError("ERR unknown command 'XAUTOCLAIM'"),
     rx.NoPermissionError("this user has no permissions to run the 'config' command"),
+    rx.ResponseError("CROSSSLOT Keys in request don't hash to the same slot"),  # our layout's bug
     TimeoutError(),  # asyncio's handler timeout: a slow handler, not a lost Redis
     KeyError("bug"),
     ValueError("bad data"),
