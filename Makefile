@@ -12,7 +12,7 @@ BASELINE := protos/baseline.binpb
 
 .PHONY: help venv tools gen check-gen lint-proto breaking baseline lint typecheck test up \
         demo-sync demo-events streams dead-letters bench bench-events bench-secure certs token compare chaos house clean \
-        trace bench-observability profile
+        trace bench-observability profile bench-scale
 
 help:
 	@echo "make demo-sync | demo-events   start the stack, place a few orders, show who did what, stop"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-secure              secure profile (mTLS, tokens, ACLs) against plaintext, in one run"
 	@echo "make trace ORDER=ord_...       that order's waterfall (spans kept by TRACE=1 make up / demo-*)"
 	@echo "make bench-observability       what metrics and traces cost (both modes, on vs off)"
+	@echo "make bench-scale               single Redis vs cluster, 1 vs 2 instances (CPU per order)"
 	@echo "make gen                       regenerate gen/ from protos/"
 	@echo "make chaos | compare           fault suite with controls | both modes side by side"
 	@echo "make typecheck | house         mypy strict | the code in figures (sizes, file switches)"
@@ -122,6 +123,10 @@ token: venv
 
 bench-events: venv
 	@$(PY) -m bench.events
+
+# Events mode on one Redis vs a 3+3 Redis Cluster, 1 vs 2 instances of every service: CPU per order, orders/s.
+bench-scale: venv
+	@$(PY) -m bench.scale
 
 # py-spy on each service under load, both modes: results/profile/<mode>/<service>.svg|.txt, shares.md.
 profile: venv
