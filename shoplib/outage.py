@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 from redis import exceptions as rx
+from redis.asyncio.cluster import RedisCluster
 
-from shoplib import log
+from shoplib import log, partitions
 
 # Replies with which Redis refuses a command for now, and says so by their first word: memory
 # full (OOM), a replica (READONLY), a failed snapshot (MISCONF), loading data (LOADING), a busy
@@ -64,8 +65,20 @@ PROBE_TTL_MS = 10_000
 
 
 def write_probe(client: aioredis.Redis, key: str) -> Callable[[], Awaitable[object]]:
-    """A probe that fails whenever a real write would: PING cannot see a store refusing writes."""
-    return lambda: client.set(key, "1", px=PROBE_TTL_MS)
+    """A probe that fails whenever a real write would: PING cannot see a store refusing writes.
+    On a Redis Cluster it writes `key:{pN}` in every partition (one pipeline, split by node), so a
+    failed master closes the gate, as a failed single Redis does, until its replica took over."""
+    if not isinstance(client, RedisCluster):
+        return lambda: client.set(key, "1", px=PROBE_TTL_MS)
+    keys = [partitions.key(key, p) for p in partitions.every()]
+
+    async def probe() -> object:
+        async with client.pipeline(transaction=False) as pipe:
+            for each in keys:
+                pipe.set(each, "1", px=PROBE_TTL_MS)
+            return await pipe.execute()
+
+    return probe
 
 
 class StoreGate:

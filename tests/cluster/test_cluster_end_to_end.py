@@ -7,8 +7,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 from shop.v1 import types_pb2
 
@@ -16,7 +19,7 @@ from notification_svc.adapters import notes_key
 from order_svc.adapters import PENDING, order_key, pending_key, redriven_key
 from payment_svc.adapters import ledger_key, payment_key
 from shopctl.stack import Stack
-from shoplib import events, partitions
+from shoplib import events, outage, partitions
 from shoplib.redis_cluster import LocalCluster
 from shoplib.streams import failures
 from shoplib.streams.settings import DEAD_LETTERS
@@ -91,3 +94,16 @@ def test_orders_spread_over_all_three_masters(clients: Clients, store: RedisClus
 def test_the_stack_log_shows_no_cross_slot_refusal(stack: Stack) -> None:
     logs = "".join(path.read_text(errors="replace") for path in Path(stack.log_dir).glob("*.log"))
     assert "CROSSSLOT" not in logs and "non local key" not in logs
+
+
+async def test_the_write_probe_writes_on_every_master(redis_cluster_url: str, store: RedisCluster,
+                                                      redis_cluster: LocalCluster) -> None:
+    """So a failed master closes the gate (NOT_SERVING, consumers hold), as a failed Redis does."""
+    client = AsyncRedisCluster.from_url(redis_cluster_url)
+    try:
+        await outage.write_probe(cast(aioredis.Redis, client), "health:probe-test")()
+    finally:
+        await client.aclose()
+    written = [partitions.key("health:probe-test", p) for p in partitions.every()]
+    assert all(store.exists(key) for key in written)
+    assert {store.get_node_from_key(key).port for key in written} == set(redis_cluster.masters())
