@@ -1,5 +1,6 @@
 """Speed at scale, in one run: events-mode orders through the gateway(s) on one Redis and on a
-3-master + 3-replica Redis Cluster, with 1 and with 2 instances of every service.
+3-master + 3-replica Redis Cluster, with 1 and with 2 instances of every service, and on the
+cluster with REDIS_WAIT_REPLICAS=1 (each commit waits for a replica).
 
     .venv/bin/python -m bench.scale [--quick]      (make bench-scale)
 
@@ -29,7 +30,9 @@ from shopctl.instances import ScaledStack
 from shoplib import balancing
 
 AIM_RATIO = 1.2
-SETUPS = (("single Redis", False, 1), ("cluster", True, 1), ("single Redis", False, 2), ("cluster", True, 2))
+# (label, REDIS_CLUSTER, instances of every service, REDIS_WAIT_REPLICAS)
+SETUPS = (("single Redis", False, 1, 0), ("cluster", True, 1, 0), ("single Redis", False, 2, 0),
+          ("cluster", True, 2, 0), ("cluster+WAIT 1", True, 1, 1))
 SETTLE_POLL_S = 0.5
 SETTLE_CPU_S = 0.05  # the setup's processes used less CPU than this over one poll: the backlog is done
 SETTLE_MAX_S = 60.0
@@ -90,8 +93,8 @@ async def drive(stack: ScaledStack, sizes: Sizes) -> tuple[int, float, dict[str,
     return len(run.latencies_ms), len(run.latencies_ms) / elapsed, {k: after[k] - before[k] for k in before}
 
 
-def measure(setup: str, clustered: bool, instances: int, sizes: Sizes) -> Result:
-    env = {"REDIS_CLUSTER": "1" if clustered else "0"}
+def measure(setup: str, clustered: bool, instances: int, wait: int, sizes: Sizes) -> Result:
+    env = {"REDIS_CLUSTER": "1" if clustered else "0", "REDIS_WAIT_REPLICAS": str(wait)}
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as logs:
         stack = ScaledStack(free_ports=True, log_dir=Path(logs), env=env, instances=instances)
         stack.redis_url = ""  # a private Redis or cluster per setup, whatever REDIS_URL says
@@ -120,7 +123,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short run (about a minute), for a smoke test")
     sizes = QUICK if parser.parse_args().quick else FULL
     os.environ.pop("REDIS_URL", None)
-    report([measure(setup, clustered, instances, sizes) for setup, clustered, instances in SETUPS])
+    report([measure(*setup, sizes) for setup in SETUPS])
 
 
 if __name__ == "__main__":
