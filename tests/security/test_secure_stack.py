@@ -124,6 +124,9 @@ def test_the_client_certificate_calling_charge_through_grpcurl_is_permission_den
                           capture_output=True, text=True, timeout=TIMEOUT_S)
     assert "Code: PermissionDenied" in done.stderr
     assert "caller 'client' may not call /shop.v1.PaymentService/Charge" in done.stderr
+    log = secured.stack.log_path("payment")
+    assert wait_until(lambda: '"caller":"client","allowed":["order"],"event":"security.caller_refused"'
+                      in log.read_text(), what="the refusal in the payment service's log")
 
 
 def test_a_caller_without_a_certificate_is_refused_and_the_servers_log_says_why(secured: Secured) -> None:
