@@ -167,15 +167,16 @@ class StreamConsumer:
         if not batch:
             return
         counts = await self._delivery_counts(batch) if redelivered else {}
-        await asyncio.gather(*(self._entries.work(entry, counts.get(entry[1], 1)) for entry in batch))
+        await asyncio.gather(*(self._entries.work(entry, counts.get((entry[0], entry[1]), 1)) for entry in batch))
 
-    async def _delivery_counts(self, batch: list[Entry]) -> dict[str, int]:
-        counts: dict[str, int] = {}
+    async def _delivery_counts(self, batch: list[Entry]) -> dict[tuple[str, str], int]:
+        """Deliveries so far by (stream, entry id): an id may repeat across streams."""
+        counts: dict[tuple[str, str], int] = {}
         for stream in {s for s, _, _ in batch}:
             ids = [i for s, i, _ in batch if s == stream]
             rows = await self._client.xpending_range(stream, self.sub.group, min=ids[0], max=ids[-1],
                                                      count=len(ids) * 2, consumername=self.sub.consumer)
-            counts.update({_s(row["message_id"]): int(row["times_delivered"]) for row in as_pending(rows)})
+            counts.update({(stream, _s(row["message_id"])): int(row["times_delivered"]) for row in as_pending(rows)})
         return counts
 
 

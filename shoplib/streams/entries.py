@@ -51,7 +51,9 @@ class EntryWorker:
         self.gate, self._stopping = gate, stopping
         self._decode = decode or events.decode
         self._dead_letter = dead_letter or deadletter.dead_letter
-        self._failed: dict[str, int] = {}  # entry id -> failures in a row in this process
+        # (stream, entry id) -> failures in a row in this process. The stream too: ids repeat
+        # across streams, and with partitions an id often appears in several (same millisecond).
+        self._failed: dict[tuple[str, str], int] = {}
 
     async def work(self, entry: Entry, deliveries: int) -> None:
         """Work on one entry until it is settled or left pending for a later delivery. Never
@@ -86,7 +88,7 @@ class EntryWorker:
 
     async def _settle_decoded(self, envelope: events_pb2.EventEnvelope, payload: Message, ack: Ack, deliveries: int,
                               fields: dict[bytes, bytes]) -> None:
-        if self._over_budget(ack.entry_id, deliveries):
+        if self._over_budget(ack, deliveries):
             return await self._give_up(ack, deliveries, fields)
         cid = log.accepted_correlation_id(envelope.correlation_id) or ""  # from the broker: bounded too
         log.correlation_id.set(cid)
@@ -114,7 +116,7 @@ class EntryWorker:
             return await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
         if handler is not None:
             metrics.EVENTS_HANDLED.labels(partitions.base(ack.stream), ack.group).inc()
-        if self._failed.pop(ack.entry_id, None) is not None:
+        if self._failed.pop((ack.stream, ack.entry_id), None) is not None:
             await failures.forget(self._client, ack)
         _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
 
@@ -122,15 +124,15 @@ class EntryWorker:
         """The handler failed: the entry stays pending (retried after reclaim) and the error is
         kept in Redis, so whichever consumer gives up on it can say what failed."""
         error = error[:MAX_ERROR_CHARS]
-        self._failed[ack.entry_id] = self._failed.get(ack.entry_id, 0) + 1
+        self._failed[(ack.stream, ack.entry_id)] = self._failed.get((ack.stream, ack.entry_id), 0) + 1
         _logger.warning("event.failed", error=error, deliveries=deliveries)
         trace_context.failed(error)
         metrics.EVENTS_FAILED.labels(partitions.base(ack.stream), ack.group).inc()
         await failures.record(self._client, ack, error)
 
-    def _over_budget(self, entry_id: str, deliveries: int) -> bool:
+    def _over_budget(self, ack: Ack, deliveries: int) -> bool:
         limit = self.settings.max_deliveries
-        return deliveries > limit or self._failed.get(entry_id, 0) >= limit
+        return deliveries > limit or self._failed.get((ack.stream, ack.entry_id), 0) >= limit
 
     async def _runtime_failed(self, entry: Entry, deliveries: int, exc: Exception) -> None:
         """The runtime itself failed on this entry (a bug of ours): logged with its traceback and
@@ -140,7 +142,7 @@ class EntryWorker:
         ack = Ack(stream, self.sub.group, entry_id)
         try:
             await self._failure(ack, deliveries, f"consumer error: {exc!r}")
-            if self._over_budget(entry_id, deliveries + 1):
+            if self._over_budget(ack, deliveries + 1):
                 await self._give_up(ack, deliveries, fields)
         except Exception:
             _logger.exception("consumer.failure_not_recorded", entry_id=entry_id)
@@ -148,12 +150,12 @@ class EntryWorker:
     async def _give_up(self, ack: Ack, deliveries: int, fields: dict[bytes, bytes]) -> None:
         last = await failures.last(self._client, ack) or (
             "none recorded: each consumer holding it stopped or crashed before it finished")
-        tries = max(deliveries - 1, self._failed.pop(ack.entry_id, 0))
+        tries = max(deliveries - 1, self._failed.pop((ack.stream, ack.entry_id), 0))
         await self._dead(ack, deliveries, f"gave up after {tries} deliveries; last error: {last}", fields)
 
     async def _dead(self, ack: Ack, deliveries: int, error: str, fields: dict[bytes, bytes]) -> None:
         await self._dead_letter(self._committer, replace(ack, only_if_pending=True), self.sub.consumer, deliveries,
                                 error, fields)
-        self._failed.pop(ack.entry_id, None)
+        self._failed.pop((ack.stream, ack.entry_id), None)
         metrics.EVENTS_DEAD_LETTERED.labels(partitions.base(ack.stream), ack.group).inc()
         _logger.error("event.dead_lettered", error=error[:MAX_ERROR_CHARS], deliveries=deliveries)
