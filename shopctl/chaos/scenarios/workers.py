@@ -108,7 +108,8 @@ async def crash_after_effect(sc: Scenario, env: Env, control: bool) -> Outcome:
     limits = {"STREAM_MAX_DELIVERIES": str(sizes.crashes + 3)}
     async with env.run(env=limits, per_service={"payment": armed}) as run:
         load = run.recorder(Workload(sizes.crash_orders))
-        faulted: dict[str, str] = {}  # entry id -> order id: effect committed, never acknowledged
+        # (stream, entry id) -> order id: effect committed, never acknowledged (ids repeat across partitions)
+        faulted: dict[tuple[str, str], str] = {}
 
         async def on_exit(worker: Worker, code: int) -> dict[str, str]:
             crashes = run.faults["crash"] + 1
@@ -118,7 +119,7 @@ async def crash_after_effect(sc: Scenario, env: Env, control: bool) -> Outcome:
             for stream, entry_id in await held(run, worker):
                 for order_id in (await store.subject_of(run.client, stream, [entry_id])).values():
                     if await store.charged(run.client, order_id):
-                        faulted[entry_id] = order_id
+                        faulted[(stream, entry_id)] = order_id
             again = crashes < sizes.crashes
             instance = f"c{crashes}" if crashes % 2 else worker.instance
             return {"instance": instance, **(armed if again else _armed("skip_once" if control else ""))}
@@ -127,7 +128,7 @@ async def crash_after_effect(sc: Scenario, env: Env, control: bool) -> Outcome:
         await load.run()
         judgement, _ = await run.judge()
         await stop_task(supervisor)
-        still = {i for stream in partitions.streams(events.ORDER_EVENTS)
+        still = {(stream, i) for stream in partitions.streams(events.ORDER_EVENTS)
                  for i, _, _ in await store.pending_of(run.client, stream, PAYMENT_GROUP)}
         if unacked := sorted(set(faulted) & still):
             run.fail("redelivery", f"{len(unacked)} crashed entries never redelivered and acknowledged: {unacked[:3]}")
