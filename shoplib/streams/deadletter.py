@@ -46,14 +46,21 @@ def _what(fields: dict[bytes, bytes]) -> dict[str, bytes | int]:
             "truncated": int(len(original) < len(fields.get(b"envelope", b"")))}
 
 
-async def redrive(client: aioredis.Redis, entry_id: str) -> str:
+async def redrive(client: aioredis.Redis, ref: str) -> str:
     """Put a dead letter's original envelope back on its stream (consumers are idempotent), then
-    remove the dead letter. Returns the new entry id. Looks in every partition's dead letters
-    (P reads: an operator's command, not a hot path)."""
-    for letters in partitions.streams(DEAD_LETTERS):
-        if found := as_entries(await client.xrange(letters, entry_id, entry_id)):
-            return await _redrive(client, letters, entry_id, found[0][1])
-    raise KeyError(f"no dead letter {entry_id}")
+    remove the dead letter. Returns the new entry id. `ref` is "<partition>/<id>" as `make
+    dead-letters` lists them, or a bare id, looked for in every partition (P reads: an operator's
+    command, not a hot path); KeyError when absent, ValueError when a bare id is in several."""
+    partition, _, entry_id = ref.rpartition("/")
+    where = [partitions.stream(DEAD_LETTERS, int(partition))] if partition else partitions.streams(DEAD_LETTERS)
+    found = [(letters, rows[0][1]) for letters in where
+             if (rows := as_entries(await client.xrange(letters, entry_id, entry_id)))]
+    if not found:
+        raise KeyError(f"no dead letter {ref}")
+    if len(found) > 1:
+        raise ValueError(f"dead letter {entry_id} is in {len(found)} partitions: name one as P/{entry_id} "
+                         f"({', '.join(str(partitions.partition_of_key(letters)) for letters, _ in found)})")
+    return await _redrive(client, found[0][0], entry_id, found[0][1])
 
 
 async def _redrive(client: aioredis.Redis, letters: str, entry_id: str, fields: dict[bytes, bytes]) -> str:

@@ -93,21 +93,23 @@ def render(views: list[StreamView], dead: int) -> str:
             out += _group_lines(group)
         for name in view.missing:
             out.append(f"  group {name:<28} MISSING (declared; recreated by the next maintenance round)")
-    out.append(f"{DEAD_LETTERS + ':*':<26}{dead:>8}  (re-drive: make dead-letters ARGS='redrive <id>')")
+    out.append(f"{DEAD_LETTERS + ':*':<26}{dead:>8}  (re-drive: make dead-letters ARGS='redrive <partition>/<id>')")
     return "\n".join(out)
 
 
 async def dead_letters(client: aioredis.Redis, count: int = 20) -> str:
-    rows = sorted([row for letters in partitions.streams(DEAD_LETTERS)
-                   for row in as_entries(await client.xrevrange(letters, count=count))],
-                  key=lambda row: _id_order(row[0]), reverse=True)[:count]
+    """The newest dead letters of all partitions, each named "<partition>/<id>" (what a re-drive takes)."""
+    rows = sorted([(p, *row) for p in partitions.every()
+                   for row in as_entries(await client.xrevrange(partitions.stream(DEAD_LETTERS, p), count=count))],
+                  key=lambda row: _id_order(row[1]), reverse=True)[:count]
     if not rows:
         return "no dead letters"
-    out = [f"{'dead letter id':<18}{'from':<30}{'group':<28}{'deliveries':>10}  error"]
+    out = [f"{'dead letter':<22}{'from':<36}{'group':<28}{'deliveries':>10}  error"]
     now_ms = int(time.time() * 1000)
-    for entry_id, f in rows:  # .get: an entry someone added by hand must not break the listing
+    for p, entry_id, f in rows:  # .get: an entry someone added by hand must not break the listing
         origin = f"{_s(f.get(b'stream', b'?'))}/{_s(f.get(b'entry_id', b'?'))}"
         age = (now_ms - int(_s(entry_id).split("-")[0])) / 1000
-        out.append(f"{_s(entry_id):<18}{origin:<30}{_s(f.get(b'group', b'?')):<28}"
+        name = f"{p}/{_s(entry_id)}"
+        out.append(f"{name:<22}{origin:<36}{_s(f.get(b'group', b'?')):<28}"
                    f"{_s(f.get(b'deliveries', b'?')):>10}  {_s(f.get(b'error', b'?'))[:200]} ({age:.0f}s ago)")
     return "\n".join(out)

@@ -15,7 +15,7 @@ from payment_svc.adapters import payment_key
 from shoplib import events
 from shoplib.committers import RedisCommitter
 from shoplib.redis_server import LocalRedis
-from shoplib.streams import deadletter
+from shoplib.streams import deadletter, status
 from shoplib.streams.consumer import Subscription
 from shoplib.tx import Ack, Committer
 from tests.events.helpers import (
@@ -135,7 +135,8 @@ async def test_a_dead_letter_is_redriven_once_the_cause_is_fixed(
             await deadletter.redrive(async_redis, "1-1")
 
         payments.fixed = True
-        new_id_ = await deadletter.redrive(async_redis, poison_letter_id)
+        assert f"0/{poison_letter_id}" in await status.dead_letters(async_redis)  # as `make dead-letters` lists it
+        new_id_ = await deadletter.redrive(async_redis, f"0/{poison_letter_id}")
         await async_wait_until(lambda: _charged(async_redis, poison.order_id), what="the re-driven order charged")
 
     assert new_id_ not in dead
