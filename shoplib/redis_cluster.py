@@ -24,8 +24,7 @@ SLOTS = 16384  # fixed by the Redis Cluster protocol
 NODE_TIMEOUT_MS = 1500
 # Forming the cluster (gossip between 6 nodes, replica sync) takes about 2 s on loopback.
 FORM_TIMEOUT_S = 20.0
-POLL_S = 0.05
-VERSION_TIMEOUT_S = 5.0
+POLL_S, VERSION_TIMEOUT_S = 0.05, 5.0
 # A node's own command (CLUSTER NODES, INFO) answers in milliseconds; longer means it is gone.
 COMMAND_TIMEOUT_S = 2.0
 
@@ -94,12 +93,10 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = FORM_TIMEO
 
 
 class LocalCluster:
-    """`masters` masters, each with `replicas_per_master` replicas, on free loopback ports.
-
-    Use as `with LocalCluster() as cluster:`; `cluster.url` is a master's redis:// URL (any node
-    will do for a cluster client). Raises ClusterUnsupported before starting anything when the
-    redis-server on PATH cannot run a cluster, TimeoutError when the cluster does not form.
-    """
+    """`masters` masters, each with `replicas_per_master` replicas, on free loopback ports. Use as
+    `with LocalCluster() as cluster:`; `cluster.url` is a master's redis:// URL (any node will do
+    for a cluster client). Raises ClusterUnsupported before starting anything when the redis-server
+    on PATH cannot run a cluster, TimeoutError when the cluster does not form."""
 
     def __init__(self, masters: int = 3, replicas_per_master: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS) -> None:
         binary = cluster_binary()
@@ -160,6 +157,9 @@ class LocalCluster:
         for index, replica in enumerate(replicas):
             master = self.nodes[index % self.master_count]
             replica.command("CLUSTER REPLICATE", self._ids[master.port])
+        # gossip: until every node's view shows every replica (replica_of reads any node's view)
+        wait_until(lambda: all(sum(row["master_id"] != "-" for row in self._rows(node)) == len(replicas)
+                               for node in self.nodes), "every node knowing every replica")
 
     def wait_ok(self, timeout: float = FORM_TIMEOUT_S) -> None:
         """Until every live node says cluster_state:ok and every live replica's link is up."""
