@@ -8,9 +8,9 @@ SERVICE_INSTANCE=i (consumer name `order-i`) and, on fixed ports, the service's 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from shopctl.stack import SERVICES, Stack, service_of
+from shopctl.stack import SERVICES, Stack, exit_status, service_of
 from shoplib import config
 from shoplib.redis_server import free_port
 
@@ -34,6 +34,7 @@ class ScaledStack(Stack):
     """A Stack with `instances` processes of every service; use as `with ScaledStack(...)`."""
 
     instances: int = 1
+    _reported: set[str] = field(default_factory=set)  # exited instances already reported
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -73,7 +74,19 @@ class ScaledStack(Stack):
         self.wait_serving(self.extra())
 
     def check_running(self, when: str, names: Sequence[str] = ()) -> None:
-        super().check_running(when, names or self.labels())
+        """With `names`, as Stack does. Without (`make up`): a service is down, and the stack stops,
+        only when every instance of it has exited; one exited instance is reported, once."""
+        if names:
+            return super().check_running(when, names)
+        exited = {label for label, process in self.processes.items() if process.poll() is not None}
+        for label in sorted(exited - self._reported):
+            alive = [other for other in self.labels(service_of(label)) if other not in exited]
+            code = self.processes[label].poll()
+            print(f"{label} exited ({exit_status(code or 0)}); {len(alive)} of {self.instances} instances of "
+                  f"{service_of(label)} carry on: {', '.join(alive) or 'none'}", flush=True)
+        self._reported |= exited
+        down = [service for service in SERVICES if set(self.labels(service)) <= exited]
+        return super().check_running(when, [label for service in down for label in self.labels(service)])
 
     def stop(self) -> None:
         for label in reversed(self.extra()):

@@ -15,6 +15,7 @@ from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 
 from shopctl import load
 from shopctl.instances import ScaledStack
+from shopctl.stack import StackError
 from shoplib import balancing
 
 pytestmark = pytest.mark.e2e
@@ -56,6 +57,11 @@ def test_killing_one_order_instance_under_load_loses_nothing(tmp_path: Path, red
         run, killed_at = asyncio.run(drive_and_kill(stack, "order-2"))
         assert stack.processes["order-2"].poll() == -signal.SIGKILL
         asyncio.run(settle(stack, run))
+        stack.check_running("while the stack was up")  # `make up` carries on: order has an instance left
+        stack.processes["order"].send_signal(signal.SIGKILL)
+        stack.processes["order"].wait()
+        with pytest.raises(StackError, match="order"):  # ...and stops once no order instance is left
+            stack.check_running("while the stack was up")
     codes = {record.code for record in run.records}
     assert codes <= {"OK", "UNAVAILABLE"}, codes  # a call that died with the victim is retryable
     accepted = [record for record in run.records if record.code == "OK"]
