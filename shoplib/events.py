@@ -77,7 +77,7 @@ def entry_fields(envelope: events_pb2.EventEnvelope) -> dict[str, str | bytes]:
 
 
 def entry_size(fields: dict[bytes, bytes]) -> int:
-    return sum(len(k) + len(v) for k, v in fields.items())
+    return sum(map(len, fields)) + sum(map(len, fields.values()))  # every entry read: no Python loop
 
 
 def decode(fields: dict[bytes, bytes]) -> tuple[events_pb2.EventEnvelope, Message]:
