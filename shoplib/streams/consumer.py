@@ -112,6 +112,9 @@ class StreamConsumer:
             await self._wait_for_slot()
             for entry in await self._read(streams, ">", self._free_slots()):
                 self._start(self._entries.work(entry, 1))
+            # A sibling read failed and this one was cancelled during its blocked read, which
+            # redis-py may swallow: without this it would read on, and `together` wait for ever.
+            redis_conn.stop_if_cancelled()
 
     def _free_slots(self) -> int:
         return self.settings.batch - len(self._in_flight)
