@@ -12,6 +12,13 @@ from shoplib.fields import id_violations, order_id_violations, text_violations
 KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT,
                    types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED})
 
+# What each kind says; str.format fills the fields (their values are never read as templates).
+TEXTS = {
+    types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED: "We received your order {order_id} ({total}).",
+    types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT: "Payment of {total} for order {order_id} received. Thank you!",
+    types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED: "Payment of {total} for order {order_id} declined: {reason}.",
+}
+
 
 def violations(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType, reason: str = ""
                ) -> list[tuple[str, str]]:
@@ -24,11 +31,7 @@ def violations(order_id: str, customer_id: str, kind: types_pb2.NotificationKind
 def compose(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType, amount: types_pb2.Money,
             reason: str) -> types_pb2.Notification:
     total = money.format_money(amount) if amount.currency_code else "your order"
-    text = {
-        types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED: f"We received your order {order_id} ({total}).",
-        types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT: f"Payment of {total} for order {order_id} received. Thank you!",
-        types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED: f"Payment of {total} for order {order_id} declined: {reason}.",
-    }[kind]
+    text = TEXTS[kind].format(order_id=order_id, total=total, reason=reason)  # only the one it sends
     now = clock.now()
     return types_pb2.Notification(notification_id=f"ntf_{uuid.uuid4().hex[:24]}", order_id=order_id,
                                   customer_id=customer_id, kind=kind, message=text, create_time=now)
