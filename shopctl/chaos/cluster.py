@@ -26,7 +26,7 @@ from shoplib.redis_cluster import LocalCluster
 
 # The second instance of each consumer service besides payment (kill_storm adds payment-b itself).
 SECOND_INSTANCES = ("order", "notification")
-FAILOVER_ORDERS = {"full": 3000, "quick": 300, "control": 200}
+FAILOVER_ORDERS = {"full": 3000, "quick": 300, "control": 200, "small": 160}  # small: tests/cluster
 KILL_AT = 0.4  # of the orders: work before the failover and after it
 # While a master is down its slots refuse (CLUSTERDOWN, then MOVED once the replica took over):
 # callers hear UNAVAILABLE and retry; 10 attempts back off over about 6 s, past a failover's ~3 s.
