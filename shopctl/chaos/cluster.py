@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode as RedisNode
 from redis.asyncio.cluster import RedisCluster
 
 from shopctl.chaos.harness import Outcome, Run
@@ -23,6 +24,7 @@ from shopctl.chaos.recorder import Workload
 from shopctl.chaos.scenarios.base import Env, Scenario, during_load
 from shopctl.chaos.scenarios.workers import kill_storm
 from shoplib.redis_cluster import LocalCluster
+from shoplib.redis_server import free_port
 
 # The second instance of each consumer service besides payment (kill_storm adds payment-b itself).
 SECOND_INSTANCES = ("order", "notification")
@@ -42,6 +44,11 @@ class ClusterRun(Run):
         super().__init__(log_dir, seed, {"REDIS_CLUSTER": "1", **(env or {})}, **options)
         self.cluster = LocalCluster()
         self.stack.redis_url = self.cluster.url
+        # the stack's free ports were drawn before the cluster's, none bound yet: draw again any they share
+        taken = {port for node in self.cluster.nodes for port in (node.port, node.bus_port)}
+        for name, port in self.stack.ports.items():
+            while port in taken:
+                port = self.stack.ports[name] = free_port()
 
     async def __aenter__(self) -> ClusterRun:
         await super().__aenter__()
@@ -57,8 +64,10 @@ class ClusterRun(Run):
         await asyncio.to_thread(self.cluster.start)
 
     def store_client(self) -> aioredis.Redis:
-        # RedisCluster offers the single-node client's command methods (shoplib.redis_conn does the same)
-        return cast(aioredis.Redis, RedisCluster.from_url(self.cluster.url, socket_timeout=CLIENT_TIMEOUT_S))
+        """A cluster client that knows every node: its first command may come after the node of
+        the URL was SIGKILLed. (RedisCluster offers the single-node client's command methods.)"""
+        nodes = [RedisNode("127.0.0.1", node.port) for node in self.cluster.nodes]
+        return cast(aioredis.Redis, RedisCluster(startup_nodes=nodes, socket_timeout=CLIENT_TIMEOUT_S))
 
     async def close_store(self) -> None:
         await asyncio.to_thread(self.cluster.close)
