@@ -85,14 +85,24 @@ def _group_lines(group: GroupView) -> list[str]:
               for name, pending, idle in group.consumers)]
 
 
+def _quiet(view: StreamView) -> bool:
+    """An empty partition stream with every declared group present and nothing pending."""
+    return view.length == 0 and not view.missing and not any(g.pending for g in view.groups)
+
+
 def render(views: list[StreamView], dead: int) -> str:
+    """One block per partition stream worth a look; the quiet ones (empty, nothing pending, no
+    group missing) are counted in one line, so 16 partitions do not bury the three in use."""
     out = [f"{'stream':<26}{'length':>8}  last id", "-" * 64]
-    for view in views:
+    quiet = [view for view in views if _quiet(view)]
+    for view in (view for view in views if not _quiet(view)):
         out.append(f"{view.name:<26}{view.length:>8}  {view.last_id}")
         for group in view.groups:
             out += _group_lines(group)
         for name in view.missing:
             out.append(f"  group {name:<28} MISSING (declared; recreated by the next maintenance round)")
+    if quiet:
+        out.append(f"({len(quiet)} of {len(views)} partition streams are empty with nothing pending: not shown)")
     out.append(f"{DEAD_LETTERS + ':*':<26}{dead:>8}  (re-drive: make dead-letters ARGS='redrive <partition>/<id>')")
     return "\n".join(out)
 
