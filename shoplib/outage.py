@@ -13,6 +13,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import PurePath
 
 import redis.asyncio as aioredis
 from redis import exceptions as rx
@@ -37,6 +38,17 @@ _REFUSAL_CLASSES: tuple[type[BaseException], ...] = (
 _CLASS_CODES = {rx.OutOfMemoryError: "OOM", rx.ReadOnlyError: "READONLY", rx.BusyLoadingError: "LOADING",
                 rx.TryAgainError: "TRYAGAIN", rx.MasterDownError: "MASTERDOWN", rx.ClusterDownError: "CLUSTERDOWN"}
 
+# redis-py 8.1's cluster client closes every connection of a node, or of the whole client, when
+# one command meets a failed node (ConnectionError, CLUSTERDOWN, a pipeline's retry); a command of
+# another task on one of those connections then fails inside redis-py's connection code with its
+# transport gone: RuntimeError (uvloop: "the handler is closed") or AttributeError (its writer is
+# already None). Raised from that module, they are a broken connection, i.e. an outage.
+_TORN = (RuntimeError, AttributeError)
+_CONNECTION_CODE = ("redis", "asyncio", "connection.py")
+# The cluster client's own words when no node it knows can give it a full slot map (every startup
+# node unreachable, or slots uncovered while a replica is being promoted).
+_NO_SLOT_MAP = ("Redis Cluster cannot be connected", "All slots are not covered")
+
 # Backoff between write probes while the store refuses: quick first tries, then at most this.
 PROBE_BACKOFF_MIN_S = 0.05
 PROBE_BACKOFF_MAX_S = 1.0
@@ -47,7 +59,21 @@ def is_outage(exc: BaseException) -> bool:
     """True when `exc` says the store cannot serve for now (down, unreachable, refusing writes)."""
     if isinstance(exc, rx.ResponseError) and not isinstance(exc, _REFUSAL_CLASSES):
         return str(exc).split(" ", 1)[0] in REFUSALS
-    return isinstance(exc, _REFUSAL_CLASSES)
+    if isinstance(exc, _REFUSAL_CLASSES) or _torn_connection(exc):
+        return True
+    return isinstance(exc, rx.RedisClusterException) and str(exc).startswith(_NO_SLOT_MAP)
+
+
+def _torn_connection(exc: BaseException) -> bool:
+    """A RuntimeError / AttributeError raised inside redis-py's connection code (see _TORN)."""
+    if not isinstance(exc, _TORN):
+        return False
+    frame = exc.__traceback__
+    while frame is not None:
+        if PurePath(frame.tb_frame.f_code.co_filename).parts[-3:] == _CONNECTION_CODE:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def describe(exc: BaseException) -> str:
@@ -57,6 +83,8 @@ def describe(exc: BaseException) -> str:
             return code
     if isinstance(exc, rx.ResponseError):
         return str(exc).split(" ", 1)[0][:20]
+    if _torn_connection(exc):
+        return "ConnectionClosed"
     return type(exc).__name__
 
 

@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import StreamRangeResponse, XPendingRangeResponse, ZSetRangeResponse
 
 from shoplib import config
+from shoplib.redis_cluster_client import RefreshingCluster
 from shoplib.security import redis_auth
 
 # A command that takes longer than this means Redis is gone or stuck: fail, do not hang.
@@ -84,11 +85,12 @@ def _retry() -> Retry:
 def _cluster(url: str, socket_timeout_s: float) -> aioredis.Redis:
     """A cluster client, typed as the single-node client: RedisCluster offers the same command
     methods with the same signatures (redis-py types them on one shared mixin). Where the two
-    differ (pipelined scripts, reads over several slots) the callers check `is_cluster`."""
-    client = RedisCluster.from_url(url, max_connections=POOL_SIZE, socket_timeout=socket_timeout_s,
-                                   socket_connect_timeout=CONNECT_TIMEOUT_S, retry=_retry(),
-                                   retry_on_error=[RedisConnectionError, RedisTimeoutError],
-                                   **redis_auth.connection_kwargs())
+    differ (pipelined scripts, reads over several slots) the callers check `is_cluster`. It
+    re-reads its slot map after a failover whatever command failed (RefreshingCluster)."""
+    client = RefreshingCluster.from_url(url, max_connections=POOL_SIZE, socket_timeout=socket_timeout_s,
+                                        socket_connect_timeout=CONNECT_TIMEOUT_S, retry=_retry(),
+                                        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+                                        **redis_auth.connection_kwargs())
     return cast(aioredis.Redis, client)
 
 
