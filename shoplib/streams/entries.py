@@ -108,6 +108,8 @@ class EntryWorker:
         except _REJECTED as exc:
             return await self._dead(ack, deliveries, f"rejected: {exc}", fields)
         except TimeoutError:
+            if self.settings.protections.hold_on_outage:
+                await self._raise_if_store_down()
             limit = self.settings.handler_timeout_s
             return await self._failure(ack, deliveries, f"TimeoutError: handler took longer than {limit:.1f}s")
         except Exception as exc:
@@ -119,6 +121,17 @@ class EntryWorker:
         if self._failed.pop((ack.stream, ack.entry_id), None) is not None:
             await failures.forget(self._client, ack)
         _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
+
+    async def _raise_if_store_down(self) -> None:
+        """A handler cut off by its deadline while the store cannot take writes (a master failing
+        over, a restart: its commit was waiting on a dead connection) was held up by the outage,
+        not by the entry: the probe's outage error is raised, so the entry is held, not charged."""
+        try:
+            await self.gate.check()
+        except Exception as exc:
+            if outage.is_outage(exc):
+                raise
+            _logger.warning("store.probe_failed", error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
 
     async def _failure(self, ack: Ack, deliveries: int, error: str) -> None:
         """The handler failed: the entry stays pending (retried after reclaim) and the error is
