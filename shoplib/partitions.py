@@ -1,7 +1,7 @@
 """The key layout: P hash-tagged partitions, so every atomic step stays in one Redis Cluster slot.
 
-Everything of one order lives under one hash tag `{pN}` (N in 0..P-1), right after the owner's
-prefix, so the same names work on one Redis and on a cluster:
+Everything of one order lives under one hash tag `{pN}` or `{pN.k}` (N in 0..P-1; see `tag`),
+right after the owner's prefix, so the same names work on one Redis and on a cluster:
     order:{p3}:ord_p3_<hex>   order:{p3}:key:<idempotency key>   order:{p3}:pending-events
     payment:{p3}:ord_p3_<hex> payment:{p3}:ledger                notification:{p3}:ord_p3_<hex>
     order-events:{p3}         payment-events:{p3}                dead-letters:{p3}
@@ -16,15 +16,23 @@ import functools
 import re
 import zlib
 
+from redis.crc import key_slot
+
 from shoplib import config
 
-# 16 partitions reach all three masters of a default 3-master cluster (4, 5 and 7 of them with
-# redis-cli's even slot ranges) while per-partition chores (reclaim, trim) stay cheap.
+# 16 partitions spread as evenly as 16 can over the three masters of a default 3-master cluster
+# (5, 5 and 6 of them with redis-cli's even slot ranges: see `tag`) while per-partition chores
+# (reclaim, trim) stay cheap.
 DEFAULT_PARTITIONS = 16
+# Redis Cluster's hash slots: a tag's slot is CRC16(tag) mod this.
+SLOTS = 16384
+# Tags tried per partition before giving up: a band is at least 16 slots wide (P <= 1024), so a
+# try lands in it with odds >= 1/1024 and 100,000 tries all miss with odds below e^-97.
+MAX_SALT = 100_000
 # Past this the per-partition chores of every consumer (reclaim, trim, group checks) dominate.
 MAX_PARTITIONS = 1024
 _IN_ORDER_ID = re.compile(r"ord_p(\d+)_")
-_TAG = re.compile(r"\{p(\d+)\}")
+_TAG = re.compile(r"\{p(\d+)(?:\.\d+)?\}")
 
 
 @functools.cache
@@ -41,7 +49,22 @@ def every() -> range:
 
 
 def tag(partition: int) -> str:
-    return f"{{p{partition}}}"
+    """The hash tag of a partition: `{pN}`, or `{pN.k}` with the smallest k whose slot falls in band
+    N of P equal bands of the 16384 slots. Plain `{p0}`..`{p15}` hash to clustered slots (4, 5 and
+    7 of 16 on three evenly sliced masters); with one tag per band, a master of M evenly sliced
+    ones holds the bands inside its slot range, plus perhaps the one straddling each end (16 on
+    three masters: 5, 5 and 6)."""
+    return _banded_tag(partition, count())
+
+
+@functools.cache
+def _banded_tag(partition: int, partitions: int) -> str:
+    low, high = partition * SLOTS // partitions, (partition + 1) * SLOTS // partitions
+    for salt in range(MAX_SALT):
+        name = f"p{partition}" if salt == 0 else f"p{partition}.{salt}"
+        if low <= key_slot(name.encode()) < high:
+            return f"{{{name}}}"
+    raise AssertionError(f"no tag of partition {partition} of {partitions} within {MAX_SALT} tries")
 
 
 def key(prefix: str, partition: int, *rest: str) -> str:

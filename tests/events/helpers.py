@@ -53,11 +53,14 @@ FAST_ENV = {"STREAM_BLOCK_MS": str(FAST.block_ms), "STREAM_CLAIM_IDLE_MS": str(F
             "STREAM_MAINTENANCE_S": str(FAST.maintenance_interval_s), "STREAM_MAX_DELIVERIES": str(FAST.max_deliveries)}
 
 TERMINAL = {types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED}
-# The streams of partition 0: the only one under the `one_partition` fixture.
-ORDER_STREAM = partitions.stream(events.ORDER_EVENTS, 0)
-PAYMENT_STREAM = partitions.stream(events.PAYMENT_EVENTS, 0)
-DEAD_STREAM = partitions.stream(DEAD_LETTERS, 0)
-LEDGER = ledger_key(0)
+# The streams of partition 0 when it is the only one (the `one_partition` fixture): its tag's band
+# is every slot, so its tag is the plain {p0} (tests/unit/test_partitions.py holds it to that).
+# Spelled out: at import PARTITIONS is not 1 yet, and the tags of partition 0 of 16 differ.
+ALONE = "{p0}"
+ORDER_STREAM = f"{events.ORDER_EVENTS}:{ALONE}"
+PAYMENT_STREAM = f"{events.PAYMENT_EVENTS}:{ALONE}"
+DEAD_STREAM = f"{DEAD_LETTERS}:{ALONE}"
+LEDGER = f"payment:{ALONE}:ledger"
 
 
 def ledger(order_id: str) -> str:

@@ -31,12 +31,30 @@ def test_an_order_id_names_the_partition_of_its_idempotency_key() -> None:
 
 
 def test_keys_keep_the_owner_prefix_first_and_the_tag_right_after_it() -> None:
-    assert partitions.key("order", 3, "key", "k-1") == "order:{p3}:key:k-1"
-    assert partitions.stream("order-events", 3) == "order-events:{p3}"
-    assert partitions.base("order-events:{p3}") == "order-events"
-    assert partitions.partition_of_key("dead-letters:{p11}") == 11
-    assert order_key("ord_p3_abc") == "order:{p3}:ord_p3_abc"
-    assert notes_key("ord_p3_abc", "2") == "notification:{p3}:ord_p3_abc:2"
+    t3 = partitions.tag(3)
+    assert partitions.key("order", 3, "key", "k-1") == f"order:{t3}:key:k-1"
+    assert partitions.stream("order-events", 3) == f"order-events:{t3}"
+    assert partitions.base(f"order-events:{t3}") == "order-events"
+    assert partitions.partition_of_key(f"dead-letters:{partitions.tag(11)}") == 11
+    assert partitions.partition_of_key("dead-letters:{p11}") == 11  # a hand-made plain tag
+    assert order_key("ord_p3_abc") == f"order:{t3}:ord_p3_abc"
+    assert notes_key("ord_p3_abc", "2") == f"notification:{t3}:ord_p3_abc:2"
+
+
+def test_a_lone_partition_has_the_plain_tag_the_event_tests_spell_out() -> None:
+    assert partitions._banded_tag(0, 1) == "{p0}"
+
+
+@pytest.mark.parametrize(("count", "masters", "spread"), [(16, 3, 1), (12, 3, 0), (16, 4, 0), (64, 3, 1), (1024, 5, 2)])
+def test_partitions_spread_over_evenly_sliced_masters(count: int, masters: int, spread: int) -> None:
+    """One tag per band of slots: with redis-cli's even slot ranges a master holds the bands inside
+    its range, plus perhaps the one straddling each end (16 on three masters: 5, 5 and 6)."""
+    bounds = [m * partitions.SLOTS // masters for m in range(1, masters + 1)]
+    per_master = [0] * masters
+    for p in range(count):
+        slot = key_slot(partitions._banded_tag(p, count).strip("{}").encode())
+        per_master[next(m for m, bound in enumerate(bounds) if slot < bound)] += 1
+    assert max(per_master) - min(per_master) <= spread, per_master
 
 
 def test_an_order_id_beyond_the_partitions_is_an_invalid_argument_naming_the_field() -> None:
@@ -105,9 +123,9 @@ async def test_a_dead_letter_goes_to_the_dead_letters_of_its_entry_partition() -
             committed.append((writes, ack))
             return True
 
-    ack = Ack("payment-events:{p5}", "g", "1-0", only_if_pending=True)
+    ack = Ack(partitions.stream("payment-events", 5), "g", "1-0", only_if_pending=True)
     await deadletter.dead_letter(Recording(), ack, "c", 1, "bad", {b"x": b"y"})
     [(writes, _)] = committed
     keys, touched = declared(writes, None, ack)
-    assert "dead-letters:{p5}" in keys and set(touched) == set(keys)
+    assert partitions.stream("dead-letters", 5) in keys and set(touched) == set(keys)
     assert len({key_slot(key.encode()) for key in keys}) == 1, keys
