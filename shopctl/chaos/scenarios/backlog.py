@@ -76,6 +76,14 @@ async def backlog(sc: Scenario, env: Env, control: bool) -> Outcome:
         run.notes.update(backlog=lag, stream_lengths_peak=peak, stream_lengths_after=after, used_memory=memory)
         mib = {k: f"{v / 2**20:.1f}" for k, v in memory.items()}
         run.notes["summary"] = (f"used_memory MiB before {mib['before']}, at the backlog peak {mib['peak']}, "
-                                f"after the drain and trimming {mib['after']}; stream lengths at the peak {peak}, "
-                                f"after {after}")
+                                f"after the drain and trimming {mib['after']}; stream lengths (all partitions) at the "
+                                f"peak {_by_stream(peak)}, after {_by_stream(after)}")
         return sc.outcome(run, judgement, control)
+
+
+def _by_stream(lengths: dict[str, int]) -> dict[str, int]:
+    """Lengths summed over partitions, by stream: 48 partition streams are too many to read."""
+    total: dict[str, int] = {}
+    for name, length in lengths.items():
+        total[partitions.base(name)] = total.get(partitions.base(name), 0) + length
+    return total
