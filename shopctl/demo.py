@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
 import sys
@@ -214,7 +215,9 @@ def run(mode: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run_id = uuid.uuid4().hex[:6]
     logs = tempfile.mkdtemp(prefix="shop-demo-")
-    print(f"Demo, {mode} mode: starting Redis and four services (logs in {logs}, removed at the end)...")
+    private_cluster = redis_conn.clustered() and not os.environ.get("REDIS_URL")
+    store = "a private Redis Cluster (3 masters + 3 replicas)" if private_cluster else "Redis"
+    print(f"Demo, {mode} mode: starting {store} and four services (logs in {logs}, removed at the end)...")
     try:
         _run(mode, run_id, logs)
     except StackError:
