@@ -217,7 +217,9 @@ def run(mode: str) -> None:
     logs = tempfile.mkdtemp(prefix="shop-demo-")
     private_cluster = redis_conn.clustered() and not os.environ.get("REDIS_URL")
     store = "a private Redis Cluster (3 masters + 3 replicas)" if private_cluster else "Redis"
-    print(f"Demo, {mode} mode: starting {store} and four services (logs in {logs}, removed at the end)...")
+    profile = (" under the secure profile (mTLS between services, a bearer token at the gateway, Redis ACL users)"
+               if security.enabled() else "")
+    print(f"Demo, {mode} mode: starting {store} and four services{profile} (logs in {logs}, removed at the end)...")
     try:
         _run(mode, run_id, logs)
     except StackError:
