@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -97,22 +98,27 @@ async def _fail_over(run: ClusterRun, at_order: float) -> dict[str, Any]:
     cluster = run.cluster
     victim = run.rng.choice(cluster.masters())
     replica = cluster.replica_of(victim)
-    killed = time.monotonic()
+    killed, killed_at = time.monotonic(), time.time()
     await asyncio.to_thread(cluster.kill, victim)
     run.fault("master_kill")
     await asyncio.to_thread(cluster.wait_ok)
     return {"victim": victim, "replica": replica, "promoted": replica in cluster.masters(),
-            "failover_s": round(time.monotonic() - killed, 2)}
+            "failover_s": round(time.monotonic() - killed, 2), "killed_at": killed_at}
 
 
-def _spent(run: Run) -> None:
-    """No delivery may be counted against an entry while its consumer's store is down: nothing
-    here is poison, so each such `event.failed` is a failover error taken for the entry's fault
-    (what the control's switch does to all). A handler timing out after its process saw the store
-    recover (a CPU burst on 2 cores as every consumer catches up) is an ordinary failure, not the
-    failover's: only what a process logged up to its last recovery counts (all it logged, if it
-    never saw the outage end, as under the control)."""
-    lines = run.logged(SPENT, RECOVERED)
+def _logged_at(event: dict[str, Any]) -> float:
+    """A service log line's wall-clock time (its ISO-8601 UTC `timestamp`), in seconds."""
+    return datetime.fromisoformat(str(event.get("timestamp", "")).replace("Z", "+00:00")).timestamp()
+
+
+def _spent(run: Run, since: float) -> None:
+    """No delivery may be counted against an entry across the failover: nothing here is poison, so
+    each such `event.failed` is a failover error taken for the entry's fault (what the control's
+    switch does to all). The window runs from the kill (wall clock `since`) to each process's last
+    store recovery (to its end, if it never saw the outage end, as under the control): a handler
+    timing out in a CPU stall before the kill, or as every consumer catches up after its store
+    came back, is an ordinary failure, not the failover's (seen: 14 at once, 2 s before a kill)."""
+    lines = [(p, e) for p, e in run.logged(SPENT, RECOVERED) if _logged_at(e) >= since]
     last = {process: i for i, (process, event) in enumerate(lines) if event.get("event") == RECOVERED}
     failed = Counter(f"{process}: {str(event.get('error', ''))[:60]}" for i, (process, event) in enumerate(lines)
                      if event.get("event") == SPENT and i < last.get(process, len(lines)))
@@ -140,7 +146,7 @@ async def master_failover(sc: Scenario, env: Env, control: bool) -> Outcome:
                       f"after {failover['failover_s']} s; {lost} acknowledged orders lost to async replication")
         elif failover:
             run.fail("failover", f"the replica of :{failover['victim']} did not take over: {failover}")
-        _spent(run)
+        _spent(run, failover.get("killed_at", 0.0))
         run.notes.update(failover, lost_by_async_replication=lost)
         return sc.outcome(run, judgement, control)
 
