@@ -22,8 +22,7 @@ from pathlib import Path
 from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 from shop.v1 import types_pb2
 
-from bench.common.cpu import cpu_all, per_call
-from bench.common.load import CALL_TIMEOUT_S, IN_FLIGHT, LatencySizes, Run, closed_loop, gateway_call
+from bench.common.load import IN_FLIGHT, LatencySizes, Run, gateway_call, latency_runs_on
 from bench.sync_chain import FULL, QUICK
 from shopctl import certs, secure, tokens
 from shopctl.stack import Stack
@@ -48,14 +47,8 @@ def profile(secured: bool, certs_dir: Path) -> Iterator[None]:
 
 async def runs(address: str, sizes: LatencySizes, token: str, pids: Mapping[str, int]) -> tuple[Run, Run]:
     async with secure.human_channel(address, token) as channel:
-        call = gateway_call(gw_grpc.GatewayServiceStub(channel), types_pb2.FLOW_MODE_SYNC)
-        await closed_loop(call, 1, sizes.warm_up, CALL_TIMEOUT_S * sizes.warm_up)
-        serial = await closed_loop(call, 1, sizes.serial, CALL_TIMEOUT_S * sizes.serial)
-        await closed_loop(call, IN_FLIGHT, sizes.burst_warm_up, sizes.burst_s)
-        before = cpu_all(pids)
-        burst = await closed_loop(call, IN_FLIGHT, sizes.burst_max, sizes.burst_s)
-        burst.cpu_ms_per_call = per_call(before, cpu_all(pids), len(burst.latencies_ms))
-    return serial, burst
+        return await latency_runs_on(gateway_call(gw_grpc.GatewayServiceStub(channel), types_pb2.FLOW_MODE_SYNC),
+                                     sizes, pids)
 
 
 def measure(secured: bool, sizes: LatencySizes, certs_dir: Path) -> tuple[Run, Run]:

@@ -98,11 +98,15 @@ async def latency_runs(address: str, mode: types_pb2.FlowMode.ValueType, sizes: 
     """(1 in flight, IN_FLIGHT) runs against the gateway at `address`, after warm-ups; the
     IN_FLIGHT run also records the CPU each process in `pids` spent per call."""
     async with grpc.aio.insecure_channel(address) as channel:
-        call = gateway_call(gw_grpc.GatewayServiceStub(channel), mode)
-        await closed_loop(call, 1, sizes.warm_up, CALL_TIMEOUT_S * sizes.warm_up)
-        serial = await closed_loop(call, 1, sizes.serial, CALL_TIMEOUT_S * sizes.serial)
-        await closed_loop(call, IN_FLIGHT, sizes.burst_warm_up, sizes.burst_s)
-        cpu0 = cpu_all(pids)
-        burst = await closed_loop(call, IN_FLIGHT, sizes.burst_max, sizes.burst_s)
-        burst.cpu_ms_per_call = per_call(cpu0, cpu_all(pids), len(burst.latencies_ms))
+        return await latency_runs_on(gateway_call(gw_grpc.GatewayServiceStub(channel), mode), sizes, pids)
+
+
+async def latency_runs_on(call: Call, sizes: LatencySizes, pids: Mapping[str, int]) -> tuple[Run, Run]:
+    """latency_runs over an already built `call` (a secure channel's, for one)."""
+    await closed_loop(call, 1, sizes.warm_up, CALL_TIMEOUT_S * sizes.warm_up)
+    serial = await closed_loop(call, 1, sizes.serial, CALL_TIMEOUT_S * sizes.serial)
+    await closed_loop(call, IN_FLIGHT, sizes.burst_warm_up, sizes.burst_s)
+    cpu0 = cpu_all(pids)
+    burst = await closed_loop(call, IN_FLIGHT, sizes.burst_max, sizes.burst_s)
+    burst.cpu_ms_per_call = per_call(cpu0, cpu_all(pids), len(burst.latencies_ms))
     return serial, burst

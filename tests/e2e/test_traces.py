@@ -21,7 +21,16 @@ from shoplib import events, log, topology
 from shoplib.redis_server import LocalRedis
 from tests.e2e import otlp_collector
 from tests.e2e.otlp_collector import Collector
-from tests.events.helpers import CALL_TIMEOUT_S, FAST_ENV, PAID_LINES, WAIT_S, Clients, new_id, wait_until
+from tests.events.helpers import (
+    CALL_TIMEOUT_S,
+    FAST_ENV,
+    PAID_LINES,
+    WAIT_S,
+    Clients,
+    new_id,
+    replace_payment,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -147,22 +156,12 @@ def _streams_of(t: Traced, order_id: str) -> list[Span] | None:
     return found if len(found) == 2 else None
 
 
-def _replace_payment(stack: Stack, instance: str, **extra_env: str) -> None:
-    stack.stop_service("payment")
-    saved = dict(stack.env)
-    stack.env.update(SERVICE_INSTANCE=instance, **extra_env)
-    try:
-        stack.start_service("payment")
-    finally:
-        stack.env = saved
-
-
 def test_a_reclaimed_entry_keeps_its_trace_and_links_the_reclaim(traced: Traced) -> None:
     trace_id, _, traceparent = _caller()
-    _replace_payment(traced.stack, "crashes", FAULTS="exit_after_effect=1")
+    replace_payment(traced.stack, "crashes", FAULTS="exit_after_effect=1")
     order = _place(traced, types_pb2.FLOW_MODE_EVENTS, traceparent, "trace-reclaim-1")
     assert traced.stack.processes["payment"].wait(WAIT_S) == CRASH_EXIT_CODE, "the fault did not fire"
-    _replace_payment(traced.stack, "takes-over")
+    replace_payment(traced.stack, "takes-over")
 
     def redelivered() -> list[Span]:
         return [s for s in traced.collector.spans(trace_id) if s["kind"] == "CONSUMER" and s["service"] == "payment"]

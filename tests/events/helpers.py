@@ -32,6 +32,7 @@ from shop.v1 import (
 )
 
 from payment_svc.adapters import ledger_key
+from shopctl.stack import Stack
 from shoplib import events, partitions, redis_conn
 from shoplib.committers import PipelinedCommitter
 from shoplib.streams.consumer import StreamConsumer, Subscription
@@ -351,3 +352,14 @@ def service_subscription(service: str, consumer: str) -> Callable[[aioredis.Redi
             consumer, order_bootstrap.dispatcher(client, committer)),
     }
     return makers[service]
+
+
+def replace_payment(stack: Stack, instance: str, **extra_env: str) -> None:
+    """Stop the payment worker and start another one, named `instance`, with `extra_env`."""
+    stack.stop_service("payment")
+    saved = dict(stack.env)
+    stack.env.update(SERVICE_INSTANCE=instance, **extra_env)
+    try:
+        stack.start_service("payment")
+    finally:
+        stack.env = saved

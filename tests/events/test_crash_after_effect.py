@@ -21,6 +21,7 @@ from tests.events.helpers import (
     Clients,
     ledger_count,
     log_events,
+    replace_payment,
     s,
     wait_caught_up,
     wait_until,
@@ -28,17 +29,6 @@ from tests.events.helpers import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_partition")]
 CRASH_EXIT_CODE = 137  # shoplib.faults.crash() exits as a SIGKILL would
-
-
-def _replace_payment(stack: Stack, instance: str, **extra_env: str) -> None:
-    """Stop the payment worker and start another one, named `instance`, with `extra_env`."""
-    stack.stop_service("payment")
-    saved = dict(stack.env)
-    stack.env.update(SERVICE_INSTANCE=instance, **extra_env)
-    try:
-        stack.start_service("payment")
-    finally:
-        stack.env = saved
 
 
 def _pending(store: redis.Redis) -> list[dict[str, object]]:
@@ -50,7 +40,7 @@ def test_worker_killed_between_effect_and_ack_is_reclaimed_without_double_charge
         clients_of: Callable[[Stack], Clients]) -> None:
     with stack_on(local_redis.url) as stack:
         clients = clients_of(stack)
-        _replace_payment(stack, "a", FAULTS="exit_after_effect=1")
+        replace_payment(stack, "a", FAULTS="exit_after_effect=1")
         worker_a = stack.processes["payment"]
 
         order = clients.place(types_pb2.FLOW_MODE_EVENTS)
@@ -61,7 +51,7 @@ def test_worker_killed_between_effect_and_ack_is_reclaimed_without_double_charge
         [stuck] = _pending(sync_redis)
         assert (s(stuck["consumer"]), stuck["times_delivered"]) == ("payment-a", 1)
 
-        _replace_payment(stack, "b")
+        replace_payment(stack, "b")
         wait_until(lambda: not _pending(sync_redis), what="worker b to reclaim and acknowledge the entry")
 
         assert clients.follow(order.order_id)[-1].status == types_pb2.ORDER_STATUS_PAID
