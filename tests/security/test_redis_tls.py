@@ -14,6 +14,7 @@ from redis.retry import Retry
 
 from shopctl.secure_redis import SecureRedis, service_env
 from shoplib import redis_conn
+from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.security.identities import PAYMENT
 
 
@@ -37,6 +38,21 @@ async def test_a_service_connects_over_tls_with_its_user_and_the_ca(server: Secu
         assert (await client.acl_whoami()) == "payment"
     finally:
         await client.aclose()
+
+
+async def test_the_lean_commit_connection_uses_the_same_tls_user_and_ca(server: SecureRedis,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in service_env(PAYMENT, server).items():
+        monkeypatch.setenv(name, value)
+    client = redis_conn.connect(server.url)
+    endpoint = Endpoint.of(client)
+    await client.aclose()
+    assert endpoint is not None and endpoint.tls and endpoint.username == "payment"
+    pipe = RedisPipe(endpoint)
+    try:
+        assert await pipe.execute([("ACL", "WHOAMI"), ("SET", "payment:{p1}:lean-tls", "1")]) == [b"payment", b"OK"]
+    finally:
+        await pipe.close()
 
 
 def test_a_plaintext_client_gets_no_answer(server: SecureRedis) -> None:

@@ -1,0 +1,190 @@
+"""A lean pipelined connection to one Redis, for the commit path.
+
+redis-py spends 150-250 µs of client CPU on one pipelined EVALSHA (pool checkout, Python packing of
+every argument, response callbacks, per-command timeouts); this connection spends about 50
+(`bench.redis_roundtrip`): commands are packed by hiredis in C, written together in one write per
+batch, and the replies parsed by hiredis and handed to their callers in order (Redis answers one
+connection's commands in the order they were sent).
+
+Failures use redis-py's exception classes, so the outage rules (`shoplib.outage`) apply unchanged:
+- Redis unreachable, or the connection lost while replies are owed: ConnectionError;
+- no reply within the command timeout: TimeoutError, and the connection is dropped (a late reply
+  could no longer be matched to its command);
+- an error reply: a ResponseError (NoScriptError for NOSCRIPT) in that command's place.
+A command is never sent twice here: after a lost connection the caller's outage handling decides.
+The connection is opened on first use and again after it was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import hiredis
+import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shoplib.redis_conn import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
+
+Arg = str | bytes | int | float
+Reply = Any  # what hiredis parses: bytes, int, None, nested lists, or an error instance
+
+
+def _packed(command: Sequence[Arg]) -> bytes:
+    """One command in RESP, packed in C. (hiredis's stub types the argument as a 1-tuple; it
+    takes a tuple of any length.)"""
+    packed: bytes = hiredis.pack_command(cast("tuple[Arg]", tuple(command)))
+    return packed
+
+
+def _reply_error(message: str) -> ResponseError:
+    """An error reply as redis-py would raise it, for the outage rules (first word = the code)."""
+    return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and as whom to connect: taken from a redis-py client's pool, so it is the same Redis,
+    user, password and TLS settings every other client of the process uses."""
+
+    host: str
+    port: int
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls_ca_file: str | None = None
+    tls: bool = False
+
+    @classmethod
+    def of(cls, client: aioredis.Redis) -> Endpoint | None:
+        """The client's endpoint, or None where this connection does not apply (a Unix socket, a
+        cluster client: its commands must follow slots)."""
+        pool = getattr(client, "connection_pool", None)
+        if pool is None or pool.connection_class not in (Connection, SSLConnection):
+            return None
+        kwargs = pool.connection_kwargs
+        return cls(str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)), int(kwargs.get("db", 0)),
+                   kwargs.get("username"), kwargs.get("password"), kwargs.get("ssl_ca_certs"),
+                   pool.connection_class is SSLConnection)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """rediss://: the server's certificate checked against the CA and its host name."""
+        return ssl.create_default_context(cafile=self.tls_ca_file) if self.tls else None
+
+
+class _Protocol(asyncio.Protocol):
+    """Replies parsed as they arrive and handed to the oldest waiting future."""
+
+    def __init__(self) -> None:
+        self._parser = hiredis.Reader(replyError=_reply_error)
+        self.waiting: deque[asyncio.Future[Reply]] = deque()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed(data)
+        while (reply := self._parser.gets()) is not False:
+            future = self.waiting.popleft()
+            if not future.done():  # its caller may have given up (cancelled, timed out)
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.fail(RedisConnectionError(f"connection to Redis lost ({type(exc).__name__ if exc else 'closed'})"))
+
+    def fail(self, error: Exception) -> None:
+        while self.waiting:
+            future = self.waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
+
+
+def _is_open(protocol: _Protocol | None) -> bool:
+    return protocol is not None and protocol.transport is not None and not protocol.transport.is_closing()
+
+
+class RedisPipe:
+    """One connection; `execute` sends a batch of commands in one write and returns their replies
+    in order, an error reply as its exception instance (not raised).
+
+    Raises ConnectionError when Redis cannot be reached or the connection is lost before every
+    reply came, TimeoutError when the replies take longer than `timeout_s` (seconds)."""
+
+    def __init__(self, endpoint: Endpoint, timeout_s: float = SOCKET_TIMEOUT_S) -> None:
+        self._endpoint, self._timeout_s = endpoint, timeout_s
+        self._protocol: _Protocol | None = None
+        self._connecting = asyncio.Lock()
+
+    async def execute(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]:
+        protocol = await self._connected()
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in commands]
+        protocol.waiting.extend(futures)
+        assert protocol.transport is not None  # _connected() returned it open, with no await since
+        protocol.transport.write(b"".join([_packed(command) for command in commands]))
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                return list(await asyncio.gather(*futures))
+        except TimeoutError:
+            error = RedisTimeoutError(f"no reply from Redis within {self._timeout_s:.1f}s")
+            self._drop(protocol, error)
+            raise error from None
+
+    async def close(self) -> None:
+        if self._protocol is not None:
+            self._drop(self._protocol, RedisConnectionError("connection closed by its owner"))
+
+    def _drop(self, protocol: _Protocol, error: Exception) -> None:
+        protocol.fail(error)
+        if protocol.transport is not None:
+            protocol.transport.abort()
+        if self._protocol is protocol:
+            self._protocol = None
+
+    async def _connected(self) -> _Protocol:
+        if not _is_open(self._protocol):
+            async with self._connecting:  # one connect at a time; the others wait for it
+                if not _is_open(self._protocol):
+                    self._protocol = await self._connect()
+        assert self._protocol is not None
+        return self._protocol
+
+    async def _connect(self) -> _Protocol:
+        end = self._endpoint
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                _, protocol = await loop.create_connection(_Protocol, end.host, end.port, ssl=end.ssl_context())
+                await self._hello(protocol)
+        except (OSError, TimeoutError) as exc:
+            raise RedisConnectionError(f"cannot connect to Redis at {end.host}:{end.port} "
+                                       f"({type(exc).__name__})") from None
+        return protocol
+
+    async def _hello(self, protocol: _Protocol) -> None:
+        """AUTH and SELECT as the pool's connections do; a refusal closes the connection and is raised."""
+        end = self._endpoint
+        setup: list[tuple[Arg, ...]] = []
+        if end.password is not None:
+            setup.append(("AUTH", end.username, end.password) if end.username else ("AUTH", end.password))
+        if end.db:
+            setup.append(("SELECT", end.db))
+        if not setup:
+            return
+        assert protocol.transport is not None
+        futures = [asyncio.get_running_loop().create_future() for _ in setup]
+        protocol.waiting.extend(futures)
+        protocol.transport.write(b"".join([_packed(command) for command in setup]))
+        for reply in await asyncio.gather(*futures):
+            if isinstance(reply, ResponseError):
+                protocol.transport.abort()
+                raise reply

@@ -1,0 +1,123 @@
+"""The lean commit connection (shoplib.redis_pipe) against a real redis-server: replies reach the
+command that asked, error replies stay in their place, and every way Redis goes away is an outage
+error within the deadline, after which the connection comes back by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, ResponseError
+
+from shoplib import outage, redis_conn
+from shoplib.redis_pipe import Endpoint, RedisPipe
+from shoplib.redis_server import LocalRedis, free_port
+
+SHORT_TIMEOUT_S = 0.3  # the pipe's reply deadline in the stall test
+
+
+@pytest.fixture
+def server(local_redis: LocalRedis) -> LocalRedis:
+    return local_redis
+
+
+@pytest.fixture
+async def pipe(server: LocalRedis) -> AsyncIterator[RedisPipe]:
+    lean = RedisPipe(Endpoint("127.0.0.1", server.port), timeout_s=SHORT_TIMEOUT_S)
+    yield lean
+    await lean.close()
+
+
+async def test_each_reply_reaches_its_command_with_errors_in_place(pipe: RedisPipe) -> None:
+    commands: list[tuple[str | int, ...]] = [("SET", f"k{i}", i) for i in range(200)]
+    commands += [("GET", f"k{i}") for i in range(200)]
+    commands += [("INCR", "k1"), ("LPUSH", "k2", "x"), ("EVALSHA", "0" * 40, 0), ("GET", "missing")]
+    replies = await pipe.execute(commands)
+    assert replies[:200] == [b"OK"] * 200
+    assert replies[200:400] == [str(i).encode() for i in range(200)]
+    assert replies[400] == 2
+    assert isinstance(replies[401], ResponseError) and str(replies[401]).startswith("WRONGTYPE")
+    assert isinstance(replies[402], NoScriptError)
+    assert replies[403] is None
+
+
+async def test_concurrent_callers_on_one_connection_get_their_own_replies(pipe: RedisPipe) -> None:
+    async def caller(n: int) -> list[object]:
+        return await pipe.execute([("SET", f"c{n}", n), ("GET", f"c{n}"), ("ECHO", f"caller-{n}")])
+
+    results = await asyncio.gather(*(caller(n) for n in range(300)))
+    assert results == [[b"OK", str(n).encode(), f"caller-{n}".encode()] for n in range(300)]
+
+
+async def test_a_caller_that_gives_up_does_not_shift_the_replies_of_the_others(pipe: RedisPipe) -> None:
+    slow = asyncio.ensure_future(pipe.execute([("BLPOP", "never-filled", "0.1")]))  # its reply comes late
+    await asyncio.sleep(0.02)
+    slow.cancel()
+    assert await pipe.execute([("ECHO", "after")]) == [b"after"]
+
+
+async def test_a_stalled_redis_is_a_timeout_and_the_connection_comes_back(pipe: RedisPipe,
+                                                                          server: LocalRedis) -> None:
+    await pipe.execute([("PING",)])
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(redis.TimeoutError) as caught:
+            await pipe.execute([("SET", "stalled", "1")])
+        assert time.monotonic() - started < SHORT_TIMEOUT_S + 0.5
+        assert outage.is_outage(caught.value)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    assert await pipe.execute([("ECHO", "back")]) == [b"back"]
+
+
+async def test_a_killed_redis_is_a_connection_error_and_a_restarted_one_is_used_again(pipe: RedisPipe,
+                                                                                    server: LocalRedis) -> None:
+    assert await pipe.execute([("SET", "before", "1")]) == [b"OK"]
+    server.kill()
+    await asyncio.sleep(0.05)  # the kernel closes the socket; the pipe sees it
+    with pytest.raises(redis.ConnectionError) as caught:
+        await pipe.execute([("GET", "before")])
+    assert outage.is_outage(caught.value)
+    server.start()
+    assert await pipe.execute([("GET", "before")]) == [b"1"]  # AOF kept it; a new connection asked
+
+
+async def test_nothing_listening_is_a_connection_error_at_once() -> None:
+    lean = RedisPipe(Endpoint("127.0.0.1", free_port()))
+    started = time.monotonic()
+    with pytest.raises(redis.ConnectionError) as caught:
+        await lean.execute([("PING",)])
+    assert time.monotonic() - started < redis_conn.CONNECT_TIMEOUT_S + 0.5
+    assert outage.is_outage(caught.value)
+
+
+async def test_it_logs_in_as_the_pool_does_and_a_wrong_password_is_refused_without_echoing_it(
+        pipe: RedisPipe, server: LocalRedis) -> None:
+    await pipe.execute([("ACL", "SETUSER", "lean", "on", ">right-secret", "~*", "+@all")])
+    lean = RedisPipe(Endpoint("127.0.0.1", server.port, db=3, username="lean", password="right-secret"))
+    whoami, info = await lean.execute([("ACL", "WHOAMI"), ("CLIENT", "INFO")])
+    assert whoami == b"lean" and b" db=3 " in info
+    await lean.close()
+    wrong = RedisPipe(Endpoint("127.0.0.1", server.port, username="lean", password="wrong-secret"))
+    with pytest.raises(ResponseError) as caught:
+        await wrong.execute([("PING",)])
+    assert "WRONGPASS" in str(caught.value) and "secret" not in str(caught.value)
+    assert not outage.is_outage(caught.value)  # a configuration error, not an outage
+
+
+async def test_the_endpoint_is_the_pools_and_none_where_the_pipe_does_not_apply(server: LocalRedis) -> None:
+    client = redis_conn.connect(server.url)
+    try:
+        assert Endpoint.of(client) == Endpoint("127.0.0.1", server.port, 0)
+    finally:
+        await client.aclose()
+    unix = aioredis.Redis(unix_socket_path="/nonexistent.sock")
+    assert Endpoint.of(unix) is None
+    await unix.aclose()
