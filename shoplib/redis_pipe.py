@@ -12,7 +12,8 @@ Failures use redis-py's exception classes, so the outage rules (`shoplib.outage`
   could no longer be matched to its command);
 - an error reply: a ResponseError (NoScriptError for NOSCRIPT) in that command's place.
 A command is never sent twice here: after a lost connection the caller's outage handling decides.
-The connection is opened on first use and again after it was lost.
+The connection is opened on first use and again after it was lost or dropped; a caller that is
+cancelled while it waits drops it (a blocked XREADGROUP would otherwise hold up the next command).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any, cast
 
 import hiredis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
@@ -66,8 +68,10 @@ class Endpoint:
     def of(cls, client: aioredis.Redis) -> Endpoint | None:
         """The client's endpoint, or None where this connection does not apply (a Unix socket, a
         cluster client: its commands must follow slots)."""
-        pool = getattr(client, "connection_pool", None)
-        if pool is None or pool.connection_class not in (Connection, SSLConnection):
+        if isinstance(client, RedisCluster):
+            return None
+        pool = client.connection_pool
+        if pool.connection_class not in (Connection, SSLConnection):
             return None
         kwargs = pool.connection_kwargs
         return cls(str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)), int(kwargs.get("db", 0)),
@@ -138,6 +142,9 @@ class RedisPipe:
             error = RedisTimeoutError(f"no reply from Redis within {self._timeout_s:.1f}s")
             self._drop(protocol, error)
             raise error from None
+        except asyncio.CancelledError:  # its replies are still owed, and a blocked read would hold up the next
+            self._drop(protocol, RedisConnectionError("connection dropped: a caller gave up waiting"))
+            raise
 
     async def close(self) -> None:
         if self._protocol is not None:

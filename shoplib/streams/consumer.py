@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Coroutine, Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -22,6 +22,7 @@ from shoplib.redis_conn import as_pending
 from shoplib.streams import deadletter
 from shoplib.streams.entries import Decode, EntryWorker
 from shoplib.streams.maintenance import Maintenance
+from shoplib.streams.reads import GroupReader, text
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.streams.subscription import Entry, Handler, Subscription
 from shoplib.tx import Committer
@@ -29,10 +30,6 @@ from shoplib.tx import Committer
 # Reconnect backoff when Redis is away: quick first tries, never more than this between tries.
 RECONNECT_MAX_WAIT_S = 2.0
 _logger = log.get("shoplib.consumer")
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def read_groups(streams: Sequence[str], clustered: bool) -> list[list[str]]:
@@ -66,6 +63,7 @@ class StreamConsumer:
         self._in_flight: set[asyncio.Future[None]] = set()
         self._slot_freed = asyncio.Event()
         self._reads = read_groups(subscription.streams, redis_conn.is_cluster(reader))
+        self._reads_of_group = GroupReader(reader, subscription.group, subscription.consumer, self.settings.block_ms)
         self._entries = EntryWorker(client, committer, subscription, self.settings, self.gate, self._stopping,
                                     decode, dead_letter)
         self._maintenance = Maintenance(client, subscription, self.settings, self.gate, self._stopping,
@@ -85,6 +83,7 @@ class StreamConsumer:
                 with attempt:
                     await self._consume()
         finally:
+            await self._reads_of_group.aclose()
             if self._reader is not self._client:
                 await self._reader.aclose()
 
@@ -143,19 +142,12 @@ class StreamConsumer:
         block = None if from_id == "0" else self.settings.block_ms
         count = max((slots or self.settings.batch) // len(self._reads) // len(streams), 1)
         try:
-            reply = await self._reader.xreadgroup(self.sub.group, self.sub.consumer,
-                                                  dict.fromkeys(streams, from_id),
-                                                  count=count, block=block)
+            return await self._reads_of_group.read(streams, from_id, count, block)
         except ResponseError as exc:
             if not topology.is_group_missing(exc):
                 raise
             await self._maintenance.recreate_groups()
             return []
-        # redis-py types the reply of both protocols at once; ours (RESP2, bytes) is a list of
-        # [stream, [(entry id, fields or None when deleted while pending), ...]].
-        found = cast("list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes] | None]]]]", reply or [])
-        return [(_s(stream), _s(entry_id), fields or {}) for stream, entries in found
-                for entry_id, fields in entries]
 
     async def _drain_own_pending(self) -> None:
         """Entries this consumer was given before a crash or restart, oldest first. An entry that
@@ -179,7 +171,7 @@ class StreamConsumer:
             ids = [i for s, i, _ in batch if s == stream]
             rows = await self._client.xpending_range(stream, self.sub.group, min=ids[0], max=ids[-1],
                                                      count=len(ids) * 2, consumername=self.sub.consumer)
-            counts.update({(stream, _s(row["message_id"])): int(row["times_delivered"]) for row in as_pending(rows)})
+            counts.update({(stream, text(row["message_id"])): int(row["times_delivered"]) for row in as_pending(rows)})
         return counts
 
 

@@ -15,6 +15,7 @@ from redis.exceptions import ResponseError
 from shoplib import log, metrics, outage, partitions, topology, trace_context
 from shoplib.outage import StoreGate
 from shoplib.streams import failures
+from shoplib.streams.reads import text
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.streams.trim import Trimmer
 
@@ -23,10 +24,6 @@ if TYPE_CHECKING:
 
 Process = Callable[[list["Entry"], bool], Awaitable[None]]
 _logger = log.get("shoplib.consumer")
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Maintenance:
@@ -92,12 +89,12 @@ class Maintenance:
         """Take over entries idle past the claim threshold (dead, stuck or failed consumers),
         following the cursor of the first XAUTOCLAIM reply to the end of the pending list."""
         while True:
-            cursor, claimed = _s(reply[0]), reply[1]
+            cursor, claimed = text(reply[0]), reply[1]
             if claimed:
                 _logger.info("consumer.reclaimed", stream=stream, entries=len(claimed))
                 metrics.EVENTS_RECLAIMED.labels(partitions.base(stream), self._sub.group).inc(len(claimed))
                 with trace_context.reclaiming(stream, self._sub.group, self._sub.consumer, len(claimed)):
-                    await self._process([(stream, _s(i), f or {}) for i, f in claimed], True)
+                    await self._process([(stream, text(i), f or {}) for i, f in claimed], True)
             if cursor == "0-0" or self._stopping.is_set():
                 return
             reply = await self._client.xautoclaim(stream, self._sub.group, self._sub.consumer,
@@ -106,7 +103,7 @@ class Maintenance:
 
     async def _forget_idle_consumers(self, stream: str, consumers: list[dict[str, Any]]) -> None:
         for consumer in consumers:
-            name = _s(consumer["name"])
+            name = text(consumer["name"])
             if (name != self._sub.consumer and not consumer["pending"]
                     and consumer["idle"] > self._settings.consumer_idle_delete_ms):
                 await self._client.xgroup_delconsumer(stream, self._sub.group, name)

@@ -8,10 +8,12 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from shoplib import outage, redis_conn
@@ -54,11 +56,15 @@ async def test_concurrent_callers_on_one_connection_get_their_own_replies(pipe: 
     assert results == [[b"OK", str(n).encode(), f"caller-{n}".encode()] for n in range(300)]
 
 
-async def test_a_caller_that_gives_up_does_not_shift_the_replies_of_the_others(pipe: RedisPipe) -> None:
-    slow = asyncio.ensure_future(pipe.execute([("BLPOP", "never-filled", "0.1")]))  # its reply comes late
-    await asyncio.sleep(0.02)
-    slow.cancel()
+async def test_a_caller_that_gives_up_leaves_a_fresh_connection_for_the_next(pipe: RedisPipe) -> None:
+    blocked = asyncio.ensure_future(pipe.execute([("BLPOP", "never-filled", "5")]))  # holds its connection
+    await asyncio.sleep(0.05)
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    started = time.monotonic()
     assert await pipe.execute([("ECHO", "after")]) == [b"after"]
+    assert time.monotonic() - started < 1.0  # not queued behind the blocked read
 
 
 async def test_a_stalled_redis_is_a_timeout_and_the_connection_comes_back(pipe: RedisPipe,
@@ -121,3 +127,5 @@ async def test_the_endpoint_is_the_pools_and_none_where_the_pipe_does_not_apply(
     unix = aioredis.Redis(unix_socket_path="/nonexistent.sock")
     assert Endpoint.of(unix) is None
     await unix.aclose()
+    cluster = RedisCluster(host="127.0.0.1", port=server.port)  # not connected: commands follow slots
+    assert Endpoint.of(cast(aioredis.Redis, cluster)) is None
