@@ -23,6 +23,7 @@ from shoplib import errors, events, log, metrics, outage, partitions, trace_cont
 from shoplib.bounds import MAX_ERROR_CHARS
 from shoplib.outage import StoreGate
 from shoplib.streams import deadletter, failures
+from shoplib.streams.deadlines import Deadlines
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.streams.subscription import Entry, Subscription
 from shoplib.tx import Ack, Committer, Writes
@@ -54,6 +55,7 @@ class EntryWorker:
         # (stream, entry id) -> failures in a row in this process. The stream too: ids repeat
         # across streams, and with partitions an id often appears in several (same millisecond).
         self._failed: dict[tuple[str, str], int] = {}
+        self._deadlines = Deadlines(settings.handler_timeout_s)
 
     async def work(self, entry: Entry, deliveries: int) -> None:
         """Work on one entry until it is settled or left pending for a later delivery. Never
@@ -103,8 +105,7 @@ class EntryWorker:
             if handler is None:
                 await self._committer.commit(Writes(), None, ack)  # not for this group
             else:
-                async with asyncio.timeout(self.settings.handler_timeout_s):  # no extra task, unlike wait_for
-                    await handler(envelope, payload, ack)
+                await self._deadlines.run(handler(envelope, payload, ack))  # in this task, unlike wait_for
         except _REJECTED as exc:
             return await self._dead(ack, deliveries, f"rejected: {exc}", fields)
         except TimeoutError:
