@@ -71,9 +71,9 @@ def _bare(mode: str, folder: Path, seconds: float) -> Window:
         return asyncio.run(_profile(bare.address("gateway"), pids, mode, folder, seconds))
 
 
-def profile_mode(mode: str, seconds: float) -> str:
-    """Profile one mode, ours and its bare twin, into OUT/<mode>/; its markdown table."""
-    folder = OUT / mode
+def profile_mode(mode: str, seconds: float, out: Path = OUT) -> str:
+    """Profile one mode, ours and its bare twin, into out/<mode>/; its markdown table."""
+    folder = out / mode
     folder.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
     print(f"{mode}: the stack, then its bare twin; each warmed up, then three windows of {seconds:.0f} s "
@@ -102,11 +102,12 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=(bench.profile.__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=SECONDS, help="length of each sampled window")
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--out", type=Path, default=OUT, help="folder of the results (a scratch one for a trial)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the stack's `with` stops every process
     for mode in args.modes:
-        print(profile_mode(mode, args.seconds), flush=True)
-    print(f"written to {OUT}/<mode>/: <service>.svg, <service>.txt, <service>.raw.txt, shares.md")
+        print(profile_mode(mode, args.seconds, args.out), flush=True)
+    print(f"written to {args.out}/<mode>/: <service>.svg, <service>.txt, <service>.raw.txt, shares.md")
 
 
 if __name__ == "__main__":
