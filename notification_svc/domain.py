@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
-
 from shop.v1 import types_pb2
 
-from shoplib import clock, money
+from shoplib import clock, ids, money
 from shoplib.fields import id_violations, order_id_violations, text_violations
 
 KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT,
@@ -33,5 +31,5 @@ def compose(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.Va
     total = money.format_money(amount) if amount.currency_code else "your order"
     text = TEXTS[kind].format(order_id=order_id, total=total, reason=reason)  # only the one it sends
     now = clock.now()
-    return types_pb2.Notification(notification_id=f"ntf_{uuid.uuid4().hex[:24]}", order_id=order_id,
+    return types_pb2.Notification(notification_id=f"ntf_{ids.hex_id()}", order_id=order_id,
                                   customer_id=customer_id, kind=kind, message=text, create_time=now)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from shop.v1 import events_pb2, types_pb2
 
-from shoplib import clock, money
+from shoplib import clock, ids, money
 from shoplib.fields import id_violations, order_id_violations
 
 
@@ -25,7 +24,7 @@ def decide(order_id: str, customer_id: str, amount: types_pb2.Money, rules: Rule
     """Declined, deterministically, when the amount is above the limit; otherwise succeeded."""
     declined = amount.amount_minor > rules.decline_above_minor
     return types_pb2.Payment(
-        payment_id=f"pay_{uuid.uuid4().hex[:24]}", order_id=order_id, customer_id=customer_id,
+        payment_id=f"pay_{ids.hex_id()}", order_id=order_id, customer_id=customer_id,
         amount=amount, create_time=clock.now(),
         status=types_pb2.PAYMENT_STATUS_DECLINED if declined else types_pb2.PAYMENT_STATUS_SUCCEEDED,
         decline_reason=_decline_reason(amount.currency_code, rules) if declined else "")

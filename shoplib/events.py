@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -12,7 +11,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 from shop.v1 import events_pb2
 
-from shoplib import log, partitions
+from shoplib import ids, log, partitions
 from shoplib.bounds import MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
 
 M = TypeVar("M", bound=Message)
@@ -57,7 +56,7 @@ def wrap(event: Message, source: str, traceparent: str = "") -> events_pb2.Event
     built apart and passed to the constructor would be copied into it once more."""
     kind = BY_MESSAGE[type(event)]
     envelope = events_pb2.EventEnvelope(
-        id=str(uuid.uuid4()), source=source, specversion="1.0", type=kind.name, subject=kind.subject(event),
+        id=ids.uuid4_text(), source=source, specversion="1.0", type=kind.name, subject=kind.subject(event),
         datacontenttype=CONTENT_TYPE, dataschema=kind.type_url, traceparent=traceparent,
         correlation_id=log.correlation_id.get())
     envelope.time.FromNanoseconds(time.time_ns())
