@@ -29,7 +29,9 @@ from shop.v1 import payment_service_pb2 as pm
 from shop.v1 import payment_service_pb2_grpc as pm_grpc
 from shop.v1 import types_pb2
 
+from bench.common import before_after
 from bench.common.bare import BareGateway, BareOrderReads, Closer, Context, serve, unimplemented
+from bench.common.before_after import Figure
 from bench.common.load import CALL_TIMEOUT_S, IN_FLIGHT, LatencySizes, Run, compared, latency_runs
 from bench.common.processes import BareServers
 from shopctl.stack import Stack
@@ -113,6 +115,27 @@ def _row(metric: str, bare: float, real: float, ratio: str, aim: str) -> str:
     return f"{metric:<32} {bare:>10.2f} {real:>10.2f} {ratio:>8}   {aim}"
 
 
+ROWS = [
+    Figure("p50_1_ratio", "PlaceOrder p50, 1 in flight, x bare", "x", f"<= {AIM_LATENCY_RATIO}x",
+           limit=AIM_LATENCY_RATIO),
+    Figure("p50_1_ms", "PlaceOrder p50, 1 in flight", " ms", ""),
+    Figure("orders_share", f"orders/s at {IN_FLIGHT} in flight, of bare", "%", f">= {AIM_THROUGHPUT_SHARE:.0%}",
+           lower_is_better=False, limit=AIM_THROUGHPUT_SHARE),
+    Figure("orders_per_s", f"orders/s at {IN_FLIGHT} in flight", "/s", "", lower_is_better=False),
+    Figure("cpu_ms", "CPU per order, all but the client", " ms", ""),
+    Figure("bare_cpu_ms", "CPU per order, bare chain", " ms", ""),
+    Figure("own_cpu_ms", "own CPU per order (ours - bare)", " ms", "half of before", of_before=0.5),
+]
+
+
+def figures(bare: tuple[Run, Run], real: tuple[Run, Run]) -> dict[str, float]:
+    """The headline figures of a run, as results/bench/sync.json keeps them."""
+    cpu, bare_cpu = (sum(runs[1].cpu_ms_per_call.values()) for runs in (real, bare))
+    return {"p50_1_ratio": real[0].p(0.5) / bare[0].p(0.5), "p50_1_ms": real[0].p(0.5),
+            "orders_share": real[1].per_s / bare[1].per_s, "orders_per_s": real[1].per_s,
+            "cpu_ms": cpu, "bare_cpu_ms": bare_cpu, "own_cpu_ms": cpu - bare_cpu}
+
+
 def report(bare: tuple[Run, Run], real: tuple[Run, Run]) -> None:
     print(f"\n{'metric':<32} {'bare chain':>10} {'real sync':>10} {'ratio':>8}   aim")
     for name, in_flight, b, r in compared(bare, real):
@@ -160,8 +183,13 @@ def main(argv: list[str]) -> None:
     print(f"sync chain bench ({'quick' if args.quick else 'full'}): warm-up {sizes.warm_up}, "
           f"{sizes.serial} at 1 in flight, up to {sizes.burst_max} / {sizes.burst_s:.0f} s at {IN_FLIGHT}")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start (other work skews the figures)")
-    report(*measure(sizes))
+    bare, real = measure(sizes)
+    report(bare, real)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
+    found = figures(bare, real)
+    if not args.quick:  # a smoke run's figures are not kept
+        before_after.save("sync", found)
+    print("\n" + before_after.table("sync", found, ROWS))
 
 
 if __name__ == "__main__":

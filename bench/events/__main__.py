@@ -15,12 +15,13 @@ from pathlib import Path
 from shop.v1 import types_pb2
 
 import bench.events
+from bench.common import before_after
 from bench.common.cpu import Others
 from bench.common.load import IN_FLIGHT, Run, latency_runs
 from bench.events.bare import BareHops, serve_bare
 from bench.events.consumers import Drain, measure_consumers
 from bench.events.notes import NOTES
-from bench.events.report import report
+from bench.events.report import ROWS, figures, report
 from bench.events.sizes import FULL, QUICK, Sizes
 from bench.events.stack import StackResult, measure_stack
 from shopctl.stack import Stack
@@ -67,7 +68,12 @@ def main(argv: list[str]) -> None:
     _header(sizes, args.quick)
     logs = Path(tempfile.mkdtemp(prefix="bench-events-"))  # service logs; kept when something went wrong
     try:
-        report(*_measure(sizes, logs), sizes)
+        bare, real, drains = _measure(sizes, logs)
+        report(bare, real, drains, sizes)
+        found = figures(bare, real, drains)
+        if not args.quick:  # a smoke run's figures are not kept
+            before_after.save("events", found)
+        print("\n" + before_after.table("events", found, ROWS))
     finally:
         if NOTES or sys.exc_info()[0] is not None:
             print(f"service logs kept in {logs}")

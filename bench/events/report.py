@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.common.before_after import Figure
 from bench.common.load import IN_FLIGHT, Run, compared, pct
 from bench.events.consumers import Drain
 from bench.events.notes import busy_phases, print_notes
@@ -18,6 +19,47 @@ AIM_CPU_MS_PER_EVENT = 0.1  # consumer process CPU per event
 AIM_DRAIN_PER_S = 10_000.0  # backlog drained, events per second
 
 Row = tuple[str, str, str, bool]  # figure, measured, aim, met
+CLIENT = "bench client"  # the load generator: its CPU is not the stack's
+
+ROWS = [
+    Figure("p50_1_ratio", "PlaceOrder p50, 1 in flight, x bare", "x", f"<= {AIM_LATENCY_RATIO}x",
+           limit=AIM_LATENCY_RATIO),
+    Figure("p50_1_ms", "PlaceOrder p50, 1 in flight", " ms", ""),
+    Figure("accepted_per_s", f"accepted orders/s, {IN_FLIGHT} in flight", "/s", f">= {AIM_ACCEPTED_PER_S:,.0f}",
+           lower_is_better=False, limit=AIM_ACCEPTED_PER_S),
+    Figure("completed_per_s", "completed orders/s (receipt sent)", "/s", f">= {AIM_COMPLETED_PER_S:,.0f}",
+           lower_is_better=False, limit=AIM_COMPLETED_PER_S),
+    Figure("receipt_p50_ms", "PlaceOrder -> receipt p50, open loop", " ms", f"< {AIM_RECEIPT_P50_MS:.0f} ms",
+           limit=AIM_RECEIPT_P50_MS),
+    Figure("receipt_p99_ms", "PlaceOrder -> receipt p99, open loop", " ms", f"< {AIM_RECEIPT_P99_MS:.0f} ms",
+           limit=AIM_RECEIPT_P99_MS),
+    Figure("payment_drain_per_s", "payment backlog drained", "/s", f">= {AIM_DRAIN_PER_S:,.0f}/s",
+           lower_is_better=False, limit=AIM_DRAIN_PER_S),
+    Figure("notification_drain_per_s", "notification backlog drained", "/s", f">= {AIM_DRAIN_PER_S:,.0f}/s",
+           lower_is_better=False, limit=AIM_DRAIN_PER_S),
+    Figure("payment_cpu_ms_per_event", "payment CPU per event", " ms", f"<= {AIM_CPU_MS_PER_EVENT} ms",
+           limit=AIM_CPU_MS_PER_EVENT),
+    Figure("notification_cpu_ms_per_event", "notification CPU per event", " ms", f"<= {AIM_CPU_MS_PER_EVENT} ms",
+           limit=AIM_CPU_MS_PER_EVENT),
+    Figure("cpu_ms", f"CPU per order at {IN_FLIGHT} in flight, no client", " ms", ""),
+    Figure("bare_cpu_ms", f"CPU per order at {IN_FLIGHT} in flight, bare hops", " ms", ""),
+    Figure("own_cpu_ms", "own CPU per order (ours - bare)", " ms", "half of before", of_before=0.5),
+]
+
+
+def figures(bare: tuple[Run, Run], real: StackResult, drains: tuple[Drain, Drain]) -> dict[str, float]:
+    """The headline figures of a run, as results/bench/events.json keeps them."""
+    cpu, bare_cpu = (sum(ms for name, ms in run.cpu_ms_per_call.items() if name != CLIENT)
+                     for run in (real.burst, bare[1]))
+    to_receipt = real.e2e.steady.to_receipt_ms
+    found = {"p50_1_ratio": real.serial.p(0.5) / bare[0].p(0.5), "p50_1_ms": real.serial.p(0.5),
+             "accepted_per_s": real.burst.per_s, "completed_per_s": real.e2e.saturated.completed_per_s,
+             "receipt_p50_ms": pct(to_receipt, 0.5), "receipt_p99_ms": pct(to_receipt, 0.99),
+             "cpu_ms": cpu, "bare_cpu_ms": bare_cpu, "own_cpu_ms": cpu - bare_cpu}
+    for drain in drains:
+        found[f"{drain.service}_drain_per_s"] = drain.per_s
+        found[f"{drain.service}_cpu_ms_per_event"] = drain.cpu_ms_per_event
+    return found
 
 
 def report(bare: tuple[Run, Run], real: StackResult, drains: tuple[Drain, Drain], sizes: Sizes) -> None:
