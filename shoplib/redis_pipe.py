@@ -22,7 +22,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import hiredis
@@ -36,6 +36,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shoplib.redis_conn import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
 
 Arg = str | bytes | int | float
+# uvloop's timers count whole milliseconds: a batch this close to its deadline when the timer
+# fires has run out of time (asyncio.timeout's timer rounds the same way).
+TIMER_RESOLUTION_S = 0.001
 Reply = Any  # what hiredis parses: bytes, int, None, nested lists, or an error instance
 
 
@@ -83,33 +86,79 @@ class Endpoint:
         return ssl.create_default_context(cafile=self.tls_ca_file) if self.tls else None
 
 
+@dataclass(eq=False)
+class _Batch:
+    """Commands sent in one write, waiting for their replies."""
+
+    future: asyncio.Future[list[Reply]]
+    expected: int
+    deadline: float  # loop time (s) by which the last reply must have come
+    replies: list[Reply] = field(default_factory=list)
+
+
 class _Protocol(asyncio.Protocol):
-    """Replies parsed as they arrive and handed to the oldest waiting future."""
+    """Replies parsed as they arrive and collected for the oldest batch; one timer for the whole
+    connection, armed for the oldest batch's deadline (not re-armed per batch: it checks the oldest
+    when it fires, and arms itself again only while batches wait)."""
 
     def __init__(self) -> None:
         self._parser = hiredis.Reader(replyError=_reply_error)
-        self.waiting: deque[asyncio.Future[Reply]] = deque()
+        self.waiting: deque[_Batch] = deque()
         self.transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
 
+    def send(self, payload: bytes, expected: int, timeout_s: float) -> asyncio.Future[list[Reply]]:
+        assert self.transport is not None  # the caller checked that it is open, with no await since
+        loop = asyncio.get_running_loop()
+        batch = _Batch(loop.create_future(), expected, loop.time() + timeout_s)
+        self.waiting.append(batch)
+        self.transport.write(payload)
+        if self._timer is None:
+            self._timer = loop.call_at(batch.deadline, self._expire)
+        return batch.future
+
     def data_received(self, data: bytes) -> None:
         self._parser.feed(data)
         while (reply := self._parser.gets()) is not False:
-            future = self.waiting.popleft()
-            if not future.done():  # its caller may have given up (cancelled, timed out)
-                future.set_result(reply)
+            batch = self.waiting[0]
+            batch.replies.append(reply)
+            if len(batch.replies) == batch.expected:
+                self.waiting.popleft()
+                if not batch.future.done():  # its caller may have given up (cancelled)
+                    batch.future.set_result(batch.replies)
+
+    def _expire(self) -> None:
+        self._timer = None
+        if not self.waiting:
+            return
+        loop = asyncio.get_running_loop()
+        if self.waiting[0].deadline > loop.time() + TIMER_RESOLUTION_S:
+            self._timer = loop.call_at(self.waiting[0].deadline, self._expire)
+            return
+        self.abort(RedisTimeoutError("no reply from Redis within the command timeout"))
+
+    def abort(self, error: Exception) -> None:
+        """Fail every waiting batch with `error` and close the connection (a later reply could no
+        longer be matched to its command)."""
+        self._fail(error)
+        if self.transport is not None:
+            self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        self.fail(RedisConnectionError(f"connection to Redis lost ({type(exc).__name__ if exc else 'closed'})"))
+        self._fail(RedisConnectionError(f"connection to Redis lost ({type(exc).__name__ if exc else 'closed'})"))
 
-    def fail(self, error: Exception) -> None:
+    def _fail(self, error: Exception) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         while self.waiting:
-            future = self.waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
+            batch = self.waiting.popleft()
+            if not batch.future.done():
+                batch.future.set_exception(error)
 
 
 def _is_open(protocol: _Protocol | None) -> bool:
@@ -121,29 +170,26 @@ class RedisPipe:
     in order, an error reply as its exception instance (not raised).
 
     Raises ConnectionError when Redis cannot be reached or the connection is lost before every
-    reply came, TimeoutError when the replies take longer than `timeout_s` (seconds)."""
+    reply came, TimeoutError when the replies take longer than `timeout_s` (seconds). With
+    `drop_on_cancel` (a connection for blocking reads) a caller cancelled while it waits drops the
+    connection, so a blocked read does not hold up the next command; without it (a connection
+    shared by many callers) the replies of a cancelled caller are read and thrown away."""
 
-    def __init__(self, endpoint: Endpoint, timeout_s: float = SOCKET_TIMEOUT_S) -> None:
-        self._endpoint, self._timeout_s = endpoint, timeout_s
+    def __init__(self, endpoint: Endpoint, timeout_s: float = SOCKET_TIMEOUT_S, drop_on_cancel: bool = False) -> None:
+        self._endpoint, self._timeout_s, self._drop_on_cancel = endpoint, timeout_s, drop_on_cancel
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
 
     async def execute(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]:
         protocol = await self._connected()
-        loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in commands]
-        protocol.waiting.extend(futures)
-        assert protocol.transport is not None  # _connected() returned it open, with no await since
-        protocol.transport.write(b"".join([_packed(command) for command in commands]))
+        payload = b"".join([_packed(command) for command in commands])
+        future = protocol.send(payload, len(commands), self._timeout_s)
+        if not self._drop_on_cancel:
+            return await future
         try:
-            async with asyncio.timeout(self._timeout_s):
-                return list(await asyncio.gather(*futures))
-        except TimeoutError:
-            error = RedisTimeoutError(f"no reply from Redis within {self._timeout_s:.1f}s")
-            self._drop(protocol, error)
-            raise error from None
-        except asyncio.CancelledError:  # its replies are still owed, and a blocked read would hold up the next
-            self._drop(protocol, RedisConnectionError("connection dropped: a caller gave up waiting"))
+            return await future
+        except asyncio.CancelledError:
+            self._drop(protocol, RedisConnectionError("connection dropped: its caller gave up waiting"))
             raise
 
     async def close(self) -> None:
@@ -151,9 +197,7 @@ class RedisPipe:
             self._drop(self._protocol, RedisConnectionError("connection closed by its owner"))
 
     def _drop(self, protocol: _Protocol, error: Exception) -> None:
-        protocol.fail(error)
-        if protocol.transport is not None:
-            protocol.transport.abort()
+        protocol.abort(error)
         if self._protocol is protocol:
             self._protocol = None
 
@@ -187,11 +231,8 @@ class RedisPipe:
             setup.append(("SELECT", end.db))
         if not setup:
             return
-        assert protocol.transport is not None
-        futures = [asyncio.get_running_loop().create_future() for _ in setup]
-        protocol.waiting.extend(futures)
-        protocol.transport.write(b"".join([_packed(command) for command in setup]))
-        for reply in await asyncio.gather(*futures):
+        for reply in await protocol.send(b"".join([_packed(command) for command in setup]), len(setup),
+                                         CONNECT_TIMEOUT_S):
             if isinstance(reply, ResponseError):
-                protocol.transport.abort()
+                protocol.abort(reply)
                 raise reply

@@ -39,7 +39,8 @@ class GroupReader:
         self._reader, self._group, self._consumer = reader, group, consumer
         endpoint = Endpoint.of(reader)
         # A blocked read may take block_ms before its reply: the deadline is on top of that.
-        self._pipe = RedisPipe(endpoint, block_ms / 1000 + SOCKET_TIMEOUT_S) if endpoint is not None else None
+        self._pipe = RedisPipe(endpoint, block_ms / 1000 + SOCKET_TIMEOUT_S, drop_on_cancel=True) \
+            if endpoint is not None else None
 
     async def read(self, streams: Sequence[str], from_id: str, count: int, block_ms: int | None) -> list[Entry]:
         """Up to `count` entries per stream after `from_id` ("0": this consumer's pending entries;

@@ -56,7 +56,15 @@ async def test_concurrent_callers_on_one_connection_get_their_own_replies(pipe: 
     assert results == [[b"OK", str(n).encode(), f"caller-{n}".encode()] for n in range(300)]
 
 
-async def test_a_caller_that_gives_up_leaves_a_fresh_connection_for_the_next(pipe: RedisPipe) -> None:
+async def test_a_caller_that_gives_up_is_skipped_on_a_shared_connection(pipe: RedisPipe) -> None:
+    slow = asyncio.ensure_future(pipe.execute([("BLPOP", "never-filled", "0.1")]))  # its reply comes late
+    await asyncio.sleep(0.02)
+    slow.cancel()
+    assert await pipe.execute([("ECHO", "after")]) == [b"after"]  # not the BLPOP's late nil
+
+
+async def test_a_reader_that_gives_up_leaves_a_fresh_connection_for_the_next(server: LocalRedis) -> None:
+    pipe = RedisPipe(Endpoint("127.0.0.1", server.port), drop_on_cancel=True)
     blocked = asyncio.ensure_future(pipe.execute([("BLPOP", "never-filled", "5")]))  # holds its connection
     await asyncio.sleep(0.05)
     blocked.cancel()
@@ -65,6 +73,7 @@ async def test_a_caller_that_gives_up_leaves_a_fresh_connection_for_the_next(pip
     started = time.monotonic()
     assert await pipe.execute([("ECHO", "after")]) == [b"after"]
     assert time.monotonic() - started < 1.0  # not queued behind the blocked read
+    await pipe.close()
 
 
 async def test_a_stalled_redis_is_a_timeout_and_the_connection_comes_back(pipe: RedisPipe,
@@ -81,6 +90,22 @@ async def test_a_stalled_redis_is_a_timeout_and_the_connection_comes_back(pipe: 
     finally:
         server.process.send_signal(signal.SIGCONT)
     assert await pipe.execute([("ECHO", "back")]) == [b"back"]
+
+
+async def test_the_deadline_counts_from_each_batch_not_from_the_connections_timer(pipe: RedisPipe,
+                                                                                   server: LocalRedis) -> None:
+    await pipe.execute([("PING",)])  # arms the connection's one timer for this batch's deadline
+    await asyncio.sleep(SHORT_TIMEOUT_S * 0.7)
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(redis.TimeoutError):
+            await pipe.execute([("PING",)])
+        waited = time.monotonic() - started
+        assert SHORT_TIMEOUT_S - 0.01 <= waited < SHORT_TIMEOUT_S + 0.2  # its own deadline, not the first's
+    finally:
+        server.process.send_signal(signal.SIGCONT)
 
 
 async def test_a_killed_redis_is_a_connection_error_and_a_restarted_one_is_used_again(pipe: RedisPipe,
