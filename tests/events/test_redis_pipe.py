@@ -19,6 +19,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from shoplib import outage, redis_conn
 from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.redis_server import LocalRedis, free_port
+from shoplib.store_reads import PipeReads, reads_for
 
 SHORT_TIMEOUT_S = 0.3  # the pipe's reply deadline in the stall test
 
@@ -154,3 +155,22 @@ async def test_the_endpoint_is_the_pools_and_none_where_the_pipe_does_not_apply(
     await unix.aclose()
     cluster = RedisCluster(host="127.0.0.1", port=server.port)  # not connected: commands follow slots
     assert Endpoint.of(cast(aioredis.Redis, cluster)) is None
+
+
+async def test_the_stores_lean_reads_answer_as_redis_py_does(server: LocalRedis) -> None:
+    client = redis_conn.connect(server.url)
+    reads = reads_for(client)
+    assert isinstance(reads, PipeReads)
+    try:
+        await client.set("r:k", b"\x00order")
+        await client.rpush("r:l", "a", "b", "c")
+        await client.zadd("r:z", {"x": 1, "y": 2, "z": 3})
+        assert await reads.get("r:k") == await client.get("r:k") == b"\x00order"
+        assert await reads.get("r:missing") is None
+        assert await reads.lrange("r:l", 0, -1) == await client.lrange("r:l", 0, -1)
+        assert await reads.zrangebyscore("r:z", "-inf", 2, start=0, num=10) == [b"x", b"y"]
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await reads.get("r:l")
+    finally:
+        await reads.aclose()
+        await client.aclose()
