@@ -16,7 +16,7 @@ from order_svc.grpc_api import OrderServicer
 from order_svc.reconciler import Reconciler
 from order_svc.updates import OrderUpdates
 from shoplib import events as shop_events
-from shoplib import faults, grpc_client, metrics, replicated, trace_seams
+from shoplib import faults, grpc_client, metrics, replicated, store_reads, trace_seams
 from shoplib.dispatch import Dispatcher
 from shoplib.grpc_server import ServiceSpec
 from shoplib.health import Dependency, grpc_health_probe
@@ -54,8 +54,9 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
          committer: Committer | None = None) -> ServiceSpec:
     client = store.client
     committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
-    events = dispatcher(client, committer)
-    unit_of_work = unit_of_work_factory(client, committer, {
+    reads = store_reads.reads_for(client)  # an order read at settlement: on the lean connection
+    events = dispatcher(reads, committer)
+    unit_of_work = unit_of_work_factory(reads, committer, {
         types_pb2.FLOW_MODE_SYNC: SyncChain(notification, payment, events),
         types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE)})
     updates = OrderUpdates(client)
