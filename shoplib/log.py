@@ -20,6 +20,9 @@ CORRELATION_HEADER = "x-correlation-id"
 # A caller's correlation id goes into every log line and event envelope: only this shape is kept.
 SAFE_CORRELATION_ID = re.compile(rf"[A-Za-z0-9._:-]{{1,{MAX_CORRELATION_ID_LENGTH}}}")
 correlation_id: ContextVar[str] = ContextVar("correlation_id", default="")
+# The least level `configure` lets through; NOTSET (every level) until then, as structlog's
+# default configuration writes every level. See `debugging`.
+_least_level = logging.NOTSET
 
 
 def new_correlation_id() -> str:
@@ -33,7 +36,9 @@ def accepted_correlation_id(offered: object) -> str | None:
 
 def configure(service: str) -> None:
     """Configure structlog for a service process (LOG_LEVEL, LOG_FORMAT=json|console)."""
+    global _least_level
     level = getattr(logging, os.environ.get("LOG_LEVEL", "INFO").upper(), logging.INFO)
+    _least_level = level
     renderer, factory = _output(console=os.environ.get("LOG_FORMAT") == "console")
     structlog.configure(
         processors=[_merge_bound, structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
@@ -69,6 +74,12 @@ def _merge_bound(logger: WrappedLogger, method: str, event_dict: EventDict) -> E
     they over structlog's context (the interceptor's, bound before any `bind` of the same task)."""
     bound = _bound.get()
     return {**bound, **event_dict} if bound else event_dict
+
+
+def debugging() -> bool:
+    """Whether debug lines are written: a hot path skips computing a debug line's fields (and
+    the logger's proxy lookup) when they are not, as on every event at the default INFO."""
+    return _least_level <= logging.DEBUG
 
 
 def get(name: str | None = None) -> structlog.typing.FilteringBoundLogger:

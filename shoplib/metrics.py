@@ -56,6 +56,7 @@ GROUP_OLDEST_PENDING = Gauge(
 LABEL_SETS_KEPT = 1024
 server_rpc = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(SERVER_RPC_SECONDS.labels)
 client_rpc = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(CLIENT_RPC_SECONDS.labels)
+events_handled = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(EVENTS_HANDLED.labels)  # (stream, group): every entry
 STORE_OPEN = Gauge("shop_store_open", "1 while the store takes writes, 0 during an outage.", ["service"])
 READY = Gauge("shop_ready", "1 while readiness is SERVING, 0 while NOT_SERVING.", ["service"])
 

@@ -31,6 +31,10 @@ SLOTS = 16384
 MAX_SALT = 100_000
 # Past this the per-partition chores of every consumer (reclaim, trim, group checks) dominate.
 MAX_PARTITIONS = 1024
+# Order ids and stream names whose partition or base name is remembered: an event's path asks
+# for its order's partition several times (its stream, its keys, its checks), and a consumer
+# reads few streams; LRU, so hostile or one-off names cannot grow it.
+NAMES_KEPT = 4096
 _IN_ORDER_ID = re.compile(r"ord_p(\d+)_")
 _TAG = re.compile(r"\{p(\d+)(?:\.\d+)?\}")
 
@@ -74,7 +78,12 @@ def key(prefix: str, partition: int, *rest: str) -> str:
 
 def stream(name: str, partition: int) -> str:
     """A stream (or dead-letter stream) of one partition: `name:{pN}`."""
-    return f"{name}:{tag(partition)}"
+    return _stream(name, partition, count())
+
+
+@functools.lru_cache(maxsize=NAMES_KEPT)
+def _stream(name: str, partition: int, partitions: int) -> str:
+    return f"{name}:{_banded_tag(partition, partitions)}"
 
 
 def streams(name: str) -> list[str]:
@@ -82,6 +91,7 @@ def streams(name: str) -> list[str]:
     return [stream(name, p) for p in every()]
 
 
+@functools.lru_cache(maxsize=NAMES_KEPT)
 def base(name: str) -> str:
     """The stream a partition's stream belongs to: `order-events:{p3}` -> `order-events`."""
     return _TAG.sub("", name).removesuffix(":")
@@ -99,12 +109,17 @@ def order_id(partition: int, suffix: str) -> str:
 def partition_of_order(order_id: str) -> int:
     """The partition an order id names (`ord_p3_...` -> 3); ValueError when out of range. An id
     without one (made before partitions existed) is placed by a stable hash of the whole id."""
+    return _partition_of_order(order_id, count())
+
+
+@functools.lru_cache(maxsize=NAMES_KEPT)  # a ValueError is not kept: raised again each time
+def _partition_of_order(order_id: str, partitions: int) -> int:
     found = _IN_ORDER_ID.match(order_id)
     if found is None:
-        return zlib.crc32(order_id.encode()) % count()
+        return zlib.crc32(order_id.encode()) % partitions
     partition = int(found.group(1))
-    if partition >= count():
-        raise ValueError(f"names partition {partition}, but there are {count()} (0..{count() - 1})")
+    if partition >= partitions:
+        raise ValueError(f"names partition {partition}, but there are {partitions} (0..{partitions - 1})")
     return partition
 
 

@@ -44,6 +44,11 @@ def _misplaced(envelope: events_pb2.EventEnvelope, stream: str) -> str | None:
     return None if home == stream else f"{envelope.type} belongs on {home}, not {stream}"
 
 
+def _bind_entry(ack: Ack) -> None:
+    """Name the entry in every log line of its task (before anything is known of its event)."""
+    log.bind(stream=ack.stream, entry_id=ack.entry_id, group=ack.group)
+
+
 class EntryWorker:
     def __init__(self, client: aioredis.Redis, committer: Committer, sub: Subscription, settings: ConsumerSettings,
                  gate: StoreGate, stopping: asyncio.Event, decode: Decode | None = None,
@@ -75,27 +80,32 @@ class EntryWorker:
     async def _settle(self, entry: Entry, deliveries: int) -> None:
         stream, entry_id, fields = entry
         ack = Ack(stream, self.sub.group, entry_id)
-        log.bind(stream=stream, entry_id=entry_id, group=self.sub.group)
         if not fields:  # trimmed or deleted while pending: nothing left to do
+            _bind_entry(ack)
             await self._committer.commit(Writes(), None, ack)
             return
         try:
             envelope, payload = self._decode(fields)
         except events.UndecodableEvent as exc:
-            return await self._dead(ack, deliveries, f"undecodable: {exc}", fields)
+            return await self._undecodable(ack, deliveries, str(exc), fields)
         if misplaced := _misplaced(envelope, stream):
-            return await self._dead(ack, deliveries, f"undecodable: {misplaced}", fields)
+            return await self._undecodable(ack, deliveries, misplaced, fields)
         with trace_context.consuming(envelope, stream, entry_id, self.sub.group, self.sub.consumer, deliveries):
             await self._settle_decoded(envelope, payload, ack, deliveries, fields)
 
     async def _settle_decoded(self, envelope: events_pb2.EventEnvelope, payload: Message, ack: Ack, deliveries: int,
                               fields: dict[bytes, bytes]) -> None:
-        if self._over_budget(ack, deliveries):
-            return await self._give_up(ack, deliveries, fields)
         cid = log.accepted_correlation_id(envelope.correlation_id) or ""  # from the broker: bounded too
         log.correlation_id.set(cid)
-        log.bind(event_id=envelope.id, event_type=envelope.type, order_id=envelope.subject, correlation_id=cid)
+        log.bind(stream=ack.stream, entry_id=ack.entry_id, group=ack.group,  # one bind per entry: each costs
+                 event_id=envelope.id, event_type=envelope.type, order_id=envelope.subject, correlation_id=cid)
+        if self._over_budget(ack, deliveries):
+            return await self._give_up(ack, deliveries, fields)
         await self._handle(envelope, payload, ack, deliveries, fields)
+
+    async def _undecodable(self, ack: Ack, deliveries: int, why: str, fields: dict[bytes, bytes]) -> None:
+        _bind_entry(ack)
+        await self._dead(ack, deliveries, f"undecodable: {why}", fields)
 
     async def _handle(self, envelope: events_pb2.EventEnvelope, payload: Message, ack: Ack, deliveries: int,
                       fields: dict[bytes, bytes]) -> None:
@@ -118,10 +128,11 @@ class EntryWorker:
                 raise
             return await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
         if handler is not None:
-            metrics.EVENTS_HANDLED.labels(partitions.base(ack.stream), ack.group).inc()
+            metrics.events_handled(partitions.base(ack.stream), ack.group).inc()
         if self._failed.pop((ack.stream, ack.entry_id), None) is not None:
             await failures.forget(self._client, ack)
-        _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
+        if log.debugging():
+            _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
 
     async def _raise_if_store_down(self) -> None:
         """A handler cut off by its deadline while the store cannot take writes (a master failing
