@@ -20,15 +20,22 @@ Request = notification_service_pb2.SendNotificationRequest
 
 async def send(cmd: Request, uow: UnitOfWork) -> types_pb2.Notification:
     """Send one notification per (order, kind); a repeat returns the one already sent."""
-    if violations := domain.violations(cmd.order_id, cmd.customer_id, cmd.kind, cmd.reason):
+    return await _send(cmd.order_id, cmd.customer_id, cmd.kind, cmd.amount, cmd.reason, uow)
+
+
+async def _send(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.ValueType,
+                amount: types_pb2.Money, reason: str, uow: UnitOfWork) -> types_pb2.Notification:
+    """`send`, from the fields (the event handlers build no request)."""
+    if violations := domain.violations(order_id, customer_id, kind, reason):
         raise errors.InvalidArgument(violations)
-    log.bind(order_id=cmd.order_id)
-    note = domain.compose(cmd.order_id, cmd.customer_id, cmd.kind, cmd.amount, cmd.reason)
+    log.bind(order_id=order_id)
+    note = domain.compose(order_id, customer_id, kind, amount, reason)
     if await _record(note, uow):
-        _logger.debug("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
+        if log.debugging():
+            _logger.debug("notification.sent", kind=types_pb2.NotificationKind.Name(note.kind))
         await uow.publish()
         return note
-    return await uow.notifications.get(cmd.order_id, cmd.kind) or note  # sent before
+    return await uow.notifications.get(order_id, kind) or note  # sent before
 
 
 async def _record(note: types_pb2.Notification, uow: UnitOfWork) -> bool:
@@ -46,8 +53,8 @@ async def list_for_order(order_id: str, uow: UnitOfWork) -> list[types_pb2.Notif
 
 async def order_placed(event: events_pb2.OrderPlaced, uow: UnitOfWork) -> types_pb2.Notification:
     order = event.order
-    return await send(Request(order_id=order.order_id, customer_id=order.customer_id,
-                              kind=types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, amount=order.total), uow)
+    return await _send(order.order_id, order.customer_id, types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, order.total,
+                       "", uow)
 
 
 async def payment_succeeded(event: events_pb2.PaymentSucceeded, uow: UnitOfWork) -> types_pb2.Notification:
@@ -60,8 +67,7 @@ async def payment_declined(event: events_pb2.PaymentDeclined, uow: UnitOfWork) -
 
 async def _payment_notice(payment: types_pb2.Payment, kind: types_pb2.NotificationKind.ValueType,
                           uow: UnitOfWork) -> types_pb2.Notification:
-    return await send(Request(order_id=payment.order_id, customer_id=payment.customer_id, kind=kind,
-                              amount=payment.amount, reason=payment.decline_reason), uow)
+    return await _send(payment.order_id, payment.customer_id, kind, payment.amount, payment.decline_reason, uow)
 
 
 # What each event tells the customer, by event type (the stream consumer dispatches through it).
