@@ -30,6 +30,7 @@ def compose(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.Va
             reason: str) -> types_pb2.Notification:
     total = money.format_money(amount) if amount.currency_code else "your order"
     text = TEXTS[kind].format(order_id=order_id, total=total, reason=reason)  # only the one it sends
-    now = clock.now()
-    return types_pb2.Notification(notification_id=f"ntf_{ids.hex_id()}", order_id=order_id,
-                                  customer_id=customer_id, kind=kind, message=text, create_time=now)
+    note = types_pb2.Notification(notification_id=f"ntf_{ids.hex_id()}", order_id=order_id,
+                                  customer_id=customer_id, kind=kind, message=text)
+    clock.stamp(note.create_time)  # in place: a Timestamp passed in would be copied
+    return note

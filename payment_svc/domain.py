@@ -23,11 +23,12 @@ def violations(order_id: str, customer_id: str, amount: types_pb2.Money) -> list
 def decide(order_id: str, customer_id: str, amount: types_pb2.Money, rules: Rules) -> types_pb2.Payment:
     """Declined, deterministically, when the amount is above the limit; otherwise succeeded."""
     declined = amount.amount_minor > rules.decline_above_minor
-    return types_pb2.Payment(
-        payment_id=f"pay_{ids.hex_id()}", order_id=order_id, customer_id=customer_id,
-        amount=amount, create_time=clock.now(),
+    payment = types_pb2.Payment(
+        payment_id=f"pay_{ids.hex_id()}", order_id=order_id, customer_id=customer_id, amount=amount,
         status=types_pb2.PAYMENT_STATUS_DECLINED if declined else types_pb2.PAYMENT_STATUS_SUCCEEDED,
         decline_reason=_decline_reason(amount.currency_code, rules) if declined else "")
+    clock.stamp(payment.create_time)  # in place: a Timestamp passed in would be copied
+    return payment
 
 
 def _decline_reason(currency_code: str, rules: Rules) -> str:

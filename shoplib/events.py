@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -11,7 +10,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 from shop.v1 import events_pb2
 
-from shoplib import ids, log, partitions
+from shoplib import clock, ids, log, partitions
 from shoplib.bounds import MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
 
 M = TypeVar("M", bound=Message)
@@ -59,7 +58,7 @@ def wrap(event: Message, source: str, traceparent: str = "") -> events_pb2.Event
         id=ids.uuid4_text(), source=source, specversion="1.0", type=kind.name, subject=kind.subject(event),
         datacontenttype=CONTENT_TYPE, dataschema=kind.type_url, traceparent=traceparent,
         correlation_id=log.correlation_id.get())
-    envelope.time.FromNanoseconds(time.time_ns())
+    clock.stamp(envelope.time)
     envelope.data.type_url, envelope.data.value = kind.type_url, event.SerializeToString()
     return envelope
 
