@@ -44,8 +44,14 @@ class Dispatcher(Generic[U, R]):
         return result
 
     def stream_handlers(self) -> dict[type[Message], StreamHandler]:
-        """The same table as the stream consumer takes it: one unit of work per entry."""
-        async def on_entry(envelope: events_pb2.EventEnvelope, event: Any, ack: Ack) -> None:
-            await self.handle(event, self._unit_of_work(ack))
+        """The same table as the stream consumer takes it: one unit of work per entry. Each type's
+        handler is bound in its own entry function (as `handle`, less a look-up and a call per entry)."""
+        return {kind: self._on_entry(handler) for kind, handler in self._table.items()}
 
-        return dict.fromkeys(self._table, on_entry)
+    def _on_entry(self, handler: EventHandler[U, R]) -> StreamHandler:
+        async def on_entry(envelope: events_pb2.EventEnvelope, event: Any, ack: Ack) -> None:
+            uow = self._unit_of_work(ack)
+            await handler(event, uow)
+            await uow.finish()
+
+        return on_entry

@@ -129,7 +129,7 @@ class EntryWorker:
             return await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
         if handler is not None:
             metrics.events_handled(partitions.base(ack.stream), ack.group).inc()
-        if self._failed.pop((ack.stream, ack.entry_id), None) is not None:
+        if self._failed and self._failed.pop((ack.stream, ack.entry_id), None) is not None:  # mostly empty
             await failures.forget(self._client, ack)
         if log.debugging():
             _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
@@ -157,7 +157,7 @@ class EntryWorker:
 
     def _over_budget(self, ack: Ack, deliveries: int) -> bool:
         limit = self.settings.max_deliveries
-        return deliveries > limit or self._failed.get((ack.stream, ack.entry_id), 0) >= limit
+        return deliveries > limit or (bool(self._failed) and self._failed.get((ack.stream, ack.entry_id), 0) >= limit)
 
     async def _runtime_failed(self, entry: Entry, deliveries: int, exc: Exception) -> None:
         """The runtime itself failed on this entry (a bug of ours): logged with its traceback and
