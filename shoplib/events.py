@@ -99,9 +99,10 @@ def _decode(fields: dict[bytes, bytes]) -> tuple[events_pb2.EventEnvelope, Messa
     kind = BY_NAME.get(envelope.type)
     if kind is None:
         raise UndecodableEvent(f"unknown event type {envelope.type[:MAX_ID_LENGTH]!r}")
-    if envelope.data.type_url != kind.type_url:
-        raise UndecodableEvent(f"payload {envelope.data.type_url[:MAX_ID_LENGTH]!r} does not match type {kind.name!r}")
-    payload = _parse(kind.message, envelope.data.value, f"{kind.message.DESCRIPTOR.full_name} payload")
+    data = envelope.data  # each read of a field makes a new Python object: read once
+    if data.type_url != kind.type_url:
+        raise UndecodableEvent(f"payload {data.type_url[:MAX_ID_LENGTH]!r} does not match type {kind.name!r}")
+    payload = _parse(kind.message, data.value, f"{kind.message.DESCRIPTOR.full_name} payload")
     _check_identity(envelope, kind.subject(payload))
     return envelope, payload
 
@@ -115,10 +116,10 @@ def _parse(message: type[M], raw: bytes, what: str) -> M:
 
 def _check_identity(envelope: events_pb2.EventEnvelope, subject: str) -> None:
     """The envelope names the order its payload is about, and both are within bounds."""
-    if not envelope.id or not envelope.subject:
+    event_id, named = envelope.id, envelope.subject
+    if not event_id or not named:
         raise UndecodableEvent("envelope lacks id or subject")
-    if len(envelope.id) > MAX_ID_LENGTH or len(envelope.subject) > MAX_ID_LENGTH:
+    if len(event_id) > MAX_ID_LENGTH or len(named) > MAX_ID_LENGTH:
         raise UndecodableEvent(f"envelope id or subject longer than {MAX_ID_LENGTH} characters")
-    if envelope.subject != subject:
-        raise UndecodableEvent(
-            f"subject {envelope.subject!r} does not match the payload's order {subject[:MAX_ID_LENGTH]!r}")
+    if named != subject:
+        raise UndecodableEvent(f"subject {named!r} does not match the payload's order {subject[:MAX_ID_LENGTH]!r}")
