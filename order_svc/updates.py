@@ -8,12 +8,18 @@ one subscription on any node sees every order of every partition, and after a fa
 listener simply subscribes again on whichever node the client picks. Sharded pub/sub would need
 P subscriptions per process spread over the masters, re-homed at each failover, and its
 SPUBLISH inside the script a channel declared among the keys; it pays off only when the bus
-traffic of a large cluster matters, which a few status changes per order never do here."""
+traffic of a large cluster matters, which a few status changes per order never do here.
+
+The process is subscribed only while someone watches (and IDLE_UNSUBSCRIBE_S after the last one
+left): otherwise every order's status changes would be read and dropped here for nobody. A new
+watcher waits for the subscription to be confirmed before it reads the order, so no change
+between the two is missed."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
@@ -31,6 +37,14 @@ _logger = log.get("order_svc")
 
 # Updates kept per watcher: an order has few statuses; a watcher too slow to read keeps the latest.
 WATCH_QUEUE = 8
+# The subscription is dropped this long after the last watcher left: watchers coming one after
+# another (a client following its orders in turn) keep one subscription.
+IDLE_UNSUBSCRIBE_S = RESYNC_S
+# How often a quiet subscription looks whether anyone still watches.
+POLL_S = 1.0
+# A new watcher waits this long at most for the subscription before it reads the order; past it
+# (Redis down or slow) it reads anyway and its resync every RESYNC_S stands in for a lost push.
+SUBSCRIBE_WAIT_S = 1.0
 
 
 class OrderUpdates:
@@ -41,6 +55,8 @@ class OrderUpdates:
         self._client = client
         self._watchers: dict[str, set[asyncio.Queue[types_pb2.Order]]] = defaultdict(set)
         self._count = 0
+        self._wanted = asyncio.Event()  # set while anyone watches
+        self._subscribed = asyncio.Event()  # set while the subscription is confirmed
 
     @contextlib.asynccontextmanager
     async def watch(self, order_id: str) -> AsyncIterator[asyncio.Queue[types_pb2.Order]]:
@@ -49,18 +65,24 @@ class OrderUpdates:
         queue: asyncio.Queue[types_pb2.Order] = asyncio.Queue(maxsize=WATCH_QUEUE)
         self._watchers[order_id].add(queue)
         self._count += 1
+        self._wanted.set()
         try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_WAIT_S)
             yield queue
         finally:
             self._count -= 1
             self._watchers[order_id].discard(queue)
             if not self._watchers[order_id]:
                 del self._watchers[order_id]
+            if not self._count:
+                self._wanted.clear()
 
     async def run(self) -> None:
-        """Listen for ever; reconnects after Redis comes back (watchers resync meanwhile). Any
-        other error ends the task, and its supervisor logs it and starts it again."""
+        """Listen whenever anyone watches; reconnects after Redis comes back (watchers resync
+        meanwhile). Any other error ends the task, and its supervisor logs it and starts it again."""
         while True:
+            await self._wanted.wait()
             try:
                 await self._listen()
             except Exception as exc:
@@ -70,10 +92,25 @@ class OrderUpdates:
                 await asyncio.sleep(RESYNC_S / 10)
 
     async def _listen(self) -> None:
-        async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        """Subscribed until IDLE_UNSUBSCRIBE_S after the last watcher left."""
+        async with self._client.pubsub() as pubsub:
             await pubsub.subscribe(UPDATES_CHANNEL)
-            async for message in pubsub.listen():
-                self._deliver(message.get("data"))
+            try:
+                watched = time.monotonic()
+                while self._count or time.monotonic() - watched < IDLE_UNSUBSCRIBE_S:
+                    watched = time.monotonic() if self._count else watched
+                    self._handle(await pubsub.get_message(timeout=POLL_S))
+            finally:  # before the subscription closes: a watcher coming now waits for the next one
+                self._subscribed.clear()
+
+    def _handle(self, message: dict[str, object] | None) -> None:
+        """The subscription's confirmation (from then on no update is missed), or an update."""
+        if message is None:
+            return
+        if message.get("type") == "subscribe":
+            self._subscribed.set()
+        elif message.get("type") == "message":
+            self._deliver(message.get("data"))
 
     def _deliver(self, data: object) -> None:
         """Hand one update to the watchers of its order; anything else is logged and skipped."""

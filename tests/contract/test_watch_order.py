@@ -9,7 +9,8 @@ import grpc
 import redis
 from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, types_pb2
 
-from order_svc.adapters import reservation_key
+from order_svc.adapters import UPDATES_CHANNEL, reservation_key
+from order_svc.ports import RESYNC_S
 from tests.contract.inprocess import running_services
 from tests.support import PAID_LINES, new_id
 
@@ -28,6 +29,8 @@ async def order_id_of(client: redis.Redis, idempotency_key: str, within_s: float
 
 async def test_watching_a_pending_order_sends_pending_then_paid_and_ends(
         redis_url: str, redis_client: redis.Redis) -> None:
+    """The change comes by push; the order service subscribes to updates only once someone watches
+    (before that, every status change would be read for nobody)."""
     async with running_services(redis_url, payment_delay_ms=PAYMENT_DELAY_MS) as services, \
             grpc.aio.insecure_channel(services.address("gateway")) as channel:
         gateway = gateway_service_pb2_grpc.GatewayServiceStub(channel)
@@ -35,7 +38,10 @@ async def test_watching_a_pending_order_sends_pending_then_paid_and_ends(
                                                         lines=PAID_LINES, mode=types_pb2.FLOW_MODE_SYNC)
         placing = asyncio.ensure_future(gateway.PlaceOrder(request, timeout=5))
         order_id = await order_id_of(redis_client, request.idempotency_key)
+        assert redis_client.pubsub_numsub(UPDATES_CHANNEL)[0][1] == 0
+        started = time.monotonic()
         watch = gateway.WatchOrder(gateway_service_pb2.WatchOrderRequest(order_id=order_id), timeout=5)
         statuses = [reply.order.status async for reply in watch]
         assert statuses == [types_pb2.ORDER_STATUS_PENDING, types_pb2.ORDER_STATUS_PAID]
+        assert time.monotonic() - started < RESYNC_S / 2, "the change came by the resync, not by push"
         assert (await placing).order.status == types_pb2.ORDER_STATUS_PAID
