@@ -61,6 +61,7 @@ class StreamConsumer:
         self.gate = gate or StoreGate(outage.write_probe(client, f"health:consumer:{subscription.consumer}"))
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Future[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by _consume: asking costs a getpid (3.11)
         self._slot_freed = asyncio.Event()
         self._reads = read_groups(subscription.streams, redis_conn.is_cluster(reader))
         self._reads_of_group = GroupReader(reader, subscription.group, subscription.consumer, self.settings.block_ms)
@@ -95,6 +96,7 @@ class StreamConsumer:
     async def _consume(self) -> None:
         """New entries flow continuously: a read asks for as many as there are free slots, so a
         slow entry never holds back the others, and never more are read than can be worked on."""
+        self._loop = asyncio.get_running_loop()
         await self.ensure_groups()
         await self._drain_own_pending()
         try:
@@ -124,7 +126,8 @@ class StreamConsumer:
             await self._slot_freed.wait()
 
     def _start(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)  # per entry: ensure_future's checks cost more
+        assert self._loop is not None, "entries are started by _consume"
+        task = self._loop.create_task(work)  # per entry: ensure_future's checks cost more
         self._in_flight.add(task)
         task.add_done_callback(self._finished)
 

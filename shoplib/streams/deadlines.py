@@ -32,11 +32,12 @@ class Deadlines:
         # Tasks cut off -> how many cancellations they had before ours (as asyncio.timeout keeps).
         self._cut_off: dict[asyncio.Task[object], int] = {}
         self._timer: asyncio.TimerHandle | None = None
+        # The loop it runs on, kept: asking for the running loop costs a getpid system call (3.11).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def run(self, call: Awaitable[T]) -> T:
         """Await `call` (in the current task); TimeoutError when it outlives the limit."""
-        task: asyncio.Task[object] | None = asyncio.current_task()
-        assert task is not None, "Deadlines.run outside a task"  # a coroutine always runs in a task here
+        task = self._current_task()
         self._running[task] = time.monotonic() + self.limit_s
         if self._timer is None:
             self._arm(task.get_loop(), self.limit_s)
@@ -47,9 +48,19 @@ class Deadlines:
                 raise TimeoutError from None
             raise
         finally:
-            del self._running[task]
+            self._running.pop(task, None)  # gone only if its loop changed under it
             if self._cut_off:  # cut off, yet it finished (it swallowed the cancellation)
                 self._was_cut_off(task)
+
+    def _current_task(self) -> asyncio.Task[object]:
+        task: asyncio.Task[object] | None = asyncio.current_task(self._loop) if self._loop else None
+        if task is None:  # the first run, or on another loop than the last (tests)
+            loop = asyncio.get_running_loop()
+            if loop is not self._loop:  # what ran on the last one can run no more
+                self._running, self._cut_off, self._timer, self._loop = {}, {}, None, loop
+            task = asyncio.current_task(loop)
+        assert task is not None, "Deadlines.run outside a task"  # a coroutine always runs in a task here
+        return task
 
     def _was_cut_off(self, task: asyncio.Task[object]) -> bool:
         """True when this task was cut off and nothing else cancelled it; forgets the cut."""

@@ -81,3 +81,10 @@ async def test_a_handler_that_swallows_its_cut_finishes_with_no_cancellation_lef
         return result, current.cancelling()
 
     assert await asyncio.create_task(twice(Deadlines(LIMIT_S))) == ("kept going", 0)
+
+
+def test_a_worker_moved_to_another_loop_still_cuts_off_its_handlers() -> None:
+    deadlines = Deadlines(LIMIT_S)
+    assert asyncio.run(deadlines.run(_sleep_then(0))) == "done"  # leaves its timer on the first loop
+    with pytest.raises(TimeoutError):
+        asyncio.run(deadlines.run(_sleep_then(10)))
