@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from shoplib.metrics import COMMIT_SECONDS
-from shoplib.redis_pipe import Endpoint, RedisPipe
+from shoplib.redis_pipe import Endpoint, RedisPipe, Reply
 from shoplib.tx import Ack, Once, Value, Writes, script_arguments
 
 _SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
+Queued = tuple[list[str], list[Value], "asyncio.Future[bool]"]  # a commit's KEYS, ARGV and its caller's future
 
 
 class RedisCommitter:
@@ -48,7 +52,7 @@ class PipelinedCommitter:
         endpoint = Endpoint.of(client)
         self._pipe = RedisPipe(endpoint) if endpoint is not None else None
         self._sha = client.register_script(_SCRIPT).sha
-        self._queue: list[tuple[list[str], list[Value], asyncio.Future[bool]]] = []
+        self._queue: list[Queued] = []
         self._flushes: set[asyncio.Task[None]] = set()
 
     async def commit(self, writes: Writes, once: Once | None = None,
@@ -64,7 +68,24 @@ class PipelinedCommitter:
         return done
 
     def _schedule_flush(self) -> None:
-        task = asyncio.ensure_future(self._flush())
+        batch, self._queue = self._queue, []
+        sent = self._pipe.send_now(self._commands(batch)) if self._pipe is not None else None
+        if sent is None:  # not connected yet (or a cluster): a task connects and sends
+            return self._spawn(self._flush(batch))
+        # Connected: the batch is on the wire now, and its replies are handed out by a callback
+        # (no task per flush: a task costs more than the rest of a small batch's flush).
+        sent.add_done_callback(functools.partial(self._replied, batch))
+
+    def _replied(self, batch: list[Queued], sent: asyncio.Future[list[Reply]]) -> None:
+        error = ConnectionError("commit connection closed") if sent.cancelled() else sent.exception()
+        results: list[object] = [error] * len(batch) if error is not None else sent.result()
+        unloaded = [item for item, result in zip(batch, results, strict=True) if isinstance(result, NoScriptError)]
+        if unloaded:  # NOSCRIPT: those did not run at all; load the script and send them again
+            self._spawn(self._flush(unloaded, reload=True))
+        _settle([(item, r) for item, r in zip(batch, results, strict=True) if not isinstance(r, NoScriptError)])
+
+    def _spawn(self, flush: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(flush)
         self._flushes.add(task)
         task.add_done_callback(self._flushes.discard)
 
@@ -72,18 +93,21 @@ class PipelinedCommitter:
         if self._pipe is not None:
             await self._pipe.close()
 
-    async def _send(self, batch: list[tuple[list[str], list[Value], asyncio.Future[bool]]]) -> list[object]:
-        commands = [("EVALSHA", self._sha, len(keys), *keys, *args) for keys, args, _ in batch]
+    def _commands(self, batch: list[Queued]) -> list[tuple[Value, ...]]:
+        return [("EVALSHA", self._sha, len(keys), *keys, *args) for keys, args, _ in batch]
+
+    async def _send(self, batch: list[Queued]) -> list[object]:
         if self._pipe is not None:
-            return await self._pipe.execute(commands)
+            return await self._pipe.execute(self._commands(batch))
         async with self._client.pipeline(transaction=False) as pipe:
-            for command in commands:
+            for command in self._commands(batch):
                 pipe.execute_command(*command)
             return list(await pipe.execute(raise_on_error=False))
 
-    async def _flush(self) -> None:
-        batch, self._queue = self._queue, []
+    async def _flush(self, batch: list[Queued], reload: bool = False) -> None:
         try:
+            if reload:
+                await self._client.script_load(_SCRIPT)
             results = await self._send(batch)
             if any(isinstance(r, NoScriptError) for r in results):
                 await self._client.script_load(_SCRIPT)
@@ -92,10 +116,15 @@ class PipelinedCommitter:
                 results = [r[0] for r in retried]
         except BaseException as exc:  # the connection failed: every commit of the batch failed
             results = [exc] * len(batch)
-        for (_, _, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, BaseException):
-                future.set_exception(result)
-            else:
-                future.set_result(bool(result))
+        _settle(list(zip(batch, results, strict=True)))
+
+
+def _settle(outcomes: list[tuple[Queued, object]]) -> None:
+    """Each waiting commit gets its script's reply (done or not), or the error that stopped it."""
+    for (_, _, future), result in outcomes:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(bool(result))

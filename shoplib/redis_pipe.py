@@ -180,6 +180,14 @@ class RedisPipe:
         self._protocol: _Protocol | None = None
         self._connecting = asyncio.Lock()
 
+    def send_now(self, commands: Sequence[Sequence[Arg]]) -> asyncio.Future[list[Reply]] | None:
+        """As `execute`, without waiting: the future of the replies (or of the error), or None
+        when the connection is not open (`execute` opens it)."""
+        protocol = self._protocol
+        if protocol is None or not _is_open(protocol):
+            return None
+        return protocol.send(b"".join([_packed(command) for command in commands]), len(commands), self._timeout_s)
+
     async def execute(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]:
         protocol = await self._connected()
         payload = b"".join([_packed(command) for command in commands])

@@ -17,9 +17,11 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from shoplib import outage, redis_conn
+from shoplib.committers import PipelinedCommitter
 from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.redis_server import LocalRedis, free_port
 from shoplib.store_reads import PipeReads, reads_for
+from shoplib.tx import Writes
 
 SHORT_TIMEOUT_S = 0.3  # the pipe's reply deadline in the stall test
 
@@ -174,3 +176,27 @@ async def test_the_stores_lean_reads_answer_as_redis_py_does(server: LocalRedis)
     finally:
         await reads.aclose()
         await client.aclose()
+
+
+async def test_commits_after_the_script_cache_was_emptied_run_once_each(server: LocalRedis) -> None:
+    """NOSCRIPT (a restarted Redis) means the script did not run: the committer loads it and sends
+    those commits again, and only those, so each is applied exactly once."""
+    client = redis_conn.connect(server.url)
+    committer = PipelinedCommitter(client)
+    try:
+        assert await committer.commit(_counted("warm")) is True  # connected, script cached
+        for round_ in range(3):
+            await client.script_flush()
+            results = await asyncio.gather(*(committer.commit(_counted(f"k{round_}"), once=(f"once:{round_}:{i}", 1))
+                                             for i in range(20)))
+            assert results == [True] * 20
+            assert int(await client.get(f"k{round_}") or 0) == 20
+    finally:
+        await committer.aclose()
+        await client.aclose()
+
+
+def _counted(key: str) -> Writes:
+    writes = Writes()
+    writes.incr(key)
+    return writes
