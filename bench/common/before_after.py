@@ -58,7 +58,8 @@ def save(bench: str, figures: dict[str, float]) -> Path:
 def table(bench: str, figures: dict[str, float], rows: list[Figure]) -> str:
     """The figures beside the ones before (when kept), with the change and the aim."""
     before_file = RESULTS / f"{bench}.before.json"
-    before = json.loads(before_file.read_text())["figures"] if before_file.exists() else {}
+    kept = json.loads(before_file.read_text()) if before_file.exists() else {}
+    before = kept.get("figures", {})
     width = max(len(f.label) for f in rows)
     lines = [f"{'figure':<{width}} | {'before':>10} | {'now':>10} | {'change':>7} | aim", "-" * (width + 52)]
     for row in rows:
@@ -67,8 +68,11 @@ def table(bench: str, figures: dict[str, float], rows: list[Figure]) -> str:
         met = row.met(new, old) if new is not None else ""
         lines.append(f"{row.label:<{width}} | {row.show(old):>10} | {row.show(new):>10} | {change:>7} | "
                      f"{row.aim}{f' ({met})' if met else ''}")
-    source = f"before: {before_file.name}" if before else f"no {before_file.name}: nothing to compare with"
-    return "\n".join([*lines, f"({source}; now: {bench}.json)"])
+    source = (f"before: {before_file.name}, commit {kept.get('commit')}, load average {kept.get('load_average')}"
+              if before else f"no {before_file.name}: nothing to compare with")
+    now = f"now: load average {os.getloadavg()[0]:.2f}; CPU per order grows with the machine's load, so compare " \
+          "like with like (README, Speed: runs interleaved with the old commit)"
+    return "\n".join([*lines, f"({source}; {now})"])
 
 
 def _commit() -> str:
