@@ -69,7 +69,10 @@ class PipelinedCommitter:
 
     def _schedule_flush(self) -> None:
         batch, self._queue = self._queue, []
-        sent = self._pipe.send_now(self._commands(batch)) if self._pipe is not None else None
+        try:
+            sent = self._pipe.send_now(self._commands(batch)) if self._pipe is not None else None
+        except Exception as exc:  # a value that cannot be sent, a connection closing: this batch failed
+            return _settle([(item, exc) for item in batch])
         if sent is None:  # not connected yet (or a cluster): a task connects and sends
             return self._spawn(self._flush(batch))
         # Connected: the batch is on the wire now, and its replies are handed out by a callback

@@ -29,8 +29,8 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoplib.redis_conn import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
@@ -49,9 +49,24 @@ def _packed(command: Sequence[Arg]) -> bytes:
     return packed
 
 
-def _reply_error(message: str) -> ResponseError:
-    """An error reply as redis-py would raise it, for the outage rules (first word = the code)."""
+# Redis's answer to a connection over its `maxclients`, sent before it closes the connection.
+_TOO_MANY_CLIENTS = "ERR max number of clients reached"
+
+
+def _reply_error(message: str) -> Exception:
+    """An error reply as redis-py would raise it, for the outage rules (first word = the code; a
+    connection refused for too many clients is a connection error, as in redis-py)."""
+    if message.startswith(_TOO_MANY_CLIENTS):
+        return RedisConnectionError(message)
     return NoScriptError(message) if message.startswith("NOSCRIPT") else ResponseError(message)
+
+
+# Pool settings (with their values that mean "not set") that the lean connection does not
+# reproduce: with any of them set otherwise, the process keeps redis-py's client for everything.
+_TLS_SETTINGS_NOT_CARRIED: dict[str, tuple[object, ...]] = {
+    "ssl_certfile": (None,), "ssl_keyfile": (None,), "ssl_ca_path": (None,), "ssl_ca_data": (None,),
+    "ssl_cert_reqs": (None, "required", ssl.CERT_REQUIRED), "ssl_check_hostname": (None, True),
+    "ssl_password": (None,), "ssl_min_version": (None,), "ssl_ciphers": (None,)}
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,7 @@ class Endpoint:
     port: int
     db: int = 0
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log line or an assertion
     tls_ca_file: str | None = None
     tls: bool = False
 
@@ -77,6 +92,8 @@ class Endpoint:
         if pool.connection_class not in (Connection, SSLConnection):
             return None
         kwargs = pool.connection_kwargs
+        if any(kwargs.get(name) not in absent for name, absent in _TLS_SETTINGS_NOT_CARRIED.items()):
+            return None  # a TLS setting this connection does not reproduce: keep redis-py's
         return cls(str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)), int(kwargs.get("db", 0)),
                    kwargs.get("username"), kwargs.get("password"), kwargs.get("ssl_ca_certs"),
                    pool.connection_class is SSLConnection)
@@ -111,7 +128,8 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
 
     def send(self, payload: bytes, expected: int, timeout_s: float) -> asyncio.Future[list[Reply]]:
-        assert self.transport is not None  # the caller checked that it is open, with no await since
+        if self.transport is None or self.transport.is_closing():
+            raise RedisConnectionError("connection to Redis closed")
         loop = asyncio.get_running_loop()
         batch = _Batch(loop.create_future(), expected, loop.time() + timeout_s)
         self.waiting.append(batch)
@@ -123,6 +141,8 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._parser.feed(data)
         while (reply := self._parser.gets()) is not False:
+            if not self.waiting:  # a reply nobody asked for: the stream is out of step
+                return self.abort(RedisConnectionError(f"unexpected reply from Redis: {str(reply)[:100]}"))
             batch = self.waiting[0]
             batch.replies.append(reply)
             if len(batch.replies) == batch.expected:
@@ -241,6 +261,8 @@ class RedisPipe:
             return
         for reply in await protocol.send(b"".join([_packed(command) for command in setup]), len(setup),
                                          CONNECT_TIMEOUT_S):
-            if isinstance(reply, ResponseError):
-                protocol.abort(reply)
-                raise reply
+            if isinstance(reply, Exception):  # refused: as redis-py's pool raises it (an outage)
+                error = (AuthenticationError(str(reply)) if str(reply).startswith(("WRONGPASS", "NOAUTH"))
+                         else RedisConnectionError(str(reply)))
+                protocol.abort(error)
+                raise error
