@@ -19,6 +19,7 @@ from shoplib.security import peers, tls
 from shoplib.security.callers import TokenAuthentication
 from shoplib.security.files import TlsFiles
 from shoplib.security.identities import GATEWAY
+from shoplib.security.renewing_channel import RenewingChannel
 
 Options = Sequence[tuple[str, Any]]
 
@@ -38,16 +39,21 @@ def listen(server: grpc.aio.Server, service: str, address: str) -> int:
     """Bind `address` (TLS under the secure profile); the port bound, 0 when it could not be."""
     if not security.enabled():
         return server.add_insecure_port(address)
-    credentials = tls.server_credentials(TlsFiles.from_env(service), require_client_auth=service != GATEWAY)
+    credentials = tls.server_credentials(TlsFiles.from_env(service), require_client_auth=service != GATEWAY,
+                                         owner=service)
     return server.add_secure_port(address, credentials)
 
 
 def channel(address: str, options: Options, caller: str, server: str,
             interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None) -> grpc.aio.Channel:
     """A channel from `caller` to `server` (service names): under the secure profile, presenting
-    the caller's certificate and accepting only a server whose certificate names `server`."""
+    the caller's certificate and accepting only a server whose certificate names `server`; the
+    certificate and CA are followed on disk (renewed, used from the next call on)."""
     if not security.enabled():
         return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
-    credentials = tls.channel_credentials(TlsFiles.from_env(caller))
-    return grpc.aio.secure_channel(address, credentials, options=[*options, *tls.pinned(server)],
-                                   interceptors=interceptors)
+
+    def build(material: tls.Material) -> grpc.aio.Channel:
+        return grpc.aio.secure_channel(address, tls.channel_credentials_of(material),
+                                       options=[*options, *tls.pinned(server)], interceptors=interceptors)
+
+    return RenewingChannel(TlsFiles.from_env(caller), caller, build)
