@@ -15,10 +15,10 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shoplib import gc_tuning, log, metrics, trace_grpc, tracing
+from shoplib import gc_tuning, log, metrics, security, trace_grpc, tracing
 from shoplib.bounds import MAX_CONCURRENT_RPCS
 from shoplib.health import Dependency, HealthMonitor
-from shoplib.security import serving
+from shoplib.security import expiry, serving
 from shoplib.server_options import SERVER_OPTIONS
 from shoplib.supervise import Consumer, Supervisor, name_of
 
@@ -122,9 +122,10 @@ class Running:
 
     def _background(self) -> list[Background]:
         exposed = self.spec.exposed
+        watched: list[Background] = [expiry.watch] if security.enabled() else []  # credentials about to expire
         if self.endpoint is None or exposed.client is None or not exposed.groups:
-            return list(self.spec.background)
-        return [*self.spec.background, metrics.group_sampler(exposed.client, exposed.groups)]
+            return [*self.spec.background, *watched]
+        return [*self.spec.background, *watched, metrics.group_sampler(exposed.client, exposed.groups)]
 
     async def _start_checks_pass(self) -> bool:
         """Run the start checks until they could run; False when one refused, or on stopping

@@ -90,7 +90,7 @@ def _cluster(url: str, socket_timeout_s: float) -> aioredis.Redis:
     client = RefreshingCluster.from_url(url, max_connections=POOL_SIZE, socket_timeout=socket_timeout_s,
                                         socket_connect_timeout=CONNECT_TIMEOUT_S, retry=_retry(),
                                         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-                                        **redis_auth.connection_kwargs())
+                                        **redis_auth.connection_kwargs(url))
     return cast(aioredis.Redis, client)
 
 
@@ -106,19 +106,22 @@ def connect(url: str) -> aioredis.Redis:
         retry=_retry(),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
-        **redis_auth.connection_kwargs(),  # user, password file, TLS CA: none unless configured
+        **redis_auth.connection_kwargs(url),  # user, password file, TLS CA: none unless configured
     )
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes every connection
+    # The client owns the pool: aclose() closes every connection.
+    return aioredis.Redis.from_pool(redis_auth.renew_tls(pool))
 
 
 def blocking_client(url: str, block_s: float) -> aioredis.Redis:
     """A client for XREADGROUP BLOCK: its socket timeout must outlast the block."""
     if clustered():
         return _cluster(url, block_s + SOCKET_TIMEOUT_S)
-    return aioredis.Redis.from_url(
+    client = aioredis.Redis.from_url(
         url,
         socket_timeout=block_s + SOCKET_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         max_connections=POOL_SIZE,
-        **redis_auth.connection_kwargs(),
+        **redis_auth.connection_kwargs(url),
     )
+    redis_auth.renew_tls(client.connection_pool)
+    return client

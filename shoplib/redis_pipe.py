@@ -29,11 +29,13 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection
+from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoplib.redis_conn import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
+from shoplib.security.redis_auth import FreshTlsConnection, note_ca
 
 Arg = str | bytes | int | float
 # uvloop's timers count whole milliseconds: a batch this close to its deadline when the timer
@@ -81,6 +83,7 @@ class Endpoint:
     password: str | None = field(default=None, repr=False)  # never in a log line or an assertion
     tls_ca_file: str | None = None
     tls: bool = False
+    credential_provider: CredentialProvider | None = field(default=None, repr=False)  # instead of the two above
 
     @classmethod
     def of(cls, client: aioredis.Redis) -> Endpoint | None:
@@ -89,17 +92,27 @@ class Endpoint:
         if isinstance(client, RedisCluster):
             return None
         pool = client.connection_pool
-        if pool.connection_class not in (Connection, SSLConnection):
+        if pool.connection_class not in (Connection, SSLConnection, FreshTlsConnection):
             return None
         kwargs = pool.connection_kwargs
         if any(kwargs.get(name) not in absent for name, absent in _TLS_SETTINGS_NOT_CARRIED.items()):
             return None  # a TLS setting this connection does not reproduce: keep redis-py's
         return cls(str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)), int(kwargs.get("db", 0)),
                    kwargs.get("username"), kwargs.get("password"), kwargs.get("ssl_ca_certs"),
-                   pool.connection_class is SSLConnection)
+                   pool.connection_class is not Connection, kwargs.get("credential_provider"))
+
+    def login(self) -> tuple[str | None, str | None]:
+        """(user, password) for AUTH at this connect: from the credential provider when there is
+        one (a password file, read now: a rotated password is used by the next connection)."""
+        if self.credential_provider is None:
+            return self.username, self.password
+        found = self.credential_provider.get_credentials()
+        return (None, found[0]) if len(found) == 1 else (found[0], found[1])
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """rediss://: the server's certificate checked against the CA and its host name."""
+        if self.tls and self.tls_ca_file:
+            note_ca(self.tls_ca_file)
         return ssl.create_default_context(cafile=self.tls_ca_file) if self.tls else None
 
 
@@ -253,8 +266,13 @@ class RedisPipe:
         """AUTH and SELECT as the pool's connections do; a refusal closes the connection and is raised."""
         end = self._endpoint
         setup: list[tuple[Arg, ...]] = []
-        if end.password is not None:
-            setup.append(("AUTH", end.username, end.password) if end.username else ("AUTH", end.password))
+        try:
+            username, password = end.login()
+        except RedisConnectionError as exc:  # the password file unreadable now: an outage, retried
+            protocol.abort(exc)
+            raise
+        if password is not None:
+            setup.append(("AUTH", username, password) if username else ("AUTH", password))
         if end.db:
             setup.append(("SELECT", end.db))
         if not setup:

@@ -47,7 +47,7 @@ async def test_the_lean_commit_connection_uses_the_same_tls_user_and_ca(server: 
     client = redis_conn.connect(server.url)
     endpoint = Endpoint.of(client)
     await client.aclose()
-    assert endpoint is not None and endpoint.tls and endpoint.username == "payment"
+    assert endpoint is not None and endpoint.tls and endpoint.login()[0] == "payment"
     pipe = RedisPipe(endpoint)
     try:
         assert await pipe.execute([("ACL", "WHOAMI"), ("SET", "payment:{p1}:lean-tls", "1")]) == [b"payment", b"OK"]
