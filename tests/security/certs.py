@@ -27,10 +27,13 @@ def private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def write_leaf(directory: Path, name: str, ca: trustme.CA, identity: str, *,
-               expired: bool = False) -> tuple[Path, Path]:
-    """A certificate for `identity` issued by `ca` (expired an hour ago when asked): (cert, key) files."""
+               expired: bool = False, lifetime_s: float | None = None) -> tuple[Path, Path]:
+    """A certificate for `identity` issued by `ca` (expired an hour ago when asked, or valid for
+    `lifetime_s` from now): (cert, key) files, the certificate written first (as a renewal would)."""
     now = datetime.datetime.now(datetime.UTC)
     window = {"not_before": now - 2 * ONE_HOUR, "not_after": now - ONE_HOUR} if expired else {}
+    if lifetime_s is not None:
+        window = {"not_before": now - ONE_HOUR, "not_after": now + datetime.timedelta(seconds=lifetime_s)}
     names = [identity] if identity == "client" else [identity, "localhost", "127.0.0.1"]
     leaf = ca.issue_cert(*names, **window)  # type: ignore[arg-type]
     cert, key = directory / f"{name}.pem", directory / f"{name}-key.pem"
