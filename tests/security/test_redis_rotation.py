@@ -1,0 +1,154 @@
+"""Redis credentials renewed while a service runs (issue 19, case 4): a rotated ACL password and a
+server certificate from a new CA, on a private TLS redis-server 7. The service's clients (redis-py's
+pool and the lean commit connection) use the new material from their next connection; a control
+client holding what it read at start (redis-py as configured before this fix) is refused."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+import trustme
+from prometheus_client import REGISTRY
+from redis.asyncio.connection import SSLConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from shopctl.secure_redis import SecureRedis, service_env
+from shoplib import redis_conn
+from shoplib.redis_pipe import Endpoint, RedisPipe
+from shoplib.security import redis_auth
+from shoplib.security.identities import PAYMENT, REDIS
+from tests.security.certs import write_leaf
+
+
+@pytest.fixture(scope="module")
+def server(certs_dir: Path) -> Iterator[SecureRedis]:
+    secured = SecureRedis(tls=True).start()
+    try:
+        yield secured
+    finally:
+        secured.close()
+
+
+@pytest.fixture
+def admin(server: SecureRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis(port=server.port, **server.client_kwargs())
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def own(server: SecureRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The payment service's environment with its own copies of the password file and the CA
+    (the ones this test rotates): (password file, CA file)."""
+    password, ca = tmp_path / "payment.password", tmp_path / "redis-ca.pem"
+    for name, value in service_env(PAYMENT, server).items():
+        monkeypatch.setenv(name, value)
+    shutil.copy(server.password_file(PAYMENT), password)
+    shutil.copy(Path(service_env(PAYMENT, server)["REDIS_TLS_CA_FILE"]), ca)
+    monkeypatch.setenv("REDIS_PASSWORD_FILE", str(password))
+    monkeypatch.setenv("REDIS_TLS_CA_FILE", str(ca))
+    return password, ca
+
+
+def control(server: SecureRedis, password: str, ca: Path) -> aioredis.Redis:
+    """A client as every one was before: the password read once, redis-py's SSL context kept."""
+    return aioredis.Redis.from_url(server.url, username=PAYMENT, password=password, ssl_ca_certs=str(ca),
+                                   socket_timeout=redis_conn.SOCKET_TIMEOUT_S)
+
+
+async def with_one_retry(pipe: RedisPipe) -> list[object]:
+    """PING on the lean connection, retried once (its connection was killed: the first may fail)."""
+    try:
+        return await pipe.execute([("ACL", "WHOAMI")])
+    except RedisConnectionError:
+        return await pipe.execute([("ACL", "WHOAMI")])
+
+
+async def ping_after_drop(client: aioredis.Redis) -> object:
+    """PING on a client whose connection was killed: the first attempt may meet the dead one."""
+    try:
+        return await client.ping()
+    except RedisConnectionError as exc:
+        if isinstance(exc, redis.AuthenticationError):
+            raise
+        return await client.ping()
+
+
+def drop_connections(admin: redis.Redis) -> None:
+    """What a Redis restart or a network blip does: every payment connection must be made again."""
+    admin.execute_command("CLIENT", "KILL", "USER", PAYMENT)
+
+
+async def test_a_rotated_acl_password_is_used_by_the_next_connection(
+        server: SecureRedis, admin: redis.Redis, own: tuple[Path, Path]) -> None:
+    password, ca = own
+    old, new = password.read_text(), secrets.token_urlsafe(24)
+    client = redis_conn.connect(server.url)
+    pipe = RedisPipe(Endpoint.of(client))  # type: ignore[arg-type]
+    before = control(server, old, ca)
+    try:
+        assert await client.acl_whoami() == PAYMENT and await with_one_retry(pipe) == [b"payment"]
+        assert await before.ping()
+        admin.execute_command("ACL", "SETUSER", PAYMENT, f">{new}")  # both passwords valid for the change
+        password.write_text(new)
+        admin.execute_command("ACL", "SETUSER", PAYMENT, f"<{old}")  # the old one removed after the file changed
+        drop_connections(admin)
+        assert await client.acl_whoami() == PAYMENT  # redis-py's own retry reconnects
+        assert await with_one_retry(pipe) == [b"payment"]
+        with pytest.raises(redis.AuthenticationError):
+            await ping_after_drop(before)
+    finally:
+        admin.execute_command("ACL", "SETUSER", PAYMENT, f">{old}", f"<{new}")
+        await pipe.close()
+        await client.aclose()
+        await before.aclose()
+
+
+async def test_a_redis_certificate_from_a_new_ca_is_trusted_once_the_ca_file_is_renewed(
+        server: SecureRedis, admin: redis.Redis, own: tuple[Path, Path], tmp_path: Path) -> None:
+    _, ca = own
+    client = redis_conn.connect(server.url)
+    assert client.connection_pool.connection_class is redis_auth.FreshTlsConnection
+    pipe = RedisPipe(Endpoint.of(client))  # type: ignore[arg-type]
+    before = control(server, server.password_file(PAYMENT).read_text(), ca)
+    assert before.connection_pool.connection_class is SSLConnection
+    assert server.tls is not None
+    original = [str(path.resolve()) for path in (server.tls.cert, server.tls.key)]
+    try:
+        assert await client.ping() and await with_one_retry(pipe) == [b"payment"] and await before.ping()
+        next_ca = trustme.CA()
+        cert, key = write_leaf(tmp_path, "redis-next", next_ca, REDIS)
+        ca.write_bytes(ca.read_bytes() + next_ca.cert_pem.bytes())  # clients trust both during the change
+        admin.execute_command("CONFIG", "SET", "tls-cert-file", str(cert), "tls-key-file", str(key))
+        drop_connections(admin)
+        assert await client.ping()
+        assert await with_one_retry(pipe) == [b"payment"]
+        with pytest.raises(RedisConnectionError, match="certificate verify failed"):
+            await ping_after_drop(before)
+    finally:
+        admin.execute_command("CONFIG", "SET", "tls-cert-file", original[0], "tls-key-file", original[1])
+        await pipe.close()
+        await client.aclose()
+        await before.aclose()
+    left = REGISTRY.get_sample_value("shop_credential_expiry_seconds", {"credential": redis_auth.REDIS_CA})
+    assert left is not None and left > 0
+
+
+def test_an_unreadable_password_file_at_start_names_the_setting(own: tuple[Path, Path]) -> None:
+    password, _ = own
+    password.unlink()
+    with pytest.raises(SystemExit, match="REDIS_PASSWORD_FILE: cannot read"):
+        redis_auth.connection_kwargs()
+
+
+def test_the_password_is_in_no_repr(own: tuple[Path, Path], server: SecureRedis) -> None:
+    password, _ = own
+    client = redis_conn.connect(server.url)
+    endpoint = Endpoint.of(client)
+    assert password.read_text() not in repr(endpoint) + repr(client.connection_pool.connection_kwargs)
