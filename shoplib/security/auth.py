@@ -4,9 +4,10 @@ Keys come from a PEM public key (JWT_PUBLIC_KEY_FILE, default certs/jwt-public.p
 document (JWT_JWKS_FILE; the token's `kid` picks the key). Only asymmetric algorithms are
 accepted: `alg: none` and HMAC (a public key used as a shared secret) are refused.
 Errors: `Unauthenticated` with a reason a client can act on; the token itself is never echoed.
-Renewed key files are used without a restart: the file's stamp is looked at before each
-verification that is not remembered (a stat, next to ~0.1 ms of signature check), and a changed
-file that parses replaces the keys (and forgets the tokens verified with the previous ones).
+Renewed key files are used without a restart: the file is read again before each verification
+that is not remembered (a small read, next to ~0.1 ms of signature check) and at least every
+LOOK_INTERVAL_S, and a changed file that parses replaces the keys (and forgets the tokens
+verified with the previous ones: a dropped key's tokens are refused within that interval).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ ALGORITHMS = ["ES256", "RS256", "EdDSA"]  # asymmetric only: whoever verifies ca
 LEEWAY_S = 30  # clock skew tolerated on exp / nbf between the issuer and us
 ISSUER = "shop-dev"  # the development issuer (`make token`); a deployment names its own
 AUDIENCE = "shop-gateway"
+LOOK_INTERVAL_S = 1.0  # a remembered token is accepted at most this long after its key was dropped
 MAX_VERIFIED_TOKENS = 10_000  # tokens remembered as verified (until their expiry): distinct callers at once
 _logger = log.get("shoplib.security.auth")
 _REASONS: list[tuple[type[Exception], str]] = [  # most specific first
@@ -73,19 +75,13 @@ class TokenVerifier:
         self._verified: dict[str, tuple[Principal, float]] = {}  # token -> (principal, its expiry in epoch s)
         self._path, self._setting = ((settings.jwks_file, "JWT_JWKS_FILE") if settings.jwks_file is not None
                                      else (settings.public_key_file, "JWT_PUBLIC_KEY_FILE"))
-        self._stamp = self._stamp_now()
+        self._raw = files.read(self._path, self._setting)
+        self._next_look = time.monotonic() + LOOK_INTERVAL_S
         try:
-            self._keys = self._parse(files.read(self._path, self._setting))
+            self._keys = self._parse(self._raw)
         except (ValueError, jwt.PyJWTError) as exc:
             raise config.ConfigError(f"{self._setting}: {self._path} holds no usable key "
                                      f"({type(exc).__name__})") from None
-
-    def _stamp_now(self) -> tuple[int, int, int] | None:
-        try:
-            status = self._path.stat()
-        except OSError:
-            return None
-        return status.st_mtime_ns, status.st_size, status.st_ino
 
     def _parse(self, raw: bytes) -> dict[str | None, Any]:
         if self._settings.jwks_file is not None:
@@ -94,15 +90,15 @@ class TokenVerifier:
         return {None: raw}
 
     def _reload_if_renewed(self) -> None:
-        stamp = self._stamp_now()
-        if stamp is None or stamp == self._stamp:
-            return
         try:
-            keys = self._parse(self._path.read_bytes())
-        except (OSError, ValueError, jwt.PyJWTError) as exc:  # mid-write: keep the keys we have
+            raw = self._path.read_bytes()
+            if raw == self._raw:
+                return
+            keys = self._parse(raw)
+        except (OSError, ValueError, jwt.PyJWTError) as exc:  # mid-write or moved away: keep the keys we have
             _logger.warning("jwt.keys_reload_failed", file=str(self._path), error=type(exc).__name__)
             return
-        self._keys, self._stamp = keys, stamp
+        self._keys, self._raw = keys, raw
         self._verified.clear()  # a token of a key no longer listed must not stay accepted
         _logger.info("jwt.keys_reloaded", file=str(self._path), key_ids=sorted(str(k) for k in keys))
 
@@ -117,6 +113,9 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("missing bearer token (authorization: Bearer <JWT>)")
         token = token.strip()
+        if (now := time.monotonic()) >= self._next_look:
+            self._next_look = now + LOOK_INTERVAL_S
+            self._reload_if_renewed()
         known = self._verified.get(token)
         if known is not None and time.time() <= known[1] + self._settings.leeway_s:
             return known[0]

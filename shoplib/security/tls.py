@@ -25,7 +25,6 @@ from shoplib.security import expiry
 from shoplib.security.files import TlsFiles
 
 _logger = log.get("shoplib.security.tls")
-Stamp = tuple[int, ...]
 
 
 class Unsettled(Exception):
@@ -41,13 +40,14 @@ class Material:
     key: bytes
 
 
-def stamp(files: TlsFiles) -> Stamp:
-    """What changes when any of the files is rewritten or replaced (mtime, size, inode); OSError if one is missing."""
-    found: list[int] = []
-    for path in (files.ca, files.cert, files.key):
-        status = path.stat()
-        found += [status.st_mtime_ns, status.st_size, status.st_ino]
-    return tuple(found)
+def read(files: TlsFiles) -> tuple[bytes, bytes, bytes]:
+    """The files' bytes (CA, chain, key), compared whole to tell a renewal: three small reads
+    (~30 µs), where a stamp (mtime, size) misses a same-size rewrite within the clock's granularity.
+    Raises Unsettled naming a file that cannot be read."""
+    try:
+        return files.ca.read_bytes(), files.cert.read_bytes(), files.key.read_bytes()
+    except OSError as exc:
+        raise Unsettled(f"cannot read {exc.filename} ({exc.strerror})") from None
 
 
 def _public(pem_key: bytes, pem_chain: bytes) -> tuple[bytes, bytes]:
@@ -57,22 +57,26 @@ def _public(pem_key: bytes, pem_chain: bytes) -> tuple[bytes, bytes]:
     return key.public_key().public_bytes(*encode), leaf.public_key().public_bytes(*encode)
 
 
-def load(files: TlsFiles, owner: str) -> Material:
-    """The files' material, checked whole, its expiry noted as "<owner>.cert" and "<owner>.ca".
-    Raises Unsettled naming the file at fault (never its content)."""
+def checked(files: TlsFiles, raw: tuple[bytes, bytes, bytes], owner: str) -> Material:
+    """The material of `raw` (read from `files`), checked whole, its expiry noted as "<owner>.cert"
+    and "<owner>.ca". Raises Unsettled naming the files at fault (never their content)."""
+    ca, chain, key = raw
     try:
-        ca, chain, key = (path.read_bytes() for path in (files.ca, files.cert, files.key))
         of_key, of_cert = _public(key, chain)
-        expiry.note(f"{owner}.ca", ca)
-        expiry.note(f"{owner}.cert", chain)
-    except OSError as exc:
-        raise Unsettled(f"cannot read {exc.filename} ({exc.strerror})") from None
+        expiry.earliest_expiry(ca)  # the CA bundle holds certificates
     except (ValueError, TypeError) as exc:  # cryptography: not PEM, no certificate, an encrypted key
         raise Unsettled(f"{files.cert} / {files.key} / {files.ca}: not a PEM certificate, key and CA "
                         f"({type(exc).__name__})") from None
     if of_key != of_cert:
         raise Unsettled(f"{files.key} is not the key of {files.cert}")
+    expiry.note(f"{owner}.ca", ca)
+    expiry.note(f"{owner}.cert", chain)
     return Material(ca, chain, key)
+
+
+def load(files: TlsFiles, owner: str) -> Material:
+    """The files' material as they are now, checked whole (see `checked`); raises Unsettled."""
+    return checked(files, read(files), owner)
 
 
 def load_at_start(files: TlsFiles, owner: str) -> Material:
@@ -91,19 +95,19 @@ def _configuration(material: Material) -> grpc.ServerCertificateConfiguration:
 class _Reloader:
     """gRPC's certificate fetcher: a new configuration when a file changed since last time, else None."""
 
-    def __init__(self, files: TlsFiles, owner: str, started: Stamp) -> None:
-        self._files, self._owner, self._stamp = files, owner, started
+    def __init__(self, files: TlsFiles, owner: str, started: Material) -> None:
+        self._files, self._owner, self._in_use = files, owner, (started.ca, started.chain, started.key)
 
     def __call__(self) -> grpc.ServerCertificateConfiguration | None:
         try:
-            now = stamp(self._files)
-            if now == self._stamp:
+            raw = read(self._files)
+            if raw == self._in_use:
                 return None
-            configuration = _configuration(load(self._files, self._owner))
-        except (OSError, Unsettled) as exc:  # mid-rotation: keep serving the previous certificate
-            _logger.warning("tls.reload_failed", error=str(exc) if isinstance(exc, Unsettled) else type(exc).__name__)
+            configuration = _configuration(checked(self._files, raw, self._owner))
+        except Unsettled as exc:  # mid-rotation: keep serving the previous certificate
+            _logger.warning("tls.reload_failed", error=str(exc))
             return None
-        self._stamp = now
+        self._in_use = raw
         _logger.info("tls.reloaded", cert=str(self._files.cert))
         return configuration
 
@@ -112,13 +116,9 @@ def server_credentials(files: TlsFiles, require_client_auth: bool = True,
                        owner: str = "server") -> grpc.ServerCredentials:
     """TLS for a server; with `require_client_auth`, a caller without a certificate from the CA
     is refused during the handshake (mTLS). Renewed files are served from the next handshake on."""
-    try:
-        started = stamp(files)
-    except OSError:
-        started = ()  # load_at_start names the missing file
     material = load_at_start(files, owner)
     # grpcio's stub types the fetcher as never returning None; grpcio documents None as "unchanged".
-    fetch = cast(Callable[[], grpc.ServerCertificateConfiguration], _Reloader(files, owner, started))
+    fetch = cast(Callable[[], grpc.ServerCertificateConfiguration], _Reloader(files, owner, material))
     return grpc.dynamic_ssl_server_credentials(_configuration(material), fetch,
                                                require_client_authentication=require_client_auth)
 

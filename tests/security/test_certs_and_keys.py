@@ -1,6 +1,6 @@
 """The development material (`make certs`, `make token`) and the ways a deployment hands in its
 own: per-identity certificates with the right names, owner-only keys, tokens that the gateway's
-verifier accepts, keys from a JWKS document picked by `kid`, and a server certificate rotated
+verifier accepts, keys from a JWKS document picked by `kid`, token keys and a server certificate rotated
 without a restart."""
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import jwt
 import pytest
 import trustme
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shopctl import certs, tokens
@@ -115,3 +117,49 @@ def test_a_token_verified_before_is_refused_once_it_expires(made: Path) -> None:
     time.sleep(1.5)  # exp has one-second resolution
     with pytest.raises(auth.Unauthenticated, match="token expired"):
         check.verify(token)
+
+
+def jwks(keys: dict[str, ec.EllipticCurvePrivateKey]) -> str:
+    return json.dumps({"keys": [{**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": kid,
+                                 "alg": "ES256", "use": "sig"} for kid, key in keys.items()]})
+
+
+def test_a_jwks_rotated_to_a_new_key_id_is_used_without_a_restart(tmp_path: Path) -> None:
+    """The issuer adds a key (new kid), signs with it, then drops the old one: the verifier made
+    before follows each step from the file; a token of the dropped key is refused, even one it
+    had verified (and remembered) before."""
+    old, new = new_key(), new_key()
+    document = tmp_path / "jwks.json"
+    document.write_text(jwks({"2026-01": old}))
+    check = verifier(tmp_path, document)
+    by_old = f"Bearer {tokens.mint(private_pem(old), 'alice', headers={'kid': '2026-01'})}"
+    by_new = f"Bearer {tokens.mint(private_pem(new), 'alice', headers={'kid': '2026-02'})}"
+    assert check.verify(by_old).subject == "alice"
+    with pytest.raises(auth.Unauthenticated, match="unknown signing key"):
+        check.verify(by_new)
+    document.write_text(jwks({"2026-01": old, "2026-02": new}))
+    assert check.verify(by_new).subject == "alice" and check.verify(by_old).subject == "alice"
+    document.write_text(jwks({"2026-02": new}))
+    time.sleep(auth.LOOK_INTERVAL_S)  # both tokens are remembered as verified: the periodic look drops them
+    assert check.verify(by_new).subject == "alice"
+    with pytest.raises(auth.Unauthenticated, match="unknown signing key"):
+        check.verify(by_old)
+
+
+def test_a_renewed_public_key_file_is_used_and_a_half_written_one_is_not(tmp_path: Path) -> None:
+    old, new = new_key(), new_key()
+    public = tmp_path / files.JWT_PUBLIC_KEY
+    public.write_bytes(public_pem(old))
+    check = verifier(tmp_path)
+    by_old, by_new = (f"Bearer {tokens.mint(private_pem(key), 'alice')}" for key in (old, new))
+    assert check.verify(by_old).subject == "alice"
+    public.write_bytes(public_pem(new)[:40])  # caught mid-write: the old key stays
+    assert check.verify(by_old).subject == "alice"
+    public.write_bytes(public_pem(new))
+    assert check.verify(by_new).subject == "alice"
+    with pytest.raises(auth.Unauthenticated, match="bad signature"):
+        check.verify(by_old)
+
+
+def public_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
