@@ -42,7 +42,7 @@ class RenewingChannel(grpc.aio.Channel):
         self._in_use = (material.ca, material.chain, material.key)
         self._current = build(material)
         self._callables: dict[tuple[Any, ...], Any] = {}
-        self._draining: set[asyncio.Task[None]] = set()
+        self._draining: dict[asyncio.Task[None], grpc.aio.Channel] = {}  # replaced channels, closing
         self._next_look = time.monotonic() + LOOK_INTERVAL_S
 
     def current(self) -> grpc.aio.Channel:
@@ -69,8 +69,8 @@ class RenewingChannel(grpc.aio.Channel):
 
     def _drain(self, channel: grpc.aio.Channel) -> None:
         task = asyncio.get_running_loop().create_task(channel.close(DRAIN_S))
-        self._draining.add(task)
-        task.add_done_callback(self._draining.discard)
+        self._draining[task] = channel
+        task.add_done_callback(lambda done: self._draining.pop(done, None))
 
     def callable_for(self, kind: str, arguments: tuple[Any, ...]) -> Any:
         """The current channel's multicallable of `kind` ("unary_unary", ...) for these arguments."""
@@ -82,10 +82,12 @@ class RenewingChannel(grpc.aio.Channel):
         return found
 
     async def close(self, grace: float | None = None) -> None:
-        await self._current.close(grace)
-        for task in list(self._draining):
+        """Close the current channel and those still draining, each within `grace` (None: at once)."""
+        draining = dict(self._draining)
+        await asyncio.gather(self._current.close(grace), *(channel.close(grace) for channel in draining.values()))
+        for task in draining:
             task.cancel()
-        await asyncio.gather(*self._draining, return_exceptions=True)
+        await asyncio.gather(*draining, return_exceptions=True)
 
     async def __aenter__(self) -> RenewingChannel:
         return self
