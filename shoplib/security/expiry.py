@@ -69,7 +69,7 @@ def note(credential: str, pem: bytes) -> float:
 def check() -> None:
     """Log each held credential that entered the warning window or expired since the last check."""
     now, window = time.time(), warn_window_s()
-    for credential, held in _held.items():
+    for credential, held in list(_held.items()):  # notes may come from gRPC's certificate-fetch thread
         left = held.not_after - now
         if left <= 0 and not held.expired:
             held.expired = held.warned = True
