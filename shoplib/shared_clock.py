@@ -10,7 +10,7 @@ inside one process use `time.monotonic()`.
 
 from __future__ import annotations
 
-from typing import Protocol
+import redis.asyncio as aioredis
 
 # Lua: `now_ms`, the server's clock in milliseconds (TIME is seconds and microseconds, as strings).
 NOW_MS_LUA = """local server_time = redis.call('TIME')
@@ -23,13 +23,7 @@ DUE = NOW_MS_LUA + """return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms
 """
 
 
-class Timed(Protocol):
-    """What reads the server's clock (redis.asyncio.Redis and RedisCluster both have it)."""
-
-    async def time(self) -> tuple[int, int]: ...
-
-
-async def now_ms(client: Timed) -> int:
+async def now_ms(client: aioredis.Redis) -> int:
     """The Redis server's clock in milliseconds since the epoch (for views: ages of entries)."""
     seconds, micros = await client.time()
     return int(seconds) * 1000 + int(micros) // 1000
