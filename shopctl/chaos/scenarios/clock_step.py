@@ -84,6 +84,7 @@ async def _steps(run: Run, load: Recorder, orders: int, offset: Path) -> None:
     for offset_s in (-HOUR_S, +HOUR_S):  # back an hour, then forward to an hour ahead
         left, stopped_at, resumed = await _stopped_step(run, offset, offset_s)
         run.notes[f"pending_at_step_{offset_s:+d}s"] = len(left)
+        run.notes[f"resumes_while_stopped_{offset_s:+d}s"] = resumed
         if resumed:
             run.fail("early", f"{resumed} sync order resumes while payment was stopped after a {offset_s:+d}s step, "
                               f"all of orders younger than their due time ({RESUME_AFTER_MS} ms)")
@@ -101,7 +102,9 @@ async def clock_steps(sc: Scenario, env: Env, control: bool) -> Outcome:
     orders = ORDERS[env.sizes.name]
     env.log_dir.mkdir(parents=True, exist_ok=True)
     offset = env.log_dir / "clock-offset"
-    async with env.run(env={**faketime.env(offset), "ORDER_RESUME_AFTER_MS": str(RESUME_AFTER_MS)},
+    # unbuffered: the resumes are counted from the order service's log while it runs
+    async with env.run(env={**faketime.env(offset), "ORDER_RESUME_AFTER_MS": str(RESUME_AFTER_MS),
+                            "PYTHONUNBUFFERED": "1"},
                        per_service={"order": {"FAULTS": "process_clock"} if control else {}}) as run:
         load = run.recorder(Workload(orders, mode="sync", concurrency=8, timeout_s=CALL_TIMEOUT_S, attempts=1))
         await asyncio.gather(load.run(), during_load(load, _steps(run, load, orders, offset)))
