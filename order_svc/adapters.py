@@ -18,7 +18,7 @@ from shop.v1 import (
     types_pb2,
 )
 
-from shoplib import grpc_client, log, partitions, shared_clock
+from shoplib import grpc_client, log, partitions, shared_clock, trace_resume
 from shoplib.dispatch import Dispatcher
 from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Committer, Once, Writes
@@ -170,7 +170,11 @@ class SyncChain:
         return settled
 
     async def resend(self, emitted: Sequence[Message]) -> types_pb2.Order | None:
-        return await self.after_commit(emitted)
+        """A retried PlaceOrder follows its pending order up: in the retry's trace, linked to the order's."""
+        placed = [event for event in emitted if isinstance(event, events_pb2.OrderPlaced)]
+        order = placed[0].order if placed else types_pb2.Order()
+        with trace_resume.resumed("resend order", order.order_id, order.traceparent):
+            return await self.after_commit(emitted)
 
     async def _run(self, placed: events_pb2.OrderPlaced) -> types_pb2.Order:
         order = placed.order

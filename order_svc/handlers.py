@@ -20,14 +20,15 @@ _logger = log.get("order_svc")
 
 
 async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: UnitOfWork,
-                      validate: Validate = domain.violations) -> types_pb2.Order:
+                      validate: Validate = domain.violations, traceparent: str = "") -> types_pb2.Order:
     """Store a new order with its OrderPlaced event, or return the one this key already placed.
-    Optimistic: the commit's once key (the idempotency key) tells a retry from a new order."""
+    Optimistic: the commit's once key (the idempotency key) tells a retry from a new order.
+    `traceparent`: the request's trace context, stored with the order for work resumed later."""
     lines = list(cmd.lines)
     if violations := validate(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode):
         raise errors.InvalidArgument(violations)
     fingerprint = domain.fingerprint(cmd.customer_id, lines, cmd.mode)
-    order = domain.new_order(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode)
+    order = domain.new_order(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode, traceparent)
     log.bind(order_id=order.order_id)
     uow.orders.add(order)
     uow.emit(events_pb2.OrderPlaced(order=order))

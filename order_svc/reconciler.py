@@ -16,7 +16,7 @@ from shop.v1 import types_pb2
 
 from order_svc import domain, handlers
 from order_svc.ports import UnitOfWork
-from shoplib import errors, log, outage, redis_conn
+from shoplib import errors, log, outage, redis_conn, trace_resume
 
 # Sync orders younger than this are left to their caller (it may still be waiting or retrying).
 RESUME_AFTER_MS = 10_000
@@ -63,7 +63,8 @@ class Reconciler:
             _logger.error("reconciler.order_missing", order_id=order_id)
             return False
         try:
-            order = await handlers.resume_order(order, uow)
+            with trace_resume.resumed("resume order", order_id, order.traceparent):  # in the order's trace
+                order = await handlers.resume_order(order, uow)
         except errors.Unavailable as exc:  # the next service is still down (or hung): next round
             _logger.info("reconciler.still_unavailable", order_id=order_id, error=exc.message[:200])
             return False
