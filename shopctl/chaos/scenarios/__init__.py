@@ -46,7 +46,7 @@ SCENARIOS = (
 # Run by `make chaos` after the cluster scenarios, and by `--only 17`; not by the reduced `--quick`
 # run of `make test` (a minute of stops and due times each), whose check is tests/events/test_clock_steps.py.
 FULL_ONLY_SCENARIOS = (
-    Scenario(17, "clock-step", "wall clocks stepped back, forward", "wall-clock due times (process_clock)",
+    Scenario(17, "clock-step", "wall clocks stepped 1 h", "wall-clock due times (process_clock)",
              "stuck", clock_steps),
 )
 
