@@ -18,7 +18,7 @@ from shop.v1 import (
     types_pb2,
 )
 
-from shoplib import grpc_client, log, partitions
+from shoplib import grpc_client, log, partitions, shared_clock, trace_resume
 from shoplib.dispatch import Dispatcher
 from shoplib.redis_conn import as_bytes
 from shoplib.tx import Ack, Committer, Once, Writes
@@ -28,7 +28,8 @@ from shoplib.uow import Publisher, UnitOfWork
 # channel per partition: see order_svc.updates for why.
 UPDATES_CHANNEL = "order:updates"
 # Orders not settled yet, per mode and partition, scored by creation (or last re-drive) time in
-# ms: what the reconciler resumes (sync) or re-drives (events).
+# ms on the Redis server's clock (shoplib.shared_clock): what the reconciler resumes (sync) or
+# re-drives (events), compared with that same clock, so no process's wall clock decides when.
 PENDING = {types_pb2.FLOW_MODE_SYNC: "pending-sync", types_pb2.FLOW_MODE_EVENTS: "pending-events"}
 
 
@@ -60,6 +61,7 @@ class Reader(Protocol):
     def get(self, name: str, /) -> Awaitable[bytes | str | None]: ...
     def zrangebyscore(self, name: str, min: str, max: int, /,
                       start: int, num: int) -> Awaitable[Sequence[bytes | str] | ZSetScoredMembers]: ...
+    def eval(self, script: str, numkeys: int, /, *keys_and_args: str) -> Awaitable[Any]: ...
 
 
 class OrderStore:
@@ -102,15 +104,15 @@ class OrderStore:
             return
         pending = pending_key(order.mode, partitions.partition_of_order(order.order_id))
         if order.status == types_pb2.ORDER_STATUS_PENDING:
-            self._writes.zadd(pending, order.create_time.ToMilliseconds(), order.order_id)
+            self._writes.zadd_now(pending, order.order_id)
         else:
             self._writes.zrem(pending, order.order_id)
 
-    def redriven(self, order_id: str, now_ms: int) -> None:
+    def redriven(self, order_id: str) -> None:
         """Stage a re-drive: counted, and not due again for another re-drive period (only while
         still listed: an order settled meanwhile is not put back)."""
         partition = partitions.partition_of_order(order_id)
-        self._writes.zadd(pending_key(types_pb2.FLOW_MODE_EVENTS, partition), now_ms, order_id, only_existing=True)
+        self._writes.zadd_now(pending_key(types_pb2.FLOW_MODE_EVENTS, partition), order_id, only_existing=True)
         self._writes.incr(redriven_key(partition))
 
     def settled(self, order: types_pb2.Order) -> None:
@@ -118,13 +120,14 @@ class OrderStore:
         if order.mode in PENDING:
             self._writes.zrem(pending_key(order.mode, partitions.partition_of_order(order.order_id)), order.order_id)
 
-    async def pending(self, mode: types_pb2.FlowMode.ValueType, older_than_ms: int, limit: int) -> list[str]:
-        """Up to `limit` orders of each partition, oldest first within a partition."""
+    async def pending(self, mode: types_pb2.FlowMode.ValueType, after_ms: int, limit: int) -> list[str]:
+        """Up to `limit` orders of each partition listed at least `after_ms` ago by the clock of
+        the Redis server holding the partition (one script: TIME and the range together), oldest
+        first within a partition."""
         found = []
         for partition in partitions.every():
-            raw = await self._reader.zrangebyscore(pending_key(mode, partition), "-inf", older_than_ms,
-                                                   start=0, num=limit)
-            found += [item.decode() for item in cast("list[bytes]", raw)]  # members only: no withscores
+            raw = await self._reader.eval(shared_clock.DUE, 1, pending_key(mode, partition), str(after_ms), str(limit))
+            found += [item.decode() for item in cast("list[bytes]", raw)]
         return found
 
 
@@ -167,7 +170,11 @@ class SyncChain:
         return settled
 
     async def resend(self, emitted: Sequence[Message]) -> types_pb2.Order | None:
-        return await self.after_commit(emitted)
+        """A retried PlaceOrder follows its pending order up: in the retry's trace, linked to the order's."""
+        placed = [event for event in emitted if isinstance(event, events_pb2.OrderPlaced)]
+        order = placed[0].order if placed else types_pb2.Order()
+        with trace_resume.resumed("resend order", order.order_id, order.traceparent):
+            return await self.after_commit(emitted)
 
     async def _run(self, placed: events_pb2.OrderPlaced) -> types_pb2.Order:
         order = placed.order

@@ -54,7 +54,7 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
          committer: Committer | None = None) -> ServiceSpec:
     client = store.client
     committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
-    reads = store_reads.reads_for(client)  # an order read at settlement: on the lean connection
+    reads = faults.reader(store_reads.reads_for(client))  # an order read at settlement: on the lean connection
     events = dispatcher(reads, committer)
     unit_of_work = unit_of_work_factory(reads, committer, {
         types_pb2.FLOW_MODE_SYNC: SyncChain(notification, payment, events),

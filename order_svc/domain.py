@@ -68,13 +68,15 @@ def fingerprint(customer_id: str, lines: list[types_pb2.OrderLine], mode: types_
 
 
 def new_order(idempotency_key: str, customer_id: str, lines: list[types_pb2.OrderLine],
-              mode: types_pb2.FlowMode.ValueType) -> types_pb2.Order:
+              mode: types_pb2.FlowMode.ValueType, traceparent: str = "") -> types_pb2.Order:
+    """A PENDING order; `traceparent`: the W3C trace context of the request placing it, kept so
+    that work done for it later continues its trace."""
     now = clock.now()
     order_id = partitions.order_id(partitions.partition_of(idempotency_key), uuid.uuid4().hex[:24])
     return types_pb2.Order(
         order_id=order_id, customer_id=customer_id, lines=lines,
         total=total_of(lines), status=types_pb2.ORDER_STATUS_PENDING, mode=mode,
-        create_time=now, update_time=now, idempotency_key=idempotency_key)
+        create_time=now, update_time=now, idempotency_key=idempotency_key, traceparent=traceparent)
 
 
 def settle(order: types_pb2.Order, payment: types_pb2.Payment) -> types_pb2.Order:

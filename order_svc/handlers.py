@@ -6,7 +6,6 @@ Depends on order_svc.ports only: importing this loads neither grpc nor redis.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,14 +20,15 @@ _logger = log.get("order_svc")
 
 
 async def place_order(cmd: order_service_pb2.CreateOrderRequest, uow: UnitOfWork,
-                      validate: Validate = domain.violations) -> types_pb2.Order:
+                      validate: Validate = domain.violations, traceparent: str = "") -> types_pb2.Order:
     """Store a new order with its OrderPlaced event, or return the one this key already placed.
-    Optimistic: the commit's once key (the idempotency key) tells a retry from a new order."""
+    Optimistic: the commit's once key (the idempotency key) tells a retry from a new order.
+    `traceparent`: the request's trace context, stored with the order for work resumed later."""
     lines = list(cmd.lines)
     if violations := validate(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode):
         raise errors.InvalidArgument(violations)
     fingerprint = domain.fingerprint(cmd.customer_id, lines, cmd.mode)
-    order = domain.new_order(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode)
+    order = domain.new_order(cmd.idempotency_key, cmd.customer_id, lines, cmd.mode, traceparent)
     log.bind(order_id=order.order_id)
     uow.orders.add(order)
     uow.emit(events_pb2.OrderPlaced(order=order))
@@ -92,16 +92,15 @@ async def settle_order(event: events_pb2.PaymentSucceeded | events_pb2.PaymentDe
     return settled
 
 
-async def resume_order(order: types_pb2.Order, uow: UnitOfWork, now_ms: int) -> types_pb2.Order:
+async def resume_order(order: types_pb2.Order, uow: UnitOfWork) -> types_pb2.Order:
     """Finish an order left PENDING: sync calls the chain again, events publishes its OrderPlaced
     anew (a re-drive). Every step downstream is idempotent, so either is safe to repeat."""
     log.bind(order_id=order.order_id)
     if order.status in domain.TERMINAL:  # settled meanwhile, still listed: tidy the list
         return await _unlist(order, uow)
-    _logger.info("order.resuming", age_s=round(time.time() - order.create_time.seconds),
-                 mode=types_pb2.FlowMode.Name(order.mode))
+    _logger.info("order.resuming", mode=types_pb2.FlowMode.Name(order.mode))
     if order.mode == types_pb2.FLOW_MODE_EVENTS:
-        uow.orders.redriven(order.order_id, now_ms)
+        uow.orders.redriven(order.order_id)
     return await uow.republish(events_pb2.OrderPlaced(order=order)) or order
 
 

@@ -32,10 +32,13 @@ class Orders(Protocol):
     async def reserved(self, idempotency_key: str) -> tuple[str, str] | None:
         """(fingerprint, order id) of the order placed with this key, if any."""
     def add(self, order: types_pb2.Order) -> None: ...
-    def redriven(self, order_id: str, now_ms: int) -> None: ...
+    def redriven(self, order_id: str) -> None:
+        """Stage a re-drive: not due again for another period, counted on the store's clock."""
     def settled(self, order: types_pb2.Order) -> None:
         """Stage the removal of a settled order from the orders not settled yet."""
-    async def pending(self, mode: types_pb2.FlowMode.ValueType, older_than_ms: int, limit: int) -> list[str]: ...
+    async def pending(self, mode: types_pb2.FlowMode.ValueType, after_ms: int, limit: int) -> list[str]:
+        """Up to `limit` order ids per partition listed (placed or last re-driven) `after_ms` or more
+        ago, measured on the store's one clock, never this process's wall clock."""
     def reservation(self, idempotency_key: str, fingerprint: str, order_id: str) -> Once:
         """The once key of placing an order: one order per idempotency key, ever."""
     def settlement(self, order_id: str) -> Once:

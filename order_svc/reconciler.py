@@ -10,14 +10,13 @@ whether the interrupted step had happened or not: never charged and forgotten, n
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 
 from shop.v1 import types_pb2
 
 from order_svc import domain, handlers
 from order_svc.ports import UnitOfWork
-from shoplib import errors, log, outage, redis_conn
+from shoplib import errors, log, outage, redis_conn, trace_resume
 
 # Sync orders younger than this are left to their caller (it may still be waiting or retrying).
 RESUME_AFTER_MS = 10_000
@@ -52,20 +51,20 @@ class Reconciler:
     async def once(self) -> int:
         """Resume or re-drive the orders due now; returns how many are settled afterwards."""
         settled = 0
-        for mode, after_ms in self._after.items():
-            now_ms = int(time.time() * 1000)
-            for order_id in await self._uow(mode).orders.pending(mode, now_ms - after_ms, BATCH):
-                settled += await self._resume(order_id, mode, now_ms)
+        for mode, after_ms in self._after.items():  # "due" on the store's clock: a wall-clock step changes nothing
+            for order_id in await self._uow(mode).orders.pending(mode, after_ms, BATCH):
+                settled += await self._resume(order_id, mode)
         return settled
 
-    async def _resume(self, order_id: str, mode: types_pb2.FlowMode.ValueType, now_ms: int) -> bool:
+    async def _resume(self, order_id: str, mode: types_pb2.FlowMode.ValueType) -> bool:
         uow = self._uow(mode)
         order = await uow.orders.get(order_id)
         if order is None:
             _logger.error("reconciler.order_missing", order_id=order_id)
             return False
         try:
-            order = await handlers.resume_order(order, uow, now_ms)
+            with trace_resume.resumed("resume order", order_id, order.traceparent):  # in the order's trace
+                order = await handlers.resume_order(order, uow)
         except errors.Unavailable as exc:  # the next service is still down (or hung): next round
             _logger.info("reconciler.still_unavailable", order_id=order_id, error=exc.message[:200])
             return False

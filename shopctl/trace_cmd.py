@@ -1,6 +1,7 @@
 """python -m shopctl trace --order ORDER_ID: that order's waterfall from the spans kept under
 TRACE_DIR (default results/traces, where `TRACE=1 make up` and the demos keep them), printed,
-and written as a PNG beside them."""
+and written as a PNG beside them; then each trace joined to it by a span link (a reclaim, a
+retried call), printed after it. Work resumed for the order later is in its own trace."""
 
 from __future__ import annotations
 
@@ -30,7 +31,11 @@ def show(order_id: str, folder: Path, png: Path | None = None) -> str:
     from shopctl import waterfall_chart
 
     waterfall_chart.write(waterfall.rows(mine), title, png or folder / f"{order_id}.png")
-    return waterfall.render(mine, title)
+    text = [waterfall.render(mine, title)]
+    for other in waterfall.linked_traces(spans, trace_id):  # its reclaims, retried calls: joined by a link
+        theirs = [s for s in spans if s["trace_id"] == other]
+        text.append(waterfall.render(theirs, f"linked trace {other}  ({len(theirs)} spans)"))
+    return "\n\n".join(text)
 
 
 def cli(order_id: str, png: str | None) -> None:

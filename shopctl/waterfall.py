@@ -35,6 +35,21 @@ def trace_of_order(spans: Sequence[Span], order_id: str) -> str | None:
     return min(about, key=lambda s: s["start_ns"])["trace_id"] if about else None
 
 
+def linked_traces(spans: Sequence[Span], trace_id: str) -> list[str]:
+    """The other traces a span link joins to `trace_id`, either way (a reclaim that took an entry
+    over, a retried call that followed the order up), earliest first."""
+    found: dict[str, int] = {}
+    for span in spans:
+        for link in span.get("links", ()):
+            if span["trace_id"] == trace_id and link["trace_id"] != trace_id:
+                found.setdefault(link["trace_id"], 0)
+            elif span["trace_id"] != trace_id and link["trace_id"] == trace_id:
+                found.setdefault(span["trace_id"], 0)
+    starts = {t: min(s["start_ns"] for s in spans if s["trace_id"] == t) for t in found
+              if any(s["trace_id"] == t for s in spans)}
+    return sorted(found, key=lambda t: starts.get(t, 0))
+
+
 def _depths(spans: Sequence[Span]) -> dict[str, int]:
     by_id = {s["span_id"]: s for s in spans}
     depths: dict[str, int] = {}

@@ -15,7 +15,8 @@
 --            whole commit with a BACKLOG error (0: no bound; a self-capped XADD ... MAXLEN is exempt)
 -- ARGV[8..]  the writes, each as <argc> <command> <key index> <args...> (SET, RPUSH, XADD, ZADD,
 --            ZREM, INCR, HDEL: the key is KEYS[key index]) or <argc> PUBLISH <channel> <message>
---            (a channel is not a key)
+--            (a channel is not a key); ZADDNOW <key index> [XX] <member> is a ZADD scored by this
+--            server's clock in ms (TIME: the one clock every process compares "due" times on)
 --
 -- Nothing is written before every check has passed, and the first write is one that Redis may
 -- refuse for lack of memory, so a refusal leaves nothing half done.
@@ -69,10 +70,27 @@ if has_once and not redis.call('SET', KEYS[1], ARGV[2], 'NX') then
   return 0
 end
 
+local server_ms = nil
+local function now_ms()
+  if not server_ms then
+    local t = redis.call('TIME')  -- a script's effects are replicated (Redis >= 5), not the script
+    server_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return server_ms
+end
+
 local i = FIRST_WRITE
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
-  redis.call(ARGV[i + 1], target(i), unpack(ARGV, i + 3, i + n))
+  if ARGV[i + 1] == 'ZADDNOW' then
+    if n == 4 then  -- with a flag (XX)
+      redis.call('ZADD', target(i), ARGV[i + 3], now_ms(), ARGV[i + 4])
+    else
+      redis.call('ZADD', target(i), now_ms(), ARGV[i + 3])
+    end
+  else
+    redis.call(ARGV[i + 1], target(i), unpack(ARGV, i + 3, i + n))
+  end
   i = i + n + 1
 end
 ack()

@@ -28,6 +28,8 @@ loss; never armed outside a control run of `python -m shopctl chaos`):
 - no_resume          the order reconciler never resumes sync orders left PENDING.
 - no_redrive         the order reconciler never re-drives events-mode orders left PENDING.
 - skip_validation    PlaceOrder stores requests without validating them.
+- process_clock      the order reconciler's "due" scores are written and compared on the order
+  service's wall clock, as before issue 19 (a clock step strands orders or resumes them early).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from shoplib.outage import StoreGate
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 V = TypeVar("V")
 # The faults a FaultyCommitter injects; without any of them the real committer is used as it is.
-_COMMIT_FAULTS = {"skip_once", "exit_after_effect", "exit_in_publish", "nonatomic_publish"}
+_COMMIT_FAULTS = {"skip_once", "exit_after_effect", "exit_in_publish", "nonatomic_publish", "process_clock"}
 
 
 def _armed() -> dict[str, float]:
@@ -81,6 +83,7 @@ class FaultyCommitter:
     async def commit(self, writes: Writes, once: tuple[str, Value] | None = None,
                      ack: Ack | None = None) -> bool:
         once = None if fires("skip_once") else once
+        writes = _on_process_clock(writes) if "process_clock" in ARMED else writes
         if ack is not None and fires("exit_after_effect"):
             await self._inner.commit(writes, once, None)
             crash()
@@ -102,6 +105,42 @@ class FaultyCommitter:
         if applied and fires("exit_in_publish"):
             crash()
         return applied
+
+
+def _wall_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def _on_process_clock(writes: Writes) -> Writes:
+    """process_clock: each ZADDNOW (scored by the server's clock) scored by this process's instead."""
+    from shoplib.tx import Writes
+
+    return Writes([("ZADD", *op[1:-1], _wall_ms(), op[-1]) if op[0] == "ZADDNOW" else op for op in writes.ops])
+
+
+class _ProcessClockReader:
+    """process_clock: a reader whose "due" query compares the scores with this process's clock."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def eval(self, script: str, numkeys: int, *keys_and_args: str) -> Any:
+        from shoplib import shared_clock
+
+        if script != shared_clock.DUE:
+            return await self._inner.eval(script, numkeys, *keys_and_args)
+        key, after_ms, limit = keys_and_args
+        return await self._inner.zrangebyscore(key, "-inf", _wall_ms() - int(after_ms), start=0, num=int(limit))
+
+
+def reader(real: K) -> K:
+    """process_clock: the store reader, its "due" query on this process's wall clock."""
+    return cast(K, _ProcessClockReader(real)) if "process_clock" in ARMED else real
 
 
 def committer(real: Committer) -> Committer:

@@ -1,4 +1,4 @@
-"""The stores' reads on a lean connection (one Redis): GET, LRANGE and ZRANGEBYSCORE ... LIMIT,
+"""The stores' reads on a lean connection (one Redis): GET, LRANGE, ZRANGEBYSCORE ... LIMIT and EVAL,
 as the services' stores call them on redis-py's client, without its per-command Python.
 
 An order settled in events mode is read once (GET) on the hot path; the rest are rarer but take
@@ -33,6 +33,10 @@ class PipeReads:
 
     async def zrangebyscore(self, name: str, min: str, max: int, /, start: int, num: int) -> list[bytes]:
         return cast("list[bytes]", await self._one("ZRANGEBYSCORE", name, min, max, "LIMIT", start, num))
+
+    async def eval(self, script: str, numkeys: int, /, *keys_and_args: str) -> Reply:
+        """A read-only script (shoplib.shared_clock.DUE), sent whole: Redis caches it by its hash."""
+        return await self._one("EVAL", script, numkeys, *keys_and_args)
 
     async def aclose(self) -> None:
         await self._pipe.close()

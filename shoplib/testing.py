@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from shoplib import events, partitions
+from shoplib import events, partitions, shared_clock
 from shoplib.tx import Ack, Value, Writes
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class MemoryStore:
         self.published: list[tuple[str, bytes]] = []
         self.acks: list[Ack] = []
         self.commits = 0
+        self.now_ms = 1_700_000_000_000  # the store's clock (Redis TIME in the real one): tests move it
 
     async def get(self, key: str) -> bytes | None:
         return self.values.get(key)
@@ -36,6 +37,13 @@ class MemoryStore:
     async def zrangebyscore(self, key: str, low: str, high: int, start: int, num: int) -> list[bytes]:
         members = sorted((score, m) for m, score in self.zsets.get(key, {}).items() if score <= high)
         return [m.encode() for _, m in members[start:start + num]]
+
+    async def eval(self, script: str, numkeys: int, *keys_and_args: str) -> list[bytes]:
+        """Only the read scripts the stores run: shoplib.shared_clock.DUE."""
+        if script != shared_clock.DUE or numkeys != 1:
+            raise ValueError("MemoryStore models only the shared_clock.DUE script")
+        key, after_ms, limit = keys_and_args
+        return await self.zrangebyscore(key, "-inf", self.now_ms - int(after_ms), 0, int(limit))
 
     async def lrange(self, key: str, start: int, end: int) -> list[bytes]:
         items = self.lists.get(key, [])
@@ -67,6 +75,9 @@ class MemoryStore:
         if not xx or str(member) in self.zsets[key]:
             self.zsets[key][str(member)] = float(score)
 
+    def _zadd_now(self, key: str, args: list[Value]) -> None:
+        self._zadd(key, [*args[:-1], self.now_ms, args[-1]])
+
     def _xadd(self, key: str, args: list[Value]) -> None:
         pairs = args[args.index("*") + 1:]
         self.streams[key].append({str(k): _b(v) for k, v in zip(pairs[::2], pairs[1::2], strict=True)})
@@ -81,6 +92,7 @@ class MemoryStore:
         "SET": lambda self, key, args: self.values.__setitem__(key, _b(args[0])),
         "RPUSH": lambda self, key, args: self.lists[key].append(_b(args[0])),
         "ZADD": _zadd,
+        "ZADDNOW": _zadd_now,
         "ZREM": _zrem,
         "XADD": _xadd,
         "INCR": _incr,

@@ -41,6 +41,11 @@ class Writes:
         """With `only_existing`, a member no longer there (removed meanwhile) is not added back."""
         self.ops.append(("ZADD", key, "XX", score, member) if only_existing else ("ZADD", key, score, member))
 
+    def zadd_now(self, key: str, member: str, only_existing: bool = False) -> None:
+        """A member scored by the Redis server's clock in ms at commit (shoplib.shared_clock): a score
+        other processes compare with "now" is never taken from this process's wall clock."""
+        self.ops.append(("ZADDNOW", key, "XX", member) if only_existing else ("ZADDNOW", key, member))
+
     def zrem(self, key: str, member: str) -> None:
         self.ops.append(("ZREM", key, member))
 

@@ -17,22 +17,23 @@ from shopctl.chaos import table
 from shopctl.chaos.checker import Counts, Failure
 from shopctl.chaos.cluster import CLUSTER_SCENARIOS
 from shopctl.chaos.harness import Outcome
-from shopctl.chaos.scenarios import SCENARIOS, Env, Scenario
+from shopctl.chaos.scenarios import FULL_ONLY_SCENARIOS, SCENARIOS, Env, Scenario
 from shopctl.chaos.sizes import CONTROL, FULL, QUICK, Sizes
 
 # One run (start, load, faults, drain, final read, stop) that takes longer than this has hung.
 RUN_TIMEOUT_S = 420.0
+EVERY = (*SCENARIOS, *CLUSTER_SCENARIOS, *FULL_ONLY_SCENARIOS)  # in the order `make chaos` runs them
 
 
 def select(only: list[str] | None, quick: bool = False) -> list[Scenario]:
     """`only` (numbers or names), else every scenario; the cluster ones not in a quick run."""
     if not only:
-        return list(SCENARIOS) if quick else [*SCENARIOS, *CLUSTER_SCENARIOS]
+        return list(SCENARIOS) if quick else list(EVERY)
     wanted = {w.strip() for item in only for w in item.split(",") if w.strip()}
-    chosen = [sc for sc in (*SCENARIOS, *CLUSTER_SCENARIOS) if str(sc.number) in wanted or sc.key in wanted]
+    chosen = [sc for sc in EVERY if str(sc.number) in wanted or sc.key in wanted]
     unknown = wanted - {str(sc.number) for sc in chosen} - {sc.key for sc in chosen}
     if unknown:
-        names = ", ".join(f"{sc.number}/{sc.key}" for sc in (*SCENARIOS, *CLUSTER_SCENARIOS))
+        names = ", ".join(f"{sc.number}/{sc.key}" for sc in EVERY)
         raise SystemExit(f"chaos: unknown scenario {sorted(unknown)}; choose among {names}")
     return chosen
 

@@ -22,12 +22,13 @@ SERVICE_USERS = (ORDER, PAYMENT, NOTIFICATION)
 USERS = (*SERVICE_USERS, OPS, ADMIN)
 # What every service may do on its own keys; what nobody below admin may do; how it checks itself.
 # Categories overlap (FLUSHALL is @write, KEYS is @read): -@dangerous must come after them.
-_BASE = "+@connection +@read +@write +@stream -@dangerous +info +acl|whoami +acl|dryrun"
+# TIME: the one clock processes compare times on (shoplib.shared_clock), read inside the scripts.
+_BASE = "+@connection +@read +@write +@stream -@dangerous +info +time +acl|whoami +acl|dryrun"
 _SCRIPTS = "+evalsha +eval +script|load +script|exists"
 # Reading, acknowledging, reclaiming, group upkeep and trimming a consumed stream; no XADD, no XDEL.
 _CONSUME = ("+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer "
             "+xgroup|delconsumer +xinfo|stream +xinfo|groups +xinfo|consumers +xrange +xrevrange +xlen +xtrim "
-            "+exists +type")
+            "+exists +type +time")
 CONSUMES: Mapping[str, tuple[str, ...]] = {  # topology: the streams each service reads from
     ORDER: ("payment-events",),
     PAYMENT: ("order-events",),
@@ -58,7 +59,7 @@ def rules(user: str) -> str:
     if user == ADMIN:
         return "~* &* +@all"
     if user == OPS:  # views and checkers: read everything, re-drive dead letters; no admin commands
-        return f"~* &* +@connection +@read +@stream -@dangerous +info {_SCRIPTS} +del"
+        return f"~* &* +@connection +@read +@stream -@dangerous +info +time {_SCRIPTS} +del"
     return service_rules(user)
 
 
@@ -75,7 +76,7 @@ def needs(service: str) -> Sequence[tuple[str, ...]]:
     own, events = f"{service}:acl-check", f"{service}-events:{{p0}}"
     checks: list[tuple[str, ...]] = [("SET", own, "1"), ("GET", own), ("XADD", events, "*", "f", "v"),
                                      ("XADD", "dead-letters:{p0}", "*", "f", "v"), ("INFO", "memory"),
-                                     ("SCRIPT", "LOAD", "return 1"), ("EVALSHA", "0" * 40, "1", own),
+                                     ("SCRIPT", "LOAD", "return 1"), ("TIME",), ("EVALSHA", "0" * 40, "1", own),
                                      ("HSET", f"stream-failures:{{p0}}:{service}-service-group", "f", "v")]
     for stream in CONSUMES[service]:
         consumed = f"{stream}:{{p0}}"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from typing import cast
 
 import redis.asyncio as aioredis
 
-from shoplib import config, partitions, redis_conn
+from shoplib import config, partitions, redis_conn, shared_clock
 from shoplib.streams import deadletter, status
 
 
@@ -21,7 +20,7 @@ async def _orders(client: aioredis.Redis) -> str:
 
     from order_svc.adapters import pending_key, redriven_key
 
-    now_ms = int(time.time() * 1000)
+    now_ms = await shared_clock.now_ms(client)  # scores are on the server's clock
     parts = []
     for mode, name in ((types_pb2.FLOW_MODE_SYNC, "sync"), (types_pb2.FLOW_MODE_EVENTS, "events")):
         # redis-py types every ZRANGE shape at once; WITHSCORES gives (member, score) pairs.

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import partitions, topology
+from shoplib import partitions, shared_clock, topology
 from shoplib.redis_conn import as_entries
 from shoplib.streams.settings import DEAD_LETTERS
 
@@ -115,7 +114,7 @@ async def dead_letters(client: aioredis.Redis, count: int = 20) -> str:
     if not rows:
         return "no dead letters"
     out = [f"{'dead letter':<22}{'from':<36}{'group':<28}{'deliveries':>10}  error"]
-    now_ms = int(time.time() * 1000)
+    now_ms = await shared_clock.now_ms(client)  # entry ids are on the server's clock
     for p, entry_id, f in rows:  # .get: an entry someone added by hand must not break the listing
         origin = f"{_s(f.get(b'stream', b'?'))}/{_s(f.get(b'entry_id', b'?'))}"
         age = (now_ms - int(_s(entry_id).split("-")[0])) / 1000

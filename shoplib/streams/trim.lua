@@ -2,7 +2,8 @@
 -- between the check and the trim.
 --
 -- KEYS[1]    the stream
--- ARGV[1]    cutoff id: entries older than it may go (retention)
+-- ARGV[1]    retention in ms: entries added longer ago than that by this server's clock (TIME) may
+--            go; the cutoff is never taken from a caller's wall clock, which may step
 -- ARGV[2]    '1': ignore what groups still need (control runs only), else ''
 -- ARGV[3..]  every group the topology declares for this stream
 --
@@ -56,7 +57,9 @@ end
 if created then
   return -1
 end
-local target = ARGV[1]
+local server_time = redis.call('TIME')  -- a script's effects are replicated (Redis >= 5), not the script
+local now_ms = tonumber(server_time[1]) * 1000 + math.floor(tonumber(server_time[2]) / 1000)
+local target = string.format('%.0f', math.max(now_ms - tonumber(ARGV[1]), 0)) .. '-0'
 if floor and ARGV[2] ~= '1' then
   target = older(floor, target)
 end

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -23,10 +22,9 @@ class Trimmer:
         self._protections = protections or Protections()
 
     def _args(self, stream: str, retain_ms: int) -> list[str]:
-        cutoff = f"{int(time.time() * 1000) - retain_ms}-0"
         ignore = "" if self._protections.trim_floor else "1"
         groups = topology.groups_of(stream) if self._protections.declared_groups else ()
-        return [cutoff, ignore, *groups]
+        return [str(retain_ms), ignore, *groups]  # the cutoff comes from the server's clock, in the script
 
     async def trim(self, stream: str, retain_ms: int) -> int:
         """Trim entries older than `retain_ms` that every declared group has processed; returns

@@ -81,6 +81,16 @@ def _one(spans: list[Span], **match: Any) -> Span:
     return found[0]
 
 
+def _arrived(t: Traced, trace_id: str, what: str, **match: Any) -> Span:
+    """The one span of the trace with `match`, waited for: spans of one trace reach the collector
+    in several batches, from several processes, in no fixed order."""
+    def found() -> list[Span]:
+        return [s for s in t.collector.spans(trace_id)
+                if all(s.get(k) == v or s["attributes"].get(k) == v for k, v in match.items())]
+
+    return _one(wait_until(found, WAIT_S, what), **match)
+
+
 def _consumers(spans: list[Span], stream: str) -> dict[str, Span]:
     """The CONSUMER spans of deliveries from `stream` (any partition), by consumer group."""
     return {s["attributes"]["messaging.consumer.group.name"]: s for s in spans if s["kind"] == "CONSUMER"
@@ -167,13 +177,13 @@ def test_a_reclaimed_entry_keeps_its_trace_and_links_the_reclaim(traced: Traced)
         return [s for s in traced.collector.spans(trace_id) if s["kind"] == "CONSUMER" and s["service"] == "payment"]
 
     [span] = wait_until(redelivered, WAIT_S, "the payment consumer span of the reclaimed entry")
-    created = _one(traced.collector.spans(trace_id), name="create order-events", kind="PRODUCER")
+    created = _arrived(traced, trace_id, "the OrderPlaced producer span", name="create order-events", kind="PRODUCER")
     assert span["parent_id"] == created["span_id"] and span["attributes"]["shop.order_id"] == order.order_id
     assert span["attributes"]["messaging.redis.stream.delivery_count"] == 2
     assert span["attributes"]["messaging.client.id"] == "payment-takes-over"
     assert [e["name"] for e in span["events"]] == ["reclaimed"]
     [link] = span["links"]
-    reclaim = _one(traced.collector.spans(link["trace_id"]), span_id=link["span_id"])
+    reclaim = _arrived(traced, link["trace_id"], "the linked reclaim span", span_id=link["span_id"])
     assert reclaim["name"].startswith("reclaim order-events") and reclaim["service"] == "payment"
 
 
@@ -183,9 +193,10 @@ def test_a_dead_lettered_entry_is_a_span_of_its_producers_trace(traced: Traced) 
     trace_id, caller, traceparent = _caller()
     real_id, _, _ = _caller()
     order = _place(traced, types_pb2.FLOW_MODE_EVENTS, f"00-{real_id}-{secrets.token_hex(8)}-01", "trace-dead-0")
-    delivered = wait_until(lambda: _consumers(traced.collector.spans(real_id), events.ORDER_EVENTS), WAIT_S,
-                           "a delivery of a real order")
-    stream = delivered[topology.PAYMENT_GROUP]["attributes"]["messaging.destination.name"]  # its partition's
+    delivered = wait_until(  # the payment group's delivery itself, not any consumer's: it is what is read next
+        lambda: _consumers(traced.collector.spans(real_id), events.ORDER_EVENTS).get(topology.PAYMENT_GROUP), WAIT_S,
+        "the payment group's delivery of a real order")
+    stream = delivered["attributes"]["messaging.destination.name"]  # its partition's
     refused = events_pb2.OrderPlaced(order=types_pb2.Order(order_id=order.order_id, customer_id="", total=order.total))
     store = redis.Redis.from_url(traced.stack.redis_url)
     try:
@@ -198,7 +209,7 @@ def test_a_dead_lettered_entry_is_a_span_of_its_producers_trace(traced: Traced) 
                 and s["service"] == "payment"]
 
     [dead] = wait_until(dead_letter, WAIT_S, "the payment service's dead-letter span")
-    consumer = _one(traced.collector.spans(trace_id), span_id=dead["parent_id"])
+    consumer = _arrived(traced, trace_id, "the consumer span around the dead letter", span_id=dead["parent_id"])
     assert consumer["kind"] == "CONSUMER" and consumer["parent_id"] == caller
     assert dead["attributes"]["messaging.consumer.group.name"] == topology.PAYMENT_GROUP
     assert dead["attributes"]["error.message"].startswith("rejected")

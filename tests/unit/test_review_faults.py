@@ -35,7 +35,7 @@ async def test_a_re_drive_racing_the_settlement_does_not_put_the_settled_order_b
     stale = await _placed(store)  # the reconciler read it PENDING ...
     paid = types_pb2.Payment(order_id=stale.order_id, status=types_pb2.PAYMENT_STATUS_SUCCEEDED)
     await order_handlers.settle_order(outcome_event(paid), OrderUnitOfWork(store, store, NoPublisher()))
-    await order_handlers.resume_order(stale, OrderUnitOfWork(store, store, StreamPublisher("/t")), 1)  # ... then
+    await order_handlers.resume_order(stale, OrderUnitOfWork(store, store, StreamPublisher("/t")))  # ... then
     assert stale.order_id not in store.zsets[_pending(stale.order_id)]
 
 
@@ -45,7 +45,7 @@ async def test_a_settled_order_found_on_the_pending_list_is_taken_off_it() -> No
     settled = types_pb2.Order()
     settled.CopyFrom(order)
     settled.status = types_pb2.ORDER_STATUS_PAID
-    await order_handlers.resume_order(settled, OrderUnitOfWork(store, store, StreamPublisher("/t")), 1)
+    await order_handlers.resume_order(settled, OrderUnitOfWork(store, store, StreamPublisher("/t")))
     assert order.order_id not in store.zsets[_pending(order.order_id)]
 
 

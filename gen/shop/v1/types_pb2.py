@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shop/v1/types.proto\x12\x07shop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\x05Money\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"U\n\tOrderLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\"\n\nunit_price\x18\x03 \x01(\x0b\x32\x0e.shop.v1.Money\"\xb2\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12!\n\x05lines\x18\x03 \x03(\x0b\x32\x12.shop.v1.OrderLine\x12\x1d\n\x05total\x18\x04 \x01(\x0b\x32\x0e.shop.v1.Money\x12$\n\x06status\x18\x05 \x01(\x0e\x32\x14.shop.v1.OrderStatus\x12\x1f\n\x04mode\x18\x06 \x01(\x0e\x32\x11.shop.v1.FlowMode\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\"\xd5\x01\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x1e\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x0e.shop.v1.Money\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.shop.v1.PaymentStatus\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x01\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\'\n\x04kind\x18\x04 \x01(\x0e\x32\x19.shop.v1.NotificationKind\x12\x0f\n\x07message\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*O\n\x08\x46lowMode\x12\x19\n\x15\x46LOW_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46LOW_MODE_SYNC\x10\x01\x12\x14\n\x10\x46LOW_MODE_EVENTS\x10\x02*\x7f\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x15\n\x11ORDER_STATUS_PAID\x10\x02\x12!\n\x1dORDER_STATUS_PAYMENT_DECLINED\x10\x03*j\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PAYMENT_STATUS_SUCCEEDED\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DECLINED\x10\x02*\xaa\x01\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12$\n NOTIFICATION_KIND_ORDER_RECEIVED\x10\x01\x12%\n!NOTIFICATION_KIND_PAYMENT_RECEIPT\x10\x02\x12&\n\"NOTIFICATION_KIND_PAYMENT_DECLINED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13shop/v1/types.proto\x12\x07shop.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\x05Money\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x02 \x01(\x03\"U\n\tOrderLine\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\"\n\nunit_price\x18\x03 \x01(\x0b\x32\x0e.shop.v1.Money\"\xc7\x02\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12!\n\x05lines\x18\x03 \x03(\x0b\x32\x12.shop.v1.OrderLine\x12\x1d\n\x05total\x18\x04 \x01(\x0b\x32\x0e.shop.v1.Money\x12$\n\x06status\x18\x05 \x01(\x0e\x32\x14.shop.v1.OrderStatus\x12\x1f\n\x04mode\x18\x06 \x01(\x0e\x32\x11.shop.v1.FlowMode\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fidempotency_key\x18\t \x01(\t\x12\x13\n\x0btraceparent\x18\n \x01(\t\"\xd5\x01\n\x07Payment\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x1e\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x0e.shop.v1.Money\x12&\n\x06status\x18\x05 \x01(\x0e\x32\x16.shop.v1.PaymentStatus\x12\x16\n\x0e\x64\x65\x63line_reason\x18\x06 \x01(\t\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb9\x01\n\x0cNotification\x12\x17\n\x0fnotification_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\'\n\x04kind\x18\x04 \x01(\x0e\x32\x19.shop.v1.NotificationKind\x12\x0f\n\x07message\x18\x05 \x01(\t\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*O\n\x08\x46lowMode\x12\x19\n\x15\x46LOW_MODE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x46LOW_MODE_SYNC\x10\x01\x12\x14\n\x10\x46LOW_MODE_EVENTS\x10\x02*\x7f\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x15\n\x11ORDER_STATUS_PAID\x10\x02\x12!\n\x1dORDER_STATUS_PAYMENT_DECLINED\x10\x03*j\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18PAYMENT_STATUS_SUCCEEDED\x10\x01\x12\x1b\n\x17PAYMENT_STATUS_DECLINED\x10\x02*\xaa\x01\n\x10NotificationKind\x12!\n\x1dNOTIFICATION_KIND_UNSPECIFIED\x10\x00\x12$\n NOTIFICATION_KIND_ORDER_RECEIVED\x10\x01\x12%\n!NOTIFICATION_KIND_PAYMENT_RECEIPT\x10\x02\x12&\n\"NOTIFICATION_KIND_PAYMENT_DECLINED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shop.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FLOWMODE']._serialized_start=919
-  _globals['_FLOWMODE']._serialized_end=998
-  _globals['_ORDERSTATUS']._serialized_start=1000
-  _globals['_ORDERSTATUS']._serialized_end=1127
-  _globals['_PAYMENTSTATUS']._serialized_start=1129
-  _globals['_PAYMENTSTATUS']._serialized_end=1235
-  _globals['_NOTIFICATIONKIND']._serialized_start=1238
-  _globals['_NOTIFICATIONKIND']._serialized_end=1408
+  _globals['_FLOWMODE']._serialized_start=940
+  _globals['_FLOWMODE']._serialized_end=1019
+  _globals['_ORDERSTATUS']._serialized_start=1021
+  _globals['_ORDERSTATUS']._serialized_end=1148
+  _globals['_PAYMENTSTATUS']._serialized_start=1150
+  _globals['_PAYMENTSTATUS']._serialized_end=1256
+  _globals['_NOTIFICATIONKIND']._serialized_start=1259
+  _globals['_NOTIFICATIONKIND']._serialized_end=1429
   _globals['_MONEY']._serialized_start=65
   _globals['_MONEY']._serialized_end=117
   _globals['_ORDERLINE']._serialized_start=119
   _globals['_ORDERLINE']._serialized_end=204
   _globals['_ORDER']._serialized_start=207
-  _globals['_ORDER']._serialized_end=513
-  _globals['_PAYMENT']._serialized_start=516
-  _globals['_PAYMENT']._serialized_end=729
-  _globals['_NOTIFICATION']._serialized_start=732
-  _globals['_NOTIFICATION']._serialized_end=917
+  _globals['_ORDER']._serialized_end=534
+  _globals['_PAYMENT']._serialized_start=537
+  _globals['_PAYMENT']._serialized_end=750
+  _globals['_NOTIFICATION']._serialized_start=753
+  _globals['_NOTIFICATION']._serialized_end=938
 # @@protoc_insertion_point(module_scope)

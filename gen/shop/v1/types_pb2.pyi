@@ -181,6 +181,7 @@ class Order(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     order_id: _builtins.str
     customer_id: _builtins.str
     status: Global___OrderStatus.ValueType
@@ -188,6 +189,10 @@ class Order(_message.Message):
     """The mode this order ran in (never UNSPECIFIED once stored)."""
     idempotency_key: _builtins.str
     """The client's idempotency key the order was placed with."""
+    traceparent: _builtins.str
+    """W3C trace context of the request that placed the order ("" when it was not traced): work
+    done for the order later (resumed, re-driven) continues this trace or links to it.
+    """
     @_builtins.property
     def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___OrderLine]: ...
     @_builtins.property
@@ -210,10 +215,11 @@ class Order(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         idempotency_key: _builtins.str = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customer_id", b"customer_id", "idempotency_key", b"idempotency_key", "lines", b"lines", "mode", b"mode", "order_id", b"order_id", "status", b"status", "total", b"total", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "customer_id", b"customer_id", "idempotency_key", b"idempotency_key", "lines", b"lines", "mode", b"mode", "order_id", b"order_id", "status", b"status", "total", b"total", "traceparent", b"traceparent", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shopctl.chaos.scenarios.backlog import backlog
 from shopctl.chaos.scenarios.bad_requests import bad_requests
 from shopctl.chaos.scenarios.base import Env, Scenario
+from shopctl.chaos.scenarios.clock_step import clock_steps
 from shopctl.chaos.scenarios.envelope import poison_in_envelope
 from shopctl.chaos.scenarios.grouplost import group_lost_while_trimming
 from shopctl.chaos.scenarios.poison import poison_events
@@ -42,4 +43,11 @@ SCENARIOS = (
              lost_events_redriven),
 )
 
-__all__ = ["SCENARIOS", "Env", "Scenario"]
+# Run by `make chaos` after the cluster scenarios, and by `--only 17`; not by the reduced `--quick`
+# run of `make test` (a minute of stops and due times each), whose check is tests/events/test_clock_steps.py.
+FULL_ONLY_SCENARIOS = (
+    Scenario(17, "clock-step", "wall clocks stepped 1 h", "wall-clock due times (process_clock)",
+             "stuck", clock_steps),
+)
+
+__all__ = ["FULL_ONLY_SCENARIOS", "SCENARIOS", "Env", "Scenario"]

@@ -4,7 +4,6 @@ order-events while it is down (as a hand trim would lose them), payment started 
 from __future__ import annotations
 
 import asyncio
-import time
 
 from order_svc.reconciler import INTERVAL_S
 from shopctl.chaos import store
@@ -12,7 +11,7 @@ from shopctl.chaos.harness import SETTLE_S, Outcome, Run
 from shopctl.chaos.procs import kill
 from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import Env, Scenario
-from shoplib import events, partitions
+from shoplib import events, partitions, shared_clock
 
 REDRIVEN_KEYS = "order:{p*}:stats:redriven"  # summed over the partitions
 # Events orders still PENDING this long are re-driven. Short, so that the delay plus a reconciler
@@ -39,7 +38,7 @@ async def _delete_placed(run: Run, since: str, count: int) -> tuple[set[str], in
 async def _lose_events(run: Run, load: Recorder, orders: int, count: int) -> tuple[set[str], int]:
     if not await load.until(STOP_AT * orders):
         return set(), 0
-    since = f"{int(time.time() * 1000)}-0"  # an entry id of now: later entries of any partition follow it
+    since = f"{await shared_clock.now_ms(run.client)}-0"  # an entry id of the server's now: later entries follow it
     await kill(run.worker("payment"))  # stopped, not paused: a paused reader still receives entries
     run.fault("payment_stopped")
     await load.until(DELETE_AT * orders)
