@@ -9,7 +9,7 @@ from shop.v1 import gateway_service_pb2 as pb
 from shop.v1 import gateway_service_pb2_grpc, order_service_pb2, order_service_pb2_grpc, types_pb2
 
 from gateway import handlers
-from shoplib import context, errors, grpc_client, trace_calls
+from shoplib import context, errors, grpc_client
 from shoplib.security import callers
 
 
@@ -47,6 +47,6 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                          ) -> AsyncIterator[pb.WatchOrderResponse]:
         call = self._orders.FollowOrder(order_service_pb2.FollowOrderRequest(order_id=request.order_id),
                                         timeout=ctx.time_remaining(),
-                                        metadata=context.outbound_metadata() + trace_calls.current())
+                                        metadata=context.outbound_metadata())
         async for reply in grpc_client.follow("order", call):
             yield pb.WatchOrderResponse(order=_visible(reply.order))
