@@ -105,3 +105,24 @@ def test_the_configuration_points_at_a_redis_cluster_and_the_headless_services()
     assert data["REDIS_CLUSTER"] == "1" and data["REDIS_URL"].startswith("redis://redis-cluster:")
     for name in ("order", "payment", "notification"):
         assert data[f"{name.upper()}_SERVICE_ADDR"] == f"dns:///{name}-headless:{PORTS[name]}"
+
+
+DASHBOARD = MANIFESTS.parent / "grafana" / "shop.json"
+
+
+def test_the_dashboard_reads_only_families_the_services_declare_and_compares_the_modes() -> None:
+    import json
+    import re
+
+    from prometheus_client import REGISTRY
+
+    from shoplib import metrics  # noqa: F401  # declares the families in the default registry
+
+    declared = {name for family in REGISTRY.collect() for name in
+                (family.name, f"{family.name}_total", f"{family.name}_bucket", f"{family.name}_count")}
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"\bshop_[a-z_]+", expr)}
+    assert used <= declared, f"the dashboard reads families nobody declares: {sorted(used - declared)}"
+    by_mode = [e for e in exprs if "shop_order_place_duration_seconds" in e and re.search(r"by \([^)]*\bmode\b", e)]
+    assert len(by_mode) >= 3 and any(p["type"] == "row" and "mode" in p["title"] for p in panels)
