@@ -2,8 +2,8 @@
 
 A phase's bound is SLACK times what it plans (the load's own seconds, from the sizes) plus FLOOR_S
 for what does not scale with them (connections, drains, restarts). Measured on 2 shared cores
-(full size, one run): the longest phase, latency, took about 1.3 times its planned seconds; the
-whole run about 180 s against the 1000 s or so that the bounds add up to.
+(full size, load average ~5): the latency phase took 67 s of its 48 planned (1.4x), payment down
+35 s of 92, the whole run 178 s against the 1218 s that the bounds add up to.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from shopctl.compare.bench import Sizes
 from shopctl.stack import READY_TIMEOUT_S
 
-SLACK = 3.0  # a 2-core host shared with other work ran phases up to ~1.5x their plan
+SLACK = 3.0  # a 2-core host shared with other work ran phases up to 1.4x their plan
 FLOOR_S = 60.0  # connections, drains, service restarts: seconds each phase needs at any size
 MODES = 2
 
