@@ -68,7 +68,7 @@ def _measure(label: str, sizes: LatencySizes, work: Path, results: dict[tuple[st
         pids = {name: process.pid for name, process in stack.processes.items()}
         for mode, flow in MODES.items():
             serial, burst = asyncio.run(latency_runs(stack.address("gateway"), flow, sizes, pids))
-            results.setdefault((mode, setup), Pooled()).add(serial, burst)
+            results.setdefault((mode, label), Pooled()).add(serial, burst)
             print(f"  {label:<26} {mode:<7} p50 {serial.p(0.5):6.2f} ms  {burst.per_s:7.0f} orders/s", flush=True)
 
 
