@@ -20,10 +20,12 @@ SERVER_KEEPALIVE_TIME_MS = 60_000
 SERVER_KEEPALIVE_TIMEOUT_MS = 20_000
 # A connection is sent away (GOAWAY) this long after it opened, so that callers resolve their
 # dns:/// target again and spread onto pods that were scaled out since: without it a long-lived
-# channel keeps its first pods for ever. 30 s: new pods get traffic within half a minute (about an
-# autoscaler's own reaction time); the cost is one reconnect per connection per 30 s (a handshake,
-# milliseconds, spread by gRPC's +-10 % jitter), while calls go on over the other connections.
-MAX_CONNECTION_AGE_MS = 30_000
+# channel keeps its first pods for ever. 60 s: new pods get traffic within a minute of being ready
+# (a scale-out itself takes about that: the autoscaler's 15 s period, then the pod's start); the
+# cost is one reconnect per connection a minute (a handshake, milliseconds, spread by gRPC's
+# +-10 % jitter), while calls go on over the other connections. Also well past the 30 s over which
+# tests/e2e/test_keepalive.py watches an idle connection stay up under client pings.
+MAX_CONNECTION_AGE_MS = 60_000
 # Calls in flight on a connection sent away get this long to finish before it is closed: longer
 # than any unary call's deadline here (seconds); a WatchOrder stream longer than this is ended
 # UNAVAILABLE and its client watches again (GetOrder gives it the state it missed).
