@@ -136,8 +136,8 @@ profile: venv
 bench-observability: venv
 	@$(PY) -m bench.observability
 
-compare: venv
-	@$(PY) -m shopctl compare
+compare: venv  # SAVE=1: also update the tracked report in results/latest/
+	@$(PY) -m shopctl compare $(if $(filter 1,$(SAVE)),--save)
 
 chaos: venv
 	@$(PY) -m shopctl chaos

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -9,8 +10,19 @@ from shop.v1 import gateway_service_pb2 as pb
 from shop.v1 import gateway_service_pb2_grpc, order_service_pb2, order_service_pb2_grpc, types_pb2
 
 from gateway import handlers
-from shoplib import context, errors, grpc_client, trace_calls
+from shoplib import context, errors, grpc_client, metrics
 from shoplib.security import callers
+from shoplib.status_mapping import status_for
+
+
+def _mode_label(mode: types_pb2.FlowMode.ValueType) -> str:
+    """FLOW_MODE_EVENTS -> "events": the metrics' mode label."""
+    return types_pb2.FlowMode.Name(mode).removeprefix("FLOW_MODE_").lower()
+
+
+def _outcome_label(order: types_pb2.Order) -> str:
+    """ORDER_STATUS_PAID -> "paid": the metrics' outcome label of an answered PlaceOrder."""
+    return types_pb2.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_").lower()
 
 
 def _visible(order: types_pb2.Order) -> types_pb2.Order:
@@ -29,11 +41,18 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                          ctx: grpc.aio.ServicerContext[pb.PlaceOrderRequest, pb.PlaceOrderResponse]
                          ) -> pb.PlaceOrderResponse:
         callers.require_acting_for(request.customer_id)  # under SECURE=1: the token's subject
+        mode = handlers.resolve_mode(request.mode, self._default_mode)
         create = order_service_pb2.CreateOrderRequest(
-            idempotency_key=request.idempotency_key, customer_id=request.customer_id, lines=request.lines,
-            mode=handlers.resolve_mode(request.mode, self._default_mode))
-        reply = await grpc_client.invoke("order", "shop.v1.OrderService/CreateOrder",
-                                         self._orders.CreateOrder(create, **grpc_client.call_options()))
+            idempotency_key=request.idempotency_key, customer_id=request.customer_id, lines=request.lines, mode=mode)
+        started = time.perf_counter()
+        try:
+            reply = await grpc_client.invoke("order", "shop.v1.OrderService/CreateOrder",
+                                             self._orders.CreateOrder(create, **grpc_client.call_options()))
+        except Exception as exc:
+            outcome = status_for(exc).code.name.lower()
+            metrics.order_placed(_mode_label(mode), outcome).observe(time.perf_counter() - started)
+            raise
+        metrics.order_placed(_mode_label(mode), _outcome_label(reply.order)).observe(time.perf_counter() - started)
         return pb.PlaceOrderResponse(order=reply.order)
 
     async def GetOrder(self, request: pb.GetOrderRequest,
@@ -47,6 +66,6 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
                          ) -> AsyncIterator[pb.WatchOrderResponse]:
         call = self._orders.FollowOrder(order_service_pb2.FollowOrderRequest(order_id=request.order_id),
                                         timeout=ctx.time_remaining(),
-                                        metadata=context.outbound_metadata() + trace_calls.current())
+                                        metadata=context.outbound_metadata())
         async for reply in grpc_client.follow("order", call):
             yield pb.WatchOrderResponse(order=_visible(reply.order))

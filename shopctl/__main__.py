@@ -57,7 +57,9 @@ def main(argv: list[str]) -> None:
     load.add_argument("--target", default="127.0.0.1:50051", help="gateway address, or a comma list (round_robin)")
     compare = sub.add_parser("compare", help="both modes side by side: latency, outcome, payment down/slow, CPU")
     compare.add_argument("--quick", action="store_true", help="a small run (under a minute), as the tests use")
-    compare.add_argument("--results", default="results", help="folder for compare-<timestamp>/ and latest/")
+    compare.add_argument("--results", default="results/runs", help="folder for compare-<timestamp>/ (untracked)")
+    compare.add_argument("--save", nargs="?", const="results/latest", default=None, metavar="FOLDER",
+                         help="also copy the report to FOLDER (default results/latest, tracked in git)")
     chaos = sub.add_parser("chaos", help="inject real faults, drain, check every order; every scenario has a control")
     chaos.add_argument("--quick", action="store_true", help="the reduced sizes, as the tests use")
     chaos.add_argument("--only", action="append", metavar="SCENARIO", help="number or name; repeatable")
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace) -> None:
         load_module.cli(args)
     elif args.command == "compare":
         from shopctl.compare import runner
-        runner.main(quick=args.quick, results=args.results)
+        runner.main(quick=args.quick, results=args.results, latest=args.save)
     elif args.command == "trace":
         from shopctl import trace_cmd
         trace_cmd.cli(args.order, args.png)

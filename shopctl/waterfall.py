@@ -80,13 +80,19 @@ def _tree_order(spans: Sequence[Span]) -> list[Span]:
     return ordered
 
 
+def label(name: str) -> str:
+    """A span's name as shown: a gRPC span's `/shop.v1.Service/Method` (the instrumentation's
+    spelling) without its leading slash; other names as they are."""
+    return name.removeprefix("/")
+
+
 def rows(spans: Sequence[Span]) -> list[Row]:
     """The waterfall's rows for the spans of one trace."""
     if not spans:
         return []
     t0 = min(s["start_ns"] for s in spans)
     depths = _depths(spans)
-    return [Row(s["service"], s["name"], s["kind"], depths[s["span_id"]], (s["start_ns"] - t0) / NS_PER_MS,
+    return [Row(s["service"], label(s["name"]), s["kind"], depths[s["span_id"]], (s["start_ns"] - t0) / NS_PER_MS,
                 (s["end_ns"] - s["start_ns"]) / NS_PER_MS, s["attributes"].get(WAIT_MS), s.get("status") == "ERROR")
             for s in _tree_order(spans)]
 

@@ -11,7 +11,7 @@ import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from shoplib import balancing, context, errors, metrics, trace_calls
+from shoplib import balancing, context, errors, metrics, trace_grpc
 from shoplib.security import handshake, serving
 
 T = TypeVar("T")
@@ -42,9 +42,10 @@ RECONNECT_OPTIONS = [
 
 
 def channel(address: str, caller: str = "", server: str = "") -> grpc.aio.Channel:
-    """A channel from service `caller` to service `server` (mTLS between them under SECURE=1)."""
+    """A channel from service `caller` to service `server` (mTLS between them under SECURE=1),
+    whose calls get CLIENT spans when tracing is on (shoplib.trace_grpc)."""
     options = [("grpc.service_config", RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1), *RECONNECT_OPTIONS]
-    return serving.channel(balancing.target(address), options, caller, server)
+    return serving.channel(balancing.target(address), options, caller, server, trace_grpc.client_interceptors())
 
 
 class CallOptions(TypedDict):
@@ -56,7 +57,7 @@ class CallOptions(TypedDict):
 
 def call_options() -> CallOptions:
     """timeout and metadata for an outbound call made while serving a request."""
-    return {"timeout": context.remaining(), "metadata": context.outbound_metadata() + trace_calls.outbound()}
+    return {"timeout": context.remaining(), "metadata": context.outbound_metadata()}
 
 
 def _unavailable(service: str, exc: grpc.aio.AioRpcError) -> errors.ServiceError | None:
@@ -82,10 +83,8 @@ async def invoke(service: str, method: str, call: Awaitable[T]) -> T:
         reply = await call
     except grpc.aio.AioRpcError as exc:
         metrics.client_rpc(method, exc.code().name).observe(time.perf_counter() - started)
-        trace_calls.close(method, exc.code().name)
         raise _unavailable(service, exc) or exc from None
     metrics.client_rpc(method, grpc.StatusCode.OK.name).observe(time.perf_counter() - started)
-    trace_calls.close(method, grpc.StatusCode.OK.name)
     return reply
 
 

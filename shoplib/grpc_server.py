@@ -18,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from shoplib import gc_tuning, log, metrics, security, trace_grpc, tracing
 from shoplib.bounds import MAX_CONCURRENT_RPCS
 from shoplib.health import Dependency, HealthMonitor
+from shoplib.interceptors import ContextInterceptor
 from shoplib.security import expiry, serving
 from shoplib.server_options import SERVER_OPTIONS
 from shoplib.supervise import Consumer, Supervisor, name_of
@@ -55,8 +56,10 @@ class ServiceSpec:
 
 
 def build_server(spec: ServiceSpec) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
-    server = grpc.aio.server(interceptors=[*serving.interceptors(spec.name), trace_grpc.context_interceptor()],
-                             options=SERVER_OPTIONS, maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
+    # Outermost first: the span (tracing on) sees every answer, authentication's refusals included.
+    interceptors = [*trace_grpc.server_interceptors(), *serving.interceptors(spec.name), ContextInterceptor()]
+    server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS,
+                             maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS)
     for register in spec.registrations:
         register(server)
     health_servicer = health.aio.HealthServicer()

@@ -46,6 +46,14 @@ def grpc_health_probe(channel: grpc.aio.Channel) -> Probe:
     return probe
 
 
+# The health service name that liveness probes ask for: SERVING from the start for as long as the
+# process answers, whatever its dependencies do. Readiness ("" and each service's name) turns
+# NOT_SERVING during an outage, which takes the pod out of the endpoints; liveness must not follow,
+# or an outage of Redis would restart every pod. Only a process that cannot answer (a hung event
+# loop) fails it. (On shutdown every name turns NOT_SERVING: the pod is going anyway.)
+LIVENESS = "liveness"
+
+
 class HealthMonitor:
     def __init__(self, servicer: health.aio.HealthServicer, services: Sequence[str],
                  dependencies: Sequence[Dependency]) -> None:
@@ -82,8 +90,10 @@ class HealthMonitor:
         return not failing
 
     async def begin(self) -> None:
-        """Before the port opens: NOT_SERVING (the library's default for "" would be SERVING)."""
+        """Before the port opens: readiness NOT_SERVING (the library's default for "" would be
+        SERVING), liveness SERVING."""
         await self._set(NOT_SERVING)
+        await self._servicer.set(LIVENESS, SERVING)
 
     async def run(self) -> None:
         """Keep probing (after wait_ready): status changes only when a probe result changes."""

@@ -17,7 +17,7 @@ from typing import Any, cast
 import grpc
 import structlog
 
-from shoplib import context, log, metrics
+from shoplib import context, log, metrics, trace_grpc
 from shoplib.rebuilt_handlers import RebuildingInterceptor
 from shoplib.request_guard import NotARequest, guarded, request_type
 from shoplib.status_mapping import Status, status_for
@@ -25,7 +25,7 @@ from shoplib.status_mapping import Status, status_for
 _logger = log.get("shoplib.rpc")
 
 
-def _enter(method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> float:
+def _enter(method: str, request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> float:
     offered = dict(ctx.invocation_metadata() or ()).get(log.CORRELATION_HEADER)
     cid = log.accepted_correlation_id(offered) or log.new_correlation_id()
     log.correlation_id.set(cid)
@@ -33,6 +33,7 @@ def _enter(method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> float:
     if offered is not None and offered != cid:  # nothing of it is copied onward, its length aside
         _logger.info("rpc.correlation_id_replaced", offered_length=len(offered))
     context.set_deadline(ctx.time_remaining())
+    trace_grpc.annotate(cid, request)
     return time.perf_counter()
 
 
@@ -97,7 +98,7 @@ def refusing(inner: Callable[..., Any], undecodable: NotARequest, streamed_reque
 def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: NotARequest
                 ) -> Callable[..., Awaitable[Any]]:
     async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        started = _enter(method, ctx)
+        started = _enter(method, request, ctx)
         if request is undecodable:
             await _fail(ctx, undecodable, started, method)
         try:
@@ -110,6 +111,7 @@ def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: 
         except Exception as exc:
             await _fail(ctx, exc, started, method)
         _observe(method, grpc.StatusCode.OK.name, started)
+        trace_grpc.annotate_order(response)
         _logger.debug("rpc.ok", ms=round((time.perf_counter() - started) * 1000, 2))
         return response
 
@@ -119,7 +121,7 @@ def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: 
 def _wrap_stream(method: str, inner: Callable[..., AsyncIterator[Any]], undecodable: NotARequest
                  ) -> Callable[..., AsyncIterator[Any]]:
     async def behaviour(request: Any, ctx: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-        started = _enter(method, ctx)
+        started = _enter(method, request, ctx)
         if request is undecodable:
             await _fail(ctx, undecodable, started, method)
         try:

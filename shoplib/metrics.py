@@ -38,6 +38,11 @@ CLIENT_RPC_SECONDS = Histogram(
 COMMIT_SECONDS = Histogram(
     "shop_commit_duration_seconds", "Time one atomic commit (the Lua script) took, as its caller waited.",
     buckets=LATENCY_BUCKETS_S)
+ORDER_PLACE_SECONDS = Histogram(
+    "shop_order_place_duration_seconds",
+    "Time the gateway took to answer PlaceOrder, by flow mode (sync, events) and outcome: the order's "
+    "status in the answer (paid, payment_declined: sync; pending: events) or the error code (unavailable...).",
+    ["mode", "outcome"], buckets=LATENCY_BUCKETS_S)
 EVENTS_HANDLED = Counter("shop_events_handled_total", "Stream entries a handler completed.", ["stream", "group"])
 EVENTS_FAILED = Counter("shop_events_failed_total", "Handler failures (the entry stays pending).", ["stream", "group"])
 EVENTS_DEAD_LETTERED = Counter(
@@ -56,6 +61,7 @@ GROUP_OLDEST_PENDING = Gauge(
 LABEL_SETS_KEPT = 1024
 server_rpc = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(SERVER_RPC_SECONDS.labels)
 client_rpc = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(CLIENT_RPC_SECONDS.labels)
+order_placed = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(ORDER_PLACE_SECONDS.labels)  # (mode, outcome)
 events_handled = functools.lru_cache(maxsize=LABEL_SETS_KEPT)(EVENTS_HANDLED.labels)  # (stream, group): every entry
 STORE_OPEN = Gauge("shop_store_open", "1 while the store takes writes, 0 during an outage.", ["service"])
 READY = Gauge("shop_ready", "1 while readiness is SERVING, 0 while NOT_SERVING.", ["service"])

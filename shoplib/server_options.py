@@ -1,5 +1,6 @@
 """The options every gRPC server runs with, each with its reason: client keepalive accepted at
-the intervals common clients use, a ping flood still sent away, bounded metadata."""
+the intervals common clients use, a ping flood still sent away, bounded metadata, connections
+aged out so that clients re-resolve and reach newly scaled pods."""
 
 from __future__ import annotations
 
@@ -17,6 +18,18 @@ MAX_PING_STRIKES = 2
 SERVER_KEEPALIVE_TIME_MS = 60_000
 # A ping unanswered for this long means the client is gone (gRPC's default, stated beside the above).
 SERVER_KEEPALIVE_TIMEOUT_MS = 20_000
+# A connection is sent away (GOAWAY) this long after it opened, so that callers resolve their
+# dns:/// target again and spread onto pods that were scaled out since: without it a long-lived
+# channel keeps its first pods for ever. 60 s: new pods get traffic within a minute of being ready
+# (a scale-out itself takes about that: the autoscaler's 15 s period, then the pod's start); the
+# cost is one reconnect per connection a minute (a handshake, milliseconds, spread by gRPC's
+# +-10 % jitter), while calls go on over the other connections. Also well past the 30 s over which
+# tests/e2e/test_keepalive.py watches an idle connection stay up under client pings.
+MAX_CONNECTION_AGE_MS = 60_000
+# Calls in flight on a connection sent away get this long to finish before it is closed: longer
+# than any unary call's deadline here (seconds); a WatchOrder stream longer than this is ended
+# UNAVAILABLE and its client watches again (GetOrder gives it the state it missed).
+MAX_CONNECTION_AGE_GRACE_MS = 60_000
 SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
     # Soft and hard limit alike, so a request above the bound is always refused, never at random.
@@ -29,4 +42,6 @@ SERVER_OPTIONS = [
     ("grpc.http2.max_ping_strikes", MAX_PING_STRIKES),
     ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_TIME_MS),
     ("grpc.keepalive_timeout_ms", SERVER_KEEPALIVE_TIMEOUT_MS),
+    ("grpc.max_connection_age_ms", MAX_CONNECTION_AGE_MS),
+    ("grpc.max_connection_age_grace_ms", MAX_CONNECTION_AGE_GRACE_MS),
 ]

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shopctl.stack import Stack
-from shoplib import events, partitions
+from shoplib import events, partitions, redis_conn
 from shoplib.streams import status
 from shoplib.streams.settings import DEAD_LETTERS
 
@@ -144,16 +144,22 @@ class BacklogTrace:
 async def backlog_sampler(client: aioredis.Redis, origin: float) -> AsyncIterator[BacklogTrace]:
     trace = BacklogTrace(origin)
 
+    done = asyncio.Event()
+
     async def sample() -> None:
-        while True:
+        # Stops on `done`, and on a cancellation redis-py did not swallow (one that lands while a
+        # command is on the wire is lost: this loop then sampled for ever and `make compare` hung).
+        while not done.is_set():
             lag, pending = await group_backlog(client, events.ORDER_EVENTS, PAYMENT_GROUP)
             trace.samples.append((round(time.monotonic() - origin, 3), lag, pending))
+            redis_conn.stop_if_cancelled()
             await asyncio.sleep(SAMPLE_S)
 
     task = asyncio.create_task(sample())
     try:
         yield trace
     finally:
+        done.set()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 

@@ -39,7 +39,8 @@ Record = dict[str, str]
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("results")
-    done = subprocess.run([sys.executable, "-m", "shopctl", "compare", "--quick", "--results", str(root)],
+    done = subprocess.run([sys.executable, "-m", "shopctl", "compare", "--quick", "--results", str(root),
+                           "--save", str(root / "latest")],
                           capture_output=True, text=True, timeout=QUICK_BOUND_S, check=False)
     latest = root / "latest"
     stamped = [p for p in root.iterdir() if p.name.startswith("compare-")]

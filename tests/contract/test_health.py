@@ -17,6 +17,7 @@ from shop.v1 import payment_service_pb2, payment_service_pb2_grpc, types_pb2
 
 from payment_svc import handlers as payment_handlers
 from shoplib import money
+from shoplib.health import LIVENESS
 from shoplib.redis_server import free_port
 from tests.contract.inprocess import (
     READY_TIMEOUT_S,
@@ -74,6 +75,18 @@ async def test_order_is_not_serving_while_payment_is_down_and_serving_once_it_is
         await order.stop(grace=STOP_GRACE_S)
         if payment is not None:
             await payment.stop(grace=STOP_GRACE_S)
+
+
+async def test_liveness_stays_serving_while_a_dependency_is_down_and_readiness_is_not(
+        services: Services, redis_url: str) -> None:
+    """What the kubelet's probes read: a dependency outage makes the pod unready, never unlive."""
+    order = await start_order(redis_url, address(free_port()), services.address("notification"))  # no payment
+    try:
+        target = address(order.port)
+        assert await statuses_over(target, OBSERVE_S, LIVENESS) == {"SERVING"}
+        assert await statuses_over(target, 0.3) == {"NOT_SERVING"}  # control: readiness does see it
+    finally:
+        await order.stop(grace=STOP_GRACE_S)
 
 
 async def test_health_is_not_serving_while_the_first_dependency_probe_is_still_running(

@@ -117,6 +117,14 @@ def test_server_rpc_durations_count_every_call_by_method_and_code(scraped: Scrap
                  code="OK", le="+Inf") == orders
 
 
+def test_placed_orders_are_timed_by_mode_and_outcome_at_the_gateway(scraped: Scraped) -> None:
+    """What the dashboard's row comparing the modes reads: sync answers with the outcome, events with PENDING."""
+    gateway = scraped.samples["gateway"]
+    assert value(gateway, "shop_order_place_duration_seconds_count", mode="sync", outcome="paid") == SYNC_ORDERS
+    assert value(gateway, "shop_order_place_duration_seconds_count", mode="events", outcome="pending") == EVENTS_ORDERS
+    assert value(gateway, "shop_order_place_duration_seconds_count", mode="events", outcome="paid") is None
+
+
 def test_client_rpc_durations_count_every_outbound_call(scraped: Scraped) -> None:
     orders = SYNC_ORDERS + EVENTS_ORDERS
     assert rpc_count(scraped.samples["gateway"], "client", "shop.v1.OrderService/CreateOrder") == orders
@@ -174,6 +182,7 @@ def test_every_family_is_declared_in_each_service(scraped: Scraped) -> None:
     with urllib.request.urlopen(scraped.stack.metrics_url("payment"), timeout=SCRAPE_TIMEOUT_S) as reply:
         families = {f.name for f in text_string_to_metric_families(reply.read().decode())}
     assert {"shop_rpc_server_duration_seconds", "shop_rpc_client_duration_seconds", "shop_commit_duration_seconds",
+            "shop_order_place_duration_seconds",
             "shop_events_handled", "shop_events_failed", "shop_events_dead_lettered", "shop_events_reclaimed",
             "shop_stream_group_lag_entries", "shop_stream_group_pending_entries",
             "shop_stream_group_oldest_pending_age_seconds", "shop_store_open", "shop_ready"} <= families

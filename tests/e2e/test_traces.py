@@ -110,12 +110,12 @@ def test_a_sync_order_is_one_tree_of_calls_across_the_four_services(traced: Trac
     order = _place(traced, types_pb2.FLOW_MODE_SYNC, traceparent, "trace-sync-1")
     spans = wait_until(lambda: _sync_complete(got := traced.collector.spans(trace_id)) and got, WAIT_S,
                        "the sync order's spans from the four services")
-    place = _one(spans, name="shop.v1.GatewayService/PlaceOrder", kind="SERVER")
+    place = _one(spans, name="/shop.v1.GatewayService/PlaceOrder", kind="SERVER")
     assert place["parent_id"] == caller and place["attributes"]["shop.order_id"] == order.order_id
     for caller_service, method, callee in [("gateway", "OrderService/CreateOrder", "order"),
                                            ("order", "PaymentService/Charge", "payment")]:
-        client = _one(spans, name=f"shop.v1.{method}", kind="CLIENT", service=caller_service)
-        server = _one(spans, name=f"shop.v1.{method}", kind="SERVER", service=callee)
+        client = _one(spans, name=f"/shop.v1.{method}", kind="CLIENT", service=caller_service)
+        server = _one(spans, name=f"/shop.v1.{method}", kind="SERVER", service=callee)
         assert server["parent_id"] == client["span_id"], f"{callee}'s span is not a child of {caller_service}'s call"
     sends = [s for s in spans if s["kind"] == "SERVER" and s["service"] == "notification"]
     callers = {s["span_id"]: s["service"] for s in spans if s["kind"] == "CLIENT"}
@@ -138,7 +138,7 @@ def test_an_events_order_is_producers_and_their_consumers_through_the_stream_env
     assert {s["service"] for s in spans} == set(SERVICES)
     created = _one(spans, name="create order-events", kind="PRODUCER")
     assert created["service"] == "order" and created["attributes"]["shop.order_id"] == order.order_id
-    assert _one(spans, name="shop.v1.OrderService/CreateOrder", kind="SERVER")["span_id"] == created["parent_id"]
+    assert _one(spans, name="/shop.v1.OrderService/CreateOrder", kind="SERVER")["span_id"] == created["parent_id"]
     placed = _consumers(spans, events.ORDER_EVENTS)
     assert set(placed) == {topology.PAYMENT_GROUP, topology.NOTIFICATION_GROUP}
     assert all(s["parent_id"] == created["span_id"] for s in placed.values()), "a consumer lost the producer"
@@ -156,7 +156,9 @@ def test_an_events_order_is_producers_and_their_consumers_through_the_stream_env
         assert [c["name"] for c in _child(span, spans, "CLIENT")] == ["commit"], "no atomic commit under a delivery"
     watch, follow = sorted(wait_until(lambda: _streams_of(traced, order.order_id), WAIT_S, "WatchOrder's spans"),
                            key=lambda s: s["service"])  # gateway, then order: the stream's own trace
-    assert follow["parent_id"] == watch["span_id"] and follow["trace_id"] == watch["trace_id"]
+    call = _one(traced.collector.spans(watch["trace_id"]), span_id=follow["parent_id"])
+    assert (call["kind"], call["name"], call["service"]) == ("CLIENT", "/shop.v1.OrderService/FollowOrder", "gateway")
+    assert call["parent_id"] == watch["span_id"] and follow["trace_id"] == watch["trace_id"]
 
 
 def _streams_of(t: Traced, order_id: str) -> list[Span] | None:
@@ -228,12 +230,14 @@ def _envelope_of(t: Traced, order_id: str) -> events_pb2.EventEnvelope:
     raise AssertionError(f"no OrderPlaced of {order_id}")
 
 
-def test_an_unsampled_order_makes_no_span_and_passes_its_callers_context_on(traced: Traced) -> None:
-    """The caller did not sample (flags 00): no service makes a span, not even one that would not
-    be recorded, and the event carries the caller's own context, so the trace id still travels."""
+def test_an_unsampled_order_records_no_span_and_passes_its_trace_on_unsampled(traced: Traced) -> None:
+    """The caller did not sample (flags 00): no service records a span, and the event carries the
+    caller's trace id, still unsampled, so the trace id travels. (Its span id is that of the gRPC
+    instrumentation's unrecorded server span, not the caller's: the SDK gives every span an id.)"""
     trace_id, caller, _ = _caller()
     unsampled = f"00-{trace_id}-{caller}-00"
     order = _place(traced, types_pb2.FLOW_MODE_EVENTS, unsampled, "trace-unsampled-1")
     traced.clients.follow(order.order_id)
-    assert _envelope_of(traced, order.order_id).traceparent == unsampled
+    version, carried_trace, _, flags = _envelope_of(traced, order.order_id).traceparent.split("-")
+    assert (version, carried_trace, flags) == ("00", trace_id, "00")
     assert traced.collector.spans(trace_id) == []

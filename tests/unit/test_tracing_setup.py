@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shoplib import trace_calls, trace_context, trace_grpc, tracing
-from shoplib.interceptors import ContextInterceptor
+from shoplib import trace_context, trace_grpc, tracing
 
 
 @pytest.mark.parametrize(("env", "wanted"), [
@@ -27,7 +26,7 @@ def test_tracing_is_wanted_only_with_an_endpoint_or_a_trace_dir(monkeypatch: pyt
 def test_with_tracing_off_nothing_is_installed_and_envelopes_carry_no_traceparent() -> None:
     """The test process never configures tracing (only service processes do)."""
     assert not tracing.active()
-    assert type(trace_grpc.context_interceptor()) is ContextInterceptor and trace_calls.outbound() == ()
+    assert trace_grpc.server_interceptors() == [] and trace_grpc.client_interceptors() == []
     from shop.v1 import events_pb2, types_pb2
 
     from shoplib import events

@@ -41,6 +41,15 @@ def test_rows_nest_each_span_under_its_parent_in_start_order(folder: Path) -> No
     assert all(r.wait_ms is None for r in rows if r.kind != "CONSUMER")
 
 
+def test_a_grpc_span_shows_without_the_instrumentations_leading_slash() -> None:
+    span = {"trace_id": "t", "span_id": "s", "parent_id": "", "name": "/shop.v1.GatewayService/PlaceOrder",
+            "kind": "SERVER", "service": "gateway", "start_ns": 0, "end_ns": 2_000_000, "status": "UNSET",
+            "attributes": {}, "events": [], "links": []}
+    [row] = waterfall.rows([span])
+    assert (row.name, row.duration_ms) == ("shop.v1.GatewayService/PlaceOrder", 2.0)
+    assert waterfall.label("commit") == "commit"
+
+
 def test_the_text_shows_service_span_offsets_and_stream_waits(folder: Path, tmp_path: Path) -> None:
     text = trace_cmd.show(ORDER, folder, tmp_path / "w.png")
     lines = text.splitlines()
