@@ -136,7 +136,7 @@ def test_a_sync_order_resumed_by_the_reconciler_stays_in_its_trace(traced: Trace
     finally:
         traced.stack.signal_service("payment", signal.SIGCONT)
     resume = _arrived(traced, trace_id, "the reconciler's resume span in the order's trace", name="resume order")
-    created = _arrived(traced, trace_id, "the order's CreateOrder", name="shop.v1.OrderService/CreateOrder",
+    created = _arrived(traced, trace_id, "the order's CreateOrder", name="/shop.v1.OrderService/CreateOrder",
                        kind="SERVER")
     assert resume["parent_id"] == created["span_id"] and resume["service"] == "order"
     assert resume["attributes"]["shop.order_id"] == order_id
@@ -144,7 +144,7 @@ def test_a_sync_order_resumed_by_the_reconciler_stays_in_its_trace(traced: Trace
     def resumed_receipt() -> Span | None:
         spans = traced.collector.spans(trace_id)
         return next((s for s in spans if s["service"] == "notification" and s["kind"] == "SERVER"
-                     and "resume order" in _ancestors(s, spans) and "shop.v1.PaymentService/Charge" in
+                     and "resume order" in _ancestors(s, spans) and "/shop.v1.PaymentService/Charge" in
                      _ancestors(s, spans)), None)
 
     wait_until(resumed_receipt, RESUMED_WITHIN_S, "the receipt sent by the resumed Charge, in the order's trace")
@@ -181,7 +181,7 @@ def test_an_events_order_re_driven_after_its_event_was_lost_stays_in_its_trace(t
 
     delivery = wait_until(re_driven_delivery, RESUMED_WITHIN_S, "payment's delivery of the re-driven OrderPlaced")
     assert delivery["attributes"]["shop.order_id"] == order_id
-    assert _ancestors(delivery, traced.collector.spans(trace_id))[-1] == "shop.v1.GatewayService/PlaceOrder"
+    assert _ancestors(delivery, traced.collector.spans(trace_id))[-1] == "/shop.v1.GatewayService/PlaceOrder"
 
 
 def test_a_retried_place_order_following_the_order_up_links_to_its_trace(traced: Traced) -> None:
@@ -195,7 +195,7 @@ def test_a_retried_place_order_following_the_order_up_links_to_its_trace(traced:
     finally:
         traced.stack.signal_service("payment", signal.SIGCONT)
     resend = _arrived(traced, retry_id, "the retry's resend span", name="resend order")
-    created = _arrived(traced, trace_id, "the order's CreateOrder", name="shop.v1.OrderService/CreateOrder",
+    created = _arrived(traced, trace_id, "the order's CreateOrder", name="/shop.v1.OrderService/CreateOrder",
                        kind="SERVER")
     assert resend["links"] == [{"trace_id": trace_id, "span_id": created["span_id"]}]
     assert resend["attributes"]["shop.order_id"] == order_id
