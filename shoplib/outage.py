@@ -29,10 +29,12 @@ from shoplib import log, partitions
 # (UNBLOCKED), and our own commit script's backpressure on a full stream (BACKLOG).
 REFUSALS = ("OOM", "READONLY", "MISCONF", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN",
             "CLUSTERDOWN", "UNBLOCKED", "BACKLOG")
-# Redis 6.2 wraps an error reply met inside a script in its own: "ERR Error running script (call to
-# f_<sha>): @user_script:12: -OOM command not allowed ...". The wrapped reply is what happened, so
-# its code decides, as if it came bare (Redis 7 passes the reply through with its own first word).
-_WRAPPED_BY_SCRIPT = re.compile(r"^(?:ERR )?Error running script\b.*?: -([A-Z]+)\b")
+# Redis 6.2 wraps an error reply met inside a script in its own: "Error running script (call to
+# f_<sha>): @user_script:1: @user_script: 1: -OOM command not allowed ..." (a refusal by the script
+# layer: "-OOM"; one by the command itself: "NOGROUP No such key ..."). The wrapped reply is what
+# happened, so its code decides, as if it came bare (Redis 7 passes the reply through as it is).
+_WRAPPED_BY_SCRIPT = re.compile(r"^(?:ERR )?Error running script \(call to [^)]*\): (?:@user_script: ?\d+: )*-?"
+                                r"([A-Z]+)\b")
 # redis-py strips the first word of the refusals it knows and raises these classes instead. On a
 # Redis Cluster: CLUSTERDOWN / MASTERDOWN (ClusterDownError, MasterDownError), redirections that
 # never settle during a failover (ClusterError "TTL exhausted", or a MOVED/ASK that reaches us:
