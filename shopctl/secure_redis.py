@@ -34,7 +34,7 @@ class SecureRedis(LocalRedis):
         try:
             super().__init__(tls=tls)
         except RedisUnsuitable as exc:
-            raise RedisUnsuitable(f"SECURE=1 (ACL selectors{', REDIS_TLS=1' if tls else ''}) {exc}") from None
+            raise type(exc)(f"SECURE=1 (ACL selectors{', REDIS_TLS=1' if tls else ''}) {exc}") from None
         self.tls = TlsFiles.from_env(REDIS) if tls else None
         if self.tls is not None:
             self.tls.load()  # a missing file is named here, not in redis-server's own log

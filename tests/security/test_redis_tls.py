@@ -15,18 +15,12 @@ from redis.retry import Retry
 from shopctl.secure_redis import SecureRedis, service_env
 from shoplib import redis_conn
 from shoplib.redis_pipe import Endpoint, RedisPipe
-from shoplib.redis_server import RedisUnsuitable
 from shoplib.security.identities import PAYMENT
-from tests.support import TLS_UNAVAILABLE
 
 
 @pytest.fixture(scope="module")
 def server(certs_dir: Path) -> Iterator[SecureRedis]:
-    try:
-        secured = SecureRedis(tls=True)
-    except RedisUnsuitable as unsuitable:  # the reason says which binaries were found and why not
-        pytest.skip(f"{TLS_UNAVAILABLE}: {unsuitable}")
-    secured.start()
+    secured = SecureRedis(tls=True).start()
     try:
         yield secured
     finally:

@@ -1,5 +1,6 @@
 """Under CI=true a skip fails the run, but for the TLS-to-Redis skips in the newcomer step: a real
-pytest session (a subprocess with the plugin) over two skipping tests."""
+pytest session (a subprocess with the plugin) over two skipping tests, one of them skipped by the
+plugin because its fixture found no TLS-capable Redis."""
 
 from __future__ import annotations
 
@@ -15,14 +16,19 @@ from tests.support import TLS_UNAVAILABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 SESSION_TIMEOUT_S = 60  # a pytest session of two skipped tests starts and ends in about a second
-TWO_SKIPS = f'''
+TWO_SKIPS = '''
 import pytest
+from shoplib.redis_server import TlsUnavailable
 
-def test_tls() -> None:
-    pytest.skip("{TLS_UNAVAILABLE}: found none")
+@pytest.fixture
+def tls_redis() -> None:
+    raise TlsUnavailable("needs redis-server 7.0 or newer with TLS, and found none")
+
+def test_tls(tls_redis: None) -> None:  # skipped by the plugin, as every fixture needing TLS where none is
+    pass
 
 def test_other() -> None:
-    pytest.skip("{{reason}}")
+    pytest.skip("{reason}")
 '''
 
 
