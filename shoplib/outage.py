@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import PurePath
@@ -28,6 +29,12 @@ from shoplib import log, partitions
 # (UNBLOCKED), and our own commit script's backpressure on a full stream (BACKLOG).
 REFUSALS = ("OOM", "READONLY", "MISCONF", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN",
             "CLUSTERDOWN", "UNBLOCKED", "BACKLOG")
+# Redis 6.2 wraps an error reply met inside a script in its own: "Error running script (call to
+# f_<sha>): @user_script:1: @user_script: 1: -OOM command not allowed ..." (a refusal by the script
+# layer: "-OOM"; one by the command itself: "NOGROUP No such key ..."). The wrapped reply is what
+# happened, so its code decides, as if it came bare (Redis 7 passes the reply through as it is).
+_WRAPPED_BY_SCRIPT = re.compile(r"^(?:ERR )?Error running script \(call to [^)]*\): (?:@user_script: ?\d+: )*-?"
+                                r"([A-Z]+)\b")
 # redis-py strips the first word of the refusals it knows and raises these classes instead. On a
 # Redis Cluster: CLUSTERDOWN / MASTERDOWN (ClusterDownError, MasterDownError), redirections that
 # never settle during a failover (ClusterError "TTL exhausted", or a MOVED/ASK that reaches us:
@@ -55,10 +62,18 @@ PROBE_BACKOFF_MAX_S = 1.0
 _logger = log.get("shoplib.outage")
 
 
+def reply_code(exc: BaseException) -> str:
+    """The code of an error reply: its first word ("OOM", "NOGROUP"), or the wrapped reply's first
+    word when a script error wraps it (Redis 6.2, see _WRAPPED_BY_SCRIPT)."""
+    message = str(exc)
+    wrapped = _WRAPPED_BY_SCRIPT.match(message)
+    return wrapped[1] if wrapped else message.split(" ", 1)[0]
+
+
 def is_outage(exc: BaseException) -> bool:
     """True when `exc` says the store cannot serve for now (down, unreachable, refusing writes)."""
     if isinstance(exc, rx.ResponseError) and not isinstance(exc, _REFUSAL_CLASSES):
-        return str(exc).split(" ", 1)[0] in REFUSALS
+        return reply_code(exc) in REFUSALS
     if isinstance(exc, _REFUSAL_CLASSES) or _torn_connection(exc):
         return True
     return isinstance(exc, rx.RedisClusterException) and str(exc).startswith(_NO_SLOT_MAP)
@@ -82,7 +97,7 @@ def describe(exc: BaseException) -> str:
         if type(exc) is cls:
             return code
     if isinstance(exc, rx.ResponseError):
-        return str(exc).split(" ", 1)[0][:20]
+        return reply_code(exc)[:20]
     if _torn_connection(exc):
         return "ConnectionClosed"
     return type(exc).__name__

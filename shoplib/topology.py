@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import events, log, partitions
+from shoplib import events, log, outage, partitions
 
 ORDER_GROUP = "order-service-group"
 PAYMENT_GROUP = "payment-service-group"
@@ -55,7 +55,8 @@ def in_partitions(wanted: Mapping[str, Sequence[str]]) -> dict[str, Sequence[str
 
 
 def is_group_missing(exc: ResponseError) -> bool:
-    return str(exc).startswith("NOGROUP")
+    """NOGROUP, bare or wrapped by a script error (Redis 6.2: see outage.reply_code)."""
+    return outage.reply_code(exc) == "NOGROUP"
 
 
 async def ensure_groups(client: aioredis.Redis, wanted: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:

