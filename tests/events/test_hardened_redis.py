@@ -108,9 +108,9 @@ def test_services_stay_serving_when_redis_is_hardened_at_run_time(
         clients = clients_of(stack)
         _orders_complete(clients)
         sync_redis.execute_command("ACL", "SETUSER", USER, "-@dangerous")  # for the connections already open too
-        for name in REDIS_SERVICES:  # the next readiness probe meets the refusal
+        _stays_serving(stack)  # the first probe round after it meets the refusal
+        for name in REDIS_SERVICES:
             wait_until(lambda name=name: _logged(stack, name, "redis.setting_unchecked"), what=f"{name} refused")
-        _stays_serving(stack)
         _orders_complete(clients)
         for name in REDIS_SERVICES:
             unchecked = [e["setting"] for e in _logged(stack, name, "redis.setting_unchecked")]
