@@ -269,6 +269,14 @@ class RedisPipe:
         _OWNED.setdefault(client, weakref.WeakSet()).add(pipe)
         return pipe
 
+    @property
+    def tcp_socket(self) -> socket.socket | None:
+        """The open connection's socket (to inspect its options), or None while there is none."""
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None:
+            return None
+        return cast("socket.socket | None", protocol.transport.get_extra_info("socket"))
+
     def send_now(self, commands: Sequence[Sequence[Arg]]) -> asyncio.Future[list[Reply]] | None:
         """As `execute`, without waiting: the future of the replies (or of the error), or None
         when the connection is not open or is due a health check (`execute` does both)."""
