@@ -156,17 +156,24 @@ class _Protocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.last_sent = 0.0  # loop time (s) of the last batch sent
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # a stream transport (uvloop's is not a subclass)
-        self.last_sent = asyncio.get_running_loop().time()
+        self._loop = asyncio.get_running_loop()
+        self.last_sent = self._loop.time()
         sock = transport.get_extra_info("socket")  # under TLS too: the TCP socket beneath
         for level, option, value in keepalive_options() if sock is not None else ():
             sock.setsockopt(level, option, value)
 
-    def idle_for(self, now: float) -> float:
-        """Seconds since the last batch was sent; 0 while replies are owed (the connection is in use)."""
-        return 0.0 if self.waiting else now - self.last_sent
+    def usable(self, idle_limit_s: float | None) -> bool:
+        """Open, and not idle for longer than `idle_limit_s` (None: no limit). While replies are
+        owed it is in use, not idle. One call on the hot path: checked before every batch."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        return idle_limit_s is None or bool(self.waiting) or \
+            cast(asyncio.AbstractEventLoop, self._loop).time() - self.last_sent <= idle_limit_s
 
     def send(self, payload: bytes, expected: int, timeout_s: float) -> asyncio.Future[list[Reply]]:
         if self.transport is None or self.transport.is_closing():
@@ -281,7 +288,7 @@ class RedisPipe:
         """As `execute`, without waiting: the future of the replies (or of the error), or None
         when the connection is not open or is due a health check (`execute` does both)."""
         protocol = self._protocol
-        if protocol is None or not _is_open(protocol) or self._due_check(protocol):
+        if protocol is None or not protocol.usable(self._interval_s):
             return None
         return protocol.send(b"".join([_packed(command) for command in commands]), len(commands), self._timeout_s)
 
@@ -308,18 +315,16 @@ class RedisPipe:
 
     async def _connected(self) -> _Protocol:
         protocol = self._protocol
-        if protocol is not None and _is_open(protocol) and not self._due_check(protocol):
+        if protocol is not None and protocol.usable(self._interval_s):
             return protocol
         async with self._connecting:  # one check or connect at a time; the others wait for it
-            if self._protocol is not None and _is_open(self._protocol) and self._due_check(self._protocol):
-                await self._check(self._protocol)
+            protocol = self._protocol
+            if protocol is not None and _is_open(protocol) and not protocol.usable(self._interval_s):
+                await self._check(protocol)  # open but idle too long
             if not _is_open(self._protocol):
                 self._protocol = await self._connect()
         assert self._protocol is not None
         return self._protocol
-
-    def _due_check(self, protocol: _Protocol) -> bool:
-        return self._interval_s is not None and protocol.idle_for(asyncio.get_running_loop().time()) > self._interval_s
 
     async def _check(self, protocol: _Protocol) -> None:
         """PING after idling; no PONG in time (or the connection lost): dropped, to be reopened.
