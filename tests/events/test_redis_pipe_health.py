@@ -19,7 +19,7 @@ import uvloop
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, types_pb2
 
-from shoplib import redis_pipe
+from shoplib import redis_conn, redis_pipe
 from shoplib.redis_conn import SOCKET_TIMEOUT_S
 from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.redis_server import LocalRedis
@@ -150,8 +150,24 @@ def test_tcp_keepalive_is_set_on_the_lean_connections_socket(local_redis: LocalR
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else None) as runner:
         assert runner.run(options()) == {
-            "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": redis_pipe.KEEPALIVE_IDLE_S,
-            "TCP_KEEPINTVL": redis_pipe.KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": redis_pipe.KEEPALIVE_PROBES}
+            "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": redis_conn.KEEPALIVE_IDLE_S,
+            "TCP_KEEPINTVL": redis_conn.KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": redis_conn.KEEPALIVE_PROBES}
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_KEEPIDLE"), reason="TCP_KEEPIDLE is Linux's (the services' host)")
+@pytest.mark.parametrize("blocking", [False, True], ids=["pool", "blocking-reads"])
+async def test_tcp_keepalive_is_set_on_redis_py_connections_too(local_redis: LocalRedis, blocking: bool) -> None:
+    client = redis_conn.blocking_client(local_redis.url, 1.0) if blocking else redis_conn.connect(local_redis.url)
+    try:
+        connection = await client.connection_pool.get_connection()
+        # redis-py keeps the stream writer private; its transport's socket is the connection's
+        sock = connection._writer.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        assert _keepalive(sock) == {
+            "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": redis_conn.KEEPALIVE_IDLE_S,
+            "TCP_KEEPINTVL": redis_conn.KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": redis_conn.KEEPALIVE_PROBES}
+        await client.connection_pool.release(connection)
+    finally:
+        await client.aclose()
 
 
 async def _clients_besides(admin: aioredis.Redis) -> int:
