@@ -147,6 +147,7 @@ class _Protocol(asyncio.Protocol):
         self.waiting: deque[_Batch] = deque()
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # loop time (s) the timer fires at
         self.last_sent = 0.0  # loop time (s) of the last batch sent
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -176,7 +177,12 @@ class _Protocol(asyncio.Protocol):
         self.waiting.append(batch)
         self.transport.write(payload)
         if self._timer is None:
-            self._timer = loop.call_at(batch.deadline, self._expire)
+            self._timer, self._timer_at = loop.call_at(batch.deadline, self._expire), batch.deadline
+        elif len(self.waiting) == 1 and self._timer_at > batch.deadline:
+            # The oldest batch now, with a shorter deadline than the one the timer was left
+            # armed for (a health check's PING): armed anew, or it would fire late.
+            self._timer.cancel()
+            self._timer, self._timer_at = loop.call_at(batch.deadline, self._expire), batch.deadline
         return batch.future
 
     def data_received(self, data: bytes) -> None:
@@ -197,7 +203,8 @@ class _Protocol(asyncio.Protocol):
             return
         loop = asyncio.get_running_loop()
         if self.waiting[0].deadline > loop.time() + TIMER_RESOLUTION_S:
-            self._timer = loop.call_at(self.waiting[0].deadline, self._expire)
+            self._timer_at = self.waiting[0].deadline
+            self._timer = loop.call_at(self._timer_at, self._expire)
             return
         self.abort(RedisTimeoutError("no reply from Redis within the command timeout"))
 
@@ -285,9 +292,11 @@ class RedisPipe:
         return protocol.send(b"".join([_packed(command) for command in commands]), len(commands), self._timeout_s)
 
     async def execute(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]:
-        protocol = await self._connected()
+        protocol, checked_s = await self._connected()
         payload = b"".join([_packed(command) for command in commands])
-        future = protocol.send(payload, len(commands), self._timeout_s)
+        # A health check's wait comes out of the command's timeout: a call never takes longer
+        # than it did without the check (the connect aside, as before).
+        future = protocol.send(payload, len(commands), self._timeout_s - checked_s)
         if not self._drop_on_cancel:
             return await future
         try:
@@ -305,26 +314,32 @@ class RedisPipe:
         if self._protocol is protocol:
             self._protocol = None
 
-    async def _connected(self) -> _Protocol:
+    async def _connected(self) -> tuple[_Protocol, float]:
+        """An open connection, and the seconds a health check took on the way (0 mostly)."""
         protocol = self._protocol
         if protocol is not None and protocol.usable(self._interval_s):
-            return protocol
+            return protocol, 0.0
+        checked_s = 0.0
         async with self._connecting:  # one check or connect at a time; the others wait for it
             protocol = self._protocol
             if protocol is not None and _is_open(protocol) and not protocol.usable(self._interval_s):
-                await self._check(protocol)  # open but idle too long
+                checked_s = await self._check(protocol)  # open but idle too long
             if not _is_open(self._protocol):
                 self._protocol = await self._connect()
         assert self._protocol is not None
-        return self._protocol
+        return self._protocol, min(checked_s, HEALTH_CHECK_TIMEOUT_S)
 
-    async def _check(self, protocol: _Protocol) -> None:
+    async def _check(self, protocol: _Protocol) -> float:
         """PING after idling; no PONG in time (or the connection lost): dropped, to be reopened.
-        An error reply (BUSY, LOADING) is an answer: the connection itself works."""
+        An error reply (BUSY, LOADING) is an answer: the connection itself works. Returns the
+        seconds it took."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             await protocol.send(_PING, 1, HEALTH_CHECK_TIMEOUT_S)
         except (RedisConnectionError, RedisTimeoutError):
             self._drop(protocol, RedisConnectionError("connection dropped: no answer to PING after idling"))
+        return loop.time() - started
 
     async def _connect(self) -> _Protocol:
         end = self._endpoint

@@ -29,6 +29,9 @@ from tests.events.helpers import PAID_LINES, new_id
 # Idle this long, the pipes under test are PINGed before use (the product's 10 s, made short).
 IDLE_S = 0.2
 READ_BYTES = 65536
+# The slowest PING measured on this 2-core host at load average 13 took 155 ms (redis_pipe's
+# HEALTH_CHECK_TIMEOUT_S): the margin for timers firing late; the check's own 0.5 s is above it.
+SCHEDULING_MARGIN_S = 0.4
 # Redis drops a closed client within one turn of its event loop (about a millisecond): ample margin.
 CLOSE_SEEN_S = 1.0
 
@@ -46,6 +49,7 @@ class Blackhole:
     def __init__(self, target_port: int) -> None:
         self._target, self._links = target_port, list[_Link]()
         self._server: asyncio.Server | None = None
+        self._silent_from_start = False
         self.port = 0
 
     async def start(self) -> Blackhole:
@@ -53,13 +57,15 @@ class Blackhole:
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
-    def silence(self) -> None:
+    def silence(self, new_ones_too: bool = False) -> None:
+        """Open connections go silent; with `new_ones_too`, so does every later one."""
+        self._silent_from_start = new_ones_too
         for link in self._links:
             link.silent = True
 
     async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
-        link = _Link([writer, up_writer])
+        link = _Link([writer, up_writer], silent=self._silent_from_start)
         self._links.append(link)
         await asyncio.gather(self._pump(reader, up_writer, link), self._pump(up_reader, writer, link))
 
@@ -111,6 +117,24 @@ async def test_a_silently_dropped_connection_is_replaced_before_use_not_after_th
             with pytest.raises(RedisTimeoutError):
                 await pipe.execute([("GET", "blackholed")])
             assert time.monotonic() - started >= SOCKET_TIMEOUT_S - redis_pipe.TIMER_RESOLUTION_S
+    finally:
+        await pipe.close()
+
+
+async def test_a_health_check_and_the_command_after_it_take_no_longer_than_the_command_timeout(
+        proxy: Blackhole) -> None:
+    """Redis unreachable on every connection (a hung host): the PING's wait comes out of the
+    command's timeout, so an outage is still answered within SOCKET_TIMEOUT_S (plus the host's
+    scheduling: SCHEDULING_MARGIN_S), not after PING timeout + command timeout."""
+    pipe = RedisPipe(Endpoint("127.0.0.1", proxy.port), health_check_interval_s=IDLE_S)
+    try:
+        assert await pipe.execute([("PING",)]) == [b"PONG"]
+        proxy.silence(new_ones_too=True)
+        await asyncio.sleep(2 * IDLE_S)
+        started = time.monotonic()
+        with pytest.raises(RedisTimeoutError):
+            await pipe.execute([("GET", "unreachable")])
+        assert time.monotonic() - started < SOCKET_TIMEOUT_S + SCHEDULING_MARGIN_S
     finally:
         await pipe.close()
 
