@@ -172,7 +172,9 @@ def test_tcp_keepalive_is_set_on_the_lean_connections_socket(local_redis: LocalR
         finally:
             await pipe.close()
 
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else None) as runner:
+    # A loop factory always: without one, asyncio.Runner sets the thread's event loop and unsets it
+    # on exit, which the session's loop (and grpc.aio, which asks for it) would then lack.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop) as runner:
         assert runner.run(options()) == {
             "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": redis_conn.KEEPALIVE_IDLE_S,
             "TCP_KEEPINTVL": redis_conn.KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": redis_conn.KEEPALIVE_PROBES}
