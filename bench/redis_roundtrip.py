@@ -1,5 +1,6 @@
 """Client CPU of one commit-sized round trip (an EVALSHA with our commit's shape of keys and
-arguments), through redis-py as the committers use it and through raw RESP with hiredis.
+arguments), through redis-py, through the lean connection the committers use (shoplib.redis_pipe,
+with its keepalive and idle check) and through raw RESP with hiredis.
 
     .venv/bin/python -m bench.redis_roundtrip
 
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 import uvloop
 
 from shoplib import redis_conn
+from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.redis_server import LocalRedis
 
 SCRIPT = "redis.call('SET', KEYS[1], ARGV[1]); return 1"
@@ -56,6 +58,19 @@ async def pipelined(url: str, sha: str) -> float:
         await client.aclose()
 
 
+async def lean(port: int, sha: str) -> float:
+    """As PipelinedCommitter sends a flush of one commit on one Redis."""
+    pipe = RedisPipe(Endpoint("127.0.0.1", port))
+
+    async def one(i: int) -> object:
+        return await pipe.execute([_arguments(sha, i)])
+
+    try:
+        return await _cpu_us(one)
+    finally:
+        await pipe.close()
+
+
 def _pack(arguments: list[str | int]) -> bytes:
     parts = [b"*%d\r\n" % len(arguments)]
     for argument in arguments:
@@ -89,6 +104,7 @@ async def main() -> None:
         await loader.aclose()
         for _ in range(ROUNDS):
             print(f"redis-py pipeline of one EVALSHA (as committed): {await pipelined(server.url, sha):6.1f} us CPU")
+            print(f"lean connection (shoplib.redis_pipe):          {await lean(server.port, sha):6.1f} us CPU")
             print(f"raw RESP on one connection, hiredis parser:    {await raw(server.port, sha):6.1f} us CPU")
     finally:
         server.close()

@@ -46,7 +46,7 @@ def wire(settings: Settings, store: Store, *, committer: Committer | None = None
         dependencies=store.dependencies(),
         start_checks=[store.check_settings, redis_check.start_check(client, "notification")],
         consumers=[consumer],
-        on_stop=[client.aclose],
+        on_stop=[store.aclose],
         exposed=metrics.Exposed(settings.metrics_port, store.gate),  # its stream has no readers
     ), client, subscription)
 

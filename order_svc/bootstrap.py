@@ -74,7 +74,7 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
         background=[updates.run, reconciler(unit_of_work, settings).run],
         consumers=[consumer],
-        on_stop=[payment.close, notification.close, client.aclose],
+        on_stop=[payment.close, notification.close, store.aclose],
         start_checks=[store.check_settings, redis_check.start_check(client, "order")],
         exposed=metrics.producing(settings.metrics_port, store.gate, client, shop_events.ORDER_EVENTS),
     ), client, consumer.sub)

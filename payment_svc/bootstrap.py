@@ -61,7 +61,7 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
                       Dependency("notification", grpc_health_probe(notification), continuous=False)],
         start_checks=[store.check_settings, redis_check.start_check(client, "payment")],
         consumers=[consumer],
-        on_stop=[notification.close, client.aclose],
+        on_stop=[notification.close, store.aclose],
         exposed=metrics.producing(settings.metrics_port, store.gate, client, shop_events.PAYMENT_EVENTS),
     ), client, subscription)
 

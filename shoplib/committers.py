@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from shoplib.metrics import COMMIT_SECONDS
-from shoplib.redis_pipe import Endpoint, RedisPipe, Reply
+from shoplib.redis_pipe import RedisPipe, Reply
 from shoplib.tx import Ack, Once, Value, Writes, script_arguments
 
 _SCRIPT = (Path(__file__).with_name("commit.lua")).read_text()
@@ -49,8 +49,7 @@ class PipelinedCommitter:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
-        endpoint = Endpoint.of(client)
-        self._pipe = RedisPipe(endpoint) if endpoint is not None else None
+        self._pipe = RedisPipe.of(client)
         self._sha = client.register_script(_SCRIPT).sha
         self._queue: list[Queued] = []
         self._flushes: set[asyncio.Task[None]] = set()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TypedDict, cast
+import socket
+from typing import Any, TypedDict, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -26,6 +27,23 @@ COMMAND_RETRIES = 2
 # Connections per process; a caller waits up to POOL_WAIT_S for a free one instead of failing.
 POOL_SIZE = 128
 POOL_WAIT_S = 2.0
+# TCP keepalive on every connection to Redis: the first probe after 10 s idle (below the idle
+# timeouts of NATs and cloud load balancers, 60-350 s, so they keep the connection), then every
+# 5 s; 3 unanswered probes (25 s idle in all) close it, so a peer that vanished without a FIN is
+# found even on a connection nobody uses (a pool's spare, a pub/sub listener, a blocked read).
+KEEPALIVE_IDLE_S = 10
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_PROBES = 3
+
+
+def keepalive_tuning() -> dict[int, int]:
+    """TCP-level keepalive options (setsockopt IPPROTO_TCP) where the platform has them."""
+    wanted = {"TCP_KEEPIDLE": KEEPALIVE_IDLE_S, "TCP_KEEPINTVL": KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": KEEPALIVE_PROBES}
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
+
+
+def _keepalive() -> dict[str, Any]:
+    return {"socket_keepalive": True, "socket_keepalive_options": keepalive_tuning()}
 
 
 def as_bytes(reply: bytes | str) -> bytes:
@@ -90,7 +108,7 @@ def _cluster(url: str, socket_timeout_s: float) -> aioredis.Redis:
     client = RefreshingCluster.from_url(url, max_connections=POOL_SIZE, socket_timeout=socket_timeout_s,
                                         socket_connect_timeout=CONNECT_TIMEOUT_S, retry=_retry(),
                                         retry_on_error=[RedisConnectionError, RedisTimeoutError],
-                                        **redis_auth.connection_kwargs(url))
+                                        **_keepalive(), **redis_auth.connection_kwargs(url))
     return cast(aioredis.Redis, client)
 
 
@@ -106,6 +124,7 @@ def connect(url: str) -> aioredis.Redis:
         retry=_retry(),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
+        **_keepalive(),
         **redis_auth.connection_kwargs(url),  # user, password file, TLS CA: none unless configured
     )
     # The client owns the pool: aclose() closes every connection.
@@ -121,6 +140,7 @@ def blocking_client(url: str, block_s: float) -> aioredis.Redis:
         socket_timeout=block_s + SOCKET_TIMEOUT_S,
         socket_connect_timeout=CONNECT_TIMEOUT_S,
         max_connections=POOL_SIZE,
+        **_keepalive(),
         **redis_auth.connection_kwargs(url),
     )
     redis_auth.renew_tls(client.connection_pool)

@@ -5,6 +5,11 @@ keys on its own and keeps what it acknowledged. An evicting `maxmemory-policy` d
 streams and groups under memory pressure (double charges, lost events, silently): a service
 refuses to start on it, and turns NOT_SERVING if it appears later. No AOF (a restart loses
 acknowledged writes) and a lax fsync weaken them: warned about once, loudly.
+
+Those settings are read with admin commands (INFO, CONFIG GET) that a hardened Redis may refuse
+(`+@all -@dangerous`, managed Redis): then the setting is reported once as unchecked
+(shoplib.admin_checks) and neither start nor readiness waits for it; readiness rests on the write
+probe, a command the work itself needs.
 """
 
 from __future__ import annotations
@@ -12,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 
-from shoplib import log, redis_conn
+from shoplib import log, redis_conn, redis_pipe
+from shoplib.admin_checks import AdminChecks
 from shoplib.grpc_server import StartRefused
 from shoplib.health import Dependency
 from shoplib.outage import StoreGate, write_probe
@@ -39,6 +44,7 @@ class Store:
     gate: StoreGate
     _warned: bool = field(default=False, repr=False)
     _unsafe: str | None = field(default=None, repr=False)
+    _admin: AdminChecks = field(default_factory=AdminChecks, repr=False)
 
     @classmethod
     def connect(cls, url: str, owner: str) -> Store:
@@ -47,11 +53,14 @@ class Store:
         return cls(client, StoreGate(write_probe(client, f"health:{owner}")))
 
     def dependencies(self) -> list[Dependency]:
-        """Readiness: Redis takes writes now (a write probe, not PING), and is still set up safely."""
+        """Readiness: Redis takes writes now (a write probe, not PING), and is still set up safely
+        as far as this user may see (a refused INFO leaves the last verdict standing)."""
         return [Dependency("redis", self.gate.check), Dependency("redis-settings", self.settings_hold)]
 
     async def settings_hold(self) -> None:
-        reason = unsafe_policy(await self.client.info("memory"))
+        """Raises RuntimeError (the reason) while maxmemory-policy is seen to be evicting."""
+        memory = await self._memory_info()
+        reason = self._unsafe if memory is None else unsafe_policy(memory)
         if reason and reason != self._unsafe:  # said once per change, not at every probe
             _logger.error("store.unsafe", reason=reason)
         self._unsafe = reason
@@ -59,15 +68,29 @@ class Store:
             raise RuntimeError(reason)
 
     async def check_settings(self) -> None:
-        """A start check: refuse an evicting policy; warn once about weak persistence."""
-        if reason := unsafe_policy(await self.client.info("memory")):
+        """A start check: refuse an evicting policy; warn once about weak persistence. Settings
+        this user may not read are reported once as unchecked, and do not hold the start."""
+        memory = await self._memory_info()
+        if memory is not None and (reason := unsafe_policy(memory)):
             raise StartRefused(reason)
         if not self._warned:
             self._warned = True
             await self._warn_weak_persistence()
 
+    async def aclose(self) -> None:
+        """On stop: every lean connection made from this client, then the client's own pool."""
+        await redis_pipe.close_all(self.client)
+        await self.client.aclose()
+
+    async def _memory_info(self) -> dict[str, object] | None:
+        return await self._admin.read("maxmemory-policy", "INFO memory", lambda: self.client.info("memory"),
+                                      "an evicting policy would delete keys, streams and groups unseen")
+
     async def _warn_weak_persistence(self) -> None:
-        persistence = await self.client.info("persistence")
+        persistence = await self._admin.read("appendonly", "INFO persistence", lambda: self.client.info("persistence"),
+                                             "without AOF a Redis restart loses acknowledged writes")
+        if persistence is None:
+            return
         if not int(persistence.get("aof_enabled", 0)):
             _logger.warning("store.weak_persistence", setting="appendonly no",
                             consequence="a Redis restart loses orders and events it had acknowledged")
@@ -76,7 +99,7 @@ class Store:
                             consequence="a Redis crash can lose up to a second of acknowledged writes")
 
     async def _appendfsync(self) -> str | None:
-        try:
-            return str((await self.client.config_get("appendfsync")).get("appendfsync"))
-        except ResponseError:  # CONFIG not permitted (managed Redis, ACL): cannot tell, say nothing
-            return None
+        reply = await self._admin.read("appendfsync", "CONFIG GET appendfsync",
+                                       lambda: self.client.config_get("appendfsync"),
+                                       "a lax fsync can lose up to a second of acknowledged writes")
+        return None if reply is None else str(reply.get("appendfsync"))

@@ -12,7 +12,7 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from shoplib.redis_pipe import Arg, Endpoint, RedisPipe, Reply
+from shoplib.redis_pipe import Arg, RedisPipe, Reply
 
 
 class PipeReads:
@@ -45,5 +45,5 @@ class PipeReads:
 def reads_for(client: aioredis.Redis) -> PipeReads | aioredis.Redis:
     """A lean reader on the client's Redis (same user, TLS, database), or the client itself where
     the lean connection does not apply."""
-    endpoint = Endpoint.of(client)
-    return PipeReads(RedisPipe(endpoint)) if endpoint is not None else client
+    pipe = RedisPipe.of(client)
+    return PipeReads(pipe) if pipe is not None else client

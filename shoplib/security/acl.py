@@ -8,6 +8,11 @@ checks the keys of EVALSHA against one rule set at a time and every redis.call i
 again, so the commit script (which names the consumed stream among its keys) runs, while an XADD
 to that stream, from the script or not, is refused NOPERM. Nobody but the admin user has
 FLUSHALL, CONFIG, KEYS, DEBUG or SHUTDOWN (-@dangerous). The `default` user is off.
+
+Beyond its work a service user gets two read-only admin commands, for its checks only: `INFO
+memory` and `INFO persistence` (the sections its settings checks read, no other) and `ACL DRYRUN`
+(its permission self check). A Redis that refuses them still runs the services
+(shoplib.admin_checks); `CONFIG GET appendfsync` is not granted: reported once as unchecked.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ USERS = (*SERVICE_USERS, OPS, ADMIN)
 # What every service may do on its own keys; what nobody below admin may do; how it checks itself.
 # Categories overlap (FLUSHALL is @write, KEYS is @read): -@dangerous must come after them.
 # TIME: the one clock processes compare times on (shoplib.shared_clock), read inside the scripts.
-_BASE = "+@connection +@read +@write +@stream -@dangerous +info +time +acl|whoami +acl|dryrun"
+_BASE = "+@connection +@read +@write +@stream -@dangerous +info|memory +info|persistence +time +acl|whoami +acl|dryrun"
 _SCRIPTS = "+evalsha +eval +script|load +script|exists"
 # Reading, acknowledging, reclaiming, group upkeep and trimming a consumed stream; no XADD, no XDEL.
 _CONSUME = ("+xreadgroup +xack +xautoclaim +xclaim +xpending +xgroup|create +xgroup|createconsumer "
@@ -72,10 +77,11 @@ def acl_file(passwords: Mapping[str, str]) -> str:
 
 def needs(service: str) -> Sequence[tuple[str, ...]]:
     """Commands a service cannot do its job without, one per kind of access, for the start-time
-    self check (ACL DRYRUN): a Redis configured without one refuses the service by name."""
+    self check (ACL DRYRUN): a Redis configured without one refuses the service by name. Admin
+    commands of the settings checks are not among them: a service runs without them."""
     own, events = f"{service}:acl-check", f"{service}-events:{{p0}}"
     checks: list[tuple[str, ...]] = [("SET", own, "1"), ("GET", own), ("XADD", events, "*", "f", "v"),
-                                     ("XADD", "dead-letters:{p0}", "*", "f", "v"), ("INFO", "memory"),
+                                     ("XADD", "dead-letters:{p0}", "*", "f", "v"),
                                      ("SCRIPT", "LOAD", "return 1"), ("TIME",), ("EVALSHA", "0" * 40, "1", own),
                                      ("HSET", f"stream-failures:{{p0}}:{service}-service-group", "f", "v")]
     for stream in CONSUMES[service]:

@@ -1,6 +1,9 @@
 """The start-time self check of a service's Redis user: each service asks Redis (ACL DRYRUN)
 whether its user may run what the service needs (shoplib.security.acl.needs), and refuses to
-start naming the first permission it lacks. No user configured (the plaintext profile): no check."""
+start naming the first permission it lacks. No user configured (the plaintext profile): no check.
+ACL DRYRUN is itself an admin command: a Redis that refuses it to the user (`-@dangerous`, managed
+Redis) gets the check skipped, said once; a missing permission then shows as NOPERM on the first
+command that needs it."""
 
 from __future__ import annotations
 
@@ -8,8 +11,10 @@ import functools
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from shoplib import log
+from shoplib.admin_checks import refusal
 from shoplib.grpc_server import StartRefused
 from shoplib.security import acl
 from shoplib.security.redis_auth import username
@@ -23,7 +28,14 @@ async def check_permissions(client: aioredis.Redis, service: str) -> None:
     if not user:
         return
     for command in acl.needs(service):
-        verdict = await client.execute_command("ACL", "DRYRUN", user, *command)  # type: ignore[no-untyped-call]
+        try:
+            verdict = await client.execute_command("ACL", "DRYRUN", user, *command)  # type: ignore[no-untyped-call]
+        except ResponseError as exc:
+            if (why := refusal(exc)) is None:
+                raise
+            _logger.warning("redis.setting_unchecked", setting="ACL permissions", command="ACL DRYRUN", user=user,
+                            reason=why, at_stake="a missing permission shows as NOPERM at first use, not at start")
+            return
         verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
         if verdict != "OK":
             shown = " ".join(command[:2])

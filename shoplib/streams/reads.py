@@ -13,7 +13,7 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from shoplib.redis_conn import SOCKET_TIMEOUT_S
-from shoplib.redis_pipe import Endpoint, RedisPipe
+from shoplib.redis_pipe import RedisPipe
 from shoplib.streams.subscription import Entry
 
 # The reply of XREADGROUP as hiredis gives it: [stream, [[entry id, [field, value, ...] or None
@@ -37,10 +37,8 @@ class GroupReader:
 
     def __init__(self, reader: aioredis.Redis, group: str, consumer: str, block_ms: int) -> None:
         self._reader, self._group, self._consumer = reader, group, consumer
-        endpoint = Endpoint.of(reader)
         # A blocked read may take block_ms before its reply: the deadline is on top of that.
-        self._pipe = RedisPipe(endpoint, block_ms / 1000 + SOCKET_TIMEOUT_S, drop_on_cancel=True) \
-            if endpoint is not None else None
+        self._pipe = RedisPipe.of(reader, block_ms / 1000 + SOCKET_TIMEOUT_S, drop_on_cancel=True)
 
     async def read(self, streams: Sequence[str], from_id: str, count: int, block_ms: int | None) -> list[Entry]:
         """Up to `count` entries per stream after `from_id` ("0": this consumer's pending entries;
