@@ -17,7 +17,7 @@ from typing import Any, cast
 import grpc
 import structlog
 
-from shoplib import context, log, metrics
+from shoplib import context, errors, log, metrics
 from shoplib.rebuilt_handlers import RebuildingInterceptor
 from shoplib.request_guard import NotARequest, guarded, request_type
 from shoplib.status_mapping import Status, status_for
@@ -39,6 +39,22 @@ def _enter(method: str, ctx: grpc.aio.ServicerContext[Any, Any]) -> float:
 # Trailer telling gRPC clients not to retry (negative pushback): sent when this server decided
 # UNAVAILABLE itself after retrying its own dependency, so callers do not multiply the attempts.
 _NO_RETRY = ("grpc-retry-pushback-ms", "-1")
+
+
+# What a caller hears when this hop cannot finish before its deadline (context.answer_by()).
+NOT_IN_TIME = ("not finished within your deadline (a dependency is slow or down, or this host is busy), "
+               "retry later; every call here is safe to repeat (PlaceOrder with the same idempotency_key)")
+
+
+async def _in_time(call: Awaitable[Any]) -> Any:
+    """`call`'s result, or UNAVAILABLE once the hop's answer reserve is reached (shoplib.context)."""
+    budget = context.answer_by()
+    if budget is None:
+        return await call
+    try:
+        return await context.within(call, budget)
+    except context.Late:
+        raise errors.Unavailable(NOT_IN_TIME, {"reason": "DEADLINE_NEAR"}) from None
 
 
 def _observe(method: str, code: str, started: float) -> None:
@@ -101,7 +117,7 @@ def _wrap_unary(method: str, inner: Callable[..., Awaitable[Any]], undecodable: 
         if request is undecodable:
             await _fail(ctx, undecodable, started, method)
         try:
-            response = await inner(request, ctx)
+            response = await _in_time(inner(request, ctx))
         except grpc.aio.AbortError:
             raise
         except asyncio.CancelledError:
