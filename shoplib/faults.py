@@ -28,6 +28,7 @@ loss; never armed outside a control run of `python -m shopctl chaos`):
 - no_resume          the order reconciler never resumes sync orders left PENDING.
 - no_redrive         the order reconciler never re-drives events-mode orders left PENDING.
 - skip_validation    PlaceOrder stores requests without validating them.
+- thin_answer_reserve  every hop keeps 5 ms of its caller's deadline for its answer (before issue 19).
 """
 
 from __future__ import annotations
@@ -106,6 +107,15 @@ class FaultyCommitter:
 
 def committer(real: Committer) -> Committer:
     return FaultyCommitter(real) if _COMMIT_FAULTS & ARMED.keys() else real
+
+
+# What each hop kept back for its answer before issue 19 (thin_answer_reserve).
+THIN_ANSWER_RESERVE_S = 0.005
+
+
+def answer_reserve(real: Callable[[float], float]) -> Callable[[float], float]:
+    """thin_answer_reserve: 5 ms per hop, whatever the deadline (shoplib.context)."""
+    return (lambda _: THIN_ANSWER_RESERVE_S) if "thin_answer_reserve" in ARMED else real
 
 
 def validator(real: Callable[..., list[tuple[str, str]]]) -> Callable[..., list[tuple[str, str]]]:
