@@ -114,12 +114,29 @@ def _retrieved(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+# Set in a task cut off (cancelled) while it waited on a store call: the store held it up.
+_cut_in_store: ContextVar[bool] = ContextVar("cut_in_store", default=False)
+
+
+def cut_in_store_call() -> bool:
+    """Whether this task's last cancellation landed while it waited on a store call (and forget it)."""
+    cut = _cut_in_store.get()
+    if cut:
+        _cut_in_store.set(False)
+    return cut
+
+
 async def store_call(call: Awaitable[T]) -> T:
     """Await a store call within `remaining()` while serving a call with a deadline (else as is).
     Redis that does not answer in time is an outage: redis TimeoutError, which callers get as
-    UNAVAILABLE with RetryInfo (shoplib.status_mapping)."""
+    UNAVAILABLE with RetryInfo (shoplib.status_mapping). A cancellation that lands meanwhile (a
+    consumer's handler time limit) is noted for `cut_in_store_call`."""
     if _deadline.get() is None:
-        return await call
+        try:
+            return await call
+        except asyncio.CancelledError:
+            _cut_in_store.set(True)
+            raise
     try:
         return await within(call, remaining())
     except Late:
