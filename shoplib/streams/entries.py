@@ -77,6 +77,11 @@ class EntryWorker:
         # across streams, and with partitions an id often appears in several (same millisecond).
         self._failed: dict[tuple[str, str], int] = {}
         self._deadlines = Deadlines(settings.handler_timeout_s)
+        # A held-up entry is tried again with a longer limit, up to the claim idle time: the store or
+        # the host that held it up may be as slow again (seen under load: one entry held up 126
+        # times at 0.33 s), and a bug that hangs is still cut off.
+        self._patient = Deadlines(settings.claim_idle_ms / 1000)
+        self._held: set[tuple[str, str]] = set()
         self._stalls = LoopStalls()
         # Entries over their delivery budget being worked on as a recorded attempt (failures.attempt).
         self._attempts: set[tuple[str, str]] = set()
@@ -86,12 +91,21 @@ class EntryWorker:
         raises: an outage is waited out here; anything else is a failure of this entry."""
         if not self.settings.protections.isolate_entries:
             return await self._settle(entry, deliveries)
+        try:
+            await self._work_held_out(entry, deliveries)
+        finally:
+            if self._held:
+                self._held.discard((entry[0], entry[1]))
+
+    async def _work_held_out(self, entry: Entry, deliveries: int) -> None:
+        """`work`'s loop: an outage is waited out, a held-up entry tried again with backoff."""
         held_backoff = HELD_BACKOFF_MIN_S
         while not self._stopping.is_set():
             try:
                 return await self._settle(entry, deliveries)
             except HeldUp as exc:
                 _logger.info("event.held_up", reason=str(exc), stream=entry[0], entry_id=entry[1])
+                self._held.add((entry[0], entry[1]))
                 await asyncio.sleep(held_backoff)
                 held_backoff = min(held_backoff * 2, HELD_BACKOFF_MAX_S)
             except Exception as exc:
@@ -147,11 +161,14 @@ class EntryWorker:
                 await self._committer.commit(Writes(), None, ack)  # not for this group
             else:
                 self._stalls.ensure()
-                await self._deadlines.run(handler(envelope, payload, ack))  # in this task, unlike wait_for
+                held = self._held and (ack.stream, ack.entry_id) in self._held
+                deadlines = self._patient if held else self._deadlines
+                await deadlines.run(handler(envelope, payload, ack))  # in this task, unlike wait_for
         except _REJECTED as exc:
             return await self._dead(ack, deliveries, f"rejected: {exc}", fields)
         except TimeoutError:
-            limit = self.settings.handler_timeout_s
+            limit = self._patient.limit_s if self._held and (ack.stream, ack.entry_id) in self._held \
+                else self.settings.handler_timeout_s
             if self.settings.protections.hold_on_outage:
                 await self._raise_if_store_down()
                 self._raise_if_held_up(lost_before, limit)
