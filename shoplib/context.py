@@ -15,15 +15,11 @@ a caller whose deadline we cannot meet hears so before its deadline, whatever we
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextvars import ContextVar
-from typing import TypeVar
 
 from shoplib.log import CORRELATION_HEADER, correlation_id
-
-T = TypeVar("T")
 
 # Budget of an outbound call when the caller set no deadline (a consumer, a client without one).
 DEFAULT_CALL_BUDGET_S = 5.0
@@ -83,28 +79,6 @@ def remaining() -> float:
         return DEFAULT_CALL_BUDGET_S
     deadline, reserve = bound
     return max(deadline - 2 * reserve - time.monotonic(), 0.0)
-
-
-# Set in a task cut off (cancelled) while it waited on a store call: the store held it up.
-_cut_in_store: ContextVar[bool] = ContextVar("cut_in_store", default=False)
-
-
-def cut_in_store_call() -> bool:
-    """Whether this task's last cancellation landed while it waited on a store call (and forget it)."""
-    cut = _cut_in_store.get()
-    if cut:
-        _cut_in_store.set(False)
-    return cut
-
-
-async def store_call(call: Awaitable[T]) -> T:
-    """Await a store call; a cancellation that lands meanwhile (the hop's answer reserve reached,
-    a consumer's handler time limit) is noted for `cut_in_store_call`: the store held us up."""
-    try:
-        return await call
-    except asyncio.CancelledError:
-        _cut_in_store.set(True)
-        raise
 
 
 def outbound_metadata() -> tuple[tuple[str, str], ...]:

@@ -17,7 +17,7 @@ from typing import Any, cast
 import grpc
 import structlog
 
-from shoplib import context, errors, log, metrics
+from shoplib import context, errors, log, metrics, outage
 from shoplib.rebuilt_handlers import RebuildingInterceptor
 from shoplib.request_guard import NotARequest, guarded, request_type
 from shoplib.status_mapping import Status, status_for
@@ -64,9 +64,9 @@ async def _in_time(call: Awaitable[Any]) -> Any:
     timer = task.get_loop().call_later(budget, _cut_off, task, cut)
     try:
         result = await call
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as exc:
         if cut and task.uncancel() == 0:  # our cut alone, not the client going away
-            in_store = context.cut_in_store_call()
+            in_store = outage.waited_on_store(exc)
             raise (errors.Unavailable(STORE_NOT_IN_TIME, {"dependency": "redis", "reason": "DEADLINE_NEAR"})
                    if in_store else errors.Unavailable(NOT_IN_TIME, {"reason": "DEADLINE_NEAR"})) from None
         raise

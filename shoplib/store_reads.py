@@ -12,7 +12,6 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from shoplib import context
 from shoplib.redis_pipe import Arg, Endpoint, RedisPipe, Reply
 
 
@@ -21,7 +20,7 @@ class PipeReads:
         self._pipe = pipe
 
     async def _one(self, *command: Arg) -> Reply:
-        [reply] = await context.store_call(self._pipe.execute([command]))
+        [reply] = await self._pipe.execute([command])
         if isinstance(reply, Exception):
             raise reply
         return reply

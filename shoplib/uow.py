@@ -13,7 +13,7 @@ from typing import Generic, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
-from shoplib import context, events, trace_context
+from shoplib import events, trace_context
 from shoplib.tx import Ack, Committer, Once, Writes
 
 R = TypeVar("R")
@@ -78,7 +78,7 @@ class UnitOfWork(Generic[R]):
         (then nothing but the ack is written, and there is nothing to publish).
         The handler calls `publish()` after it, once it has logged what it did."""
         self._publisher.stage(self.emitted, self.writes)
-        applied = await context.store_call(self._committer.commit(self.writes, once, self._ack))
+        applied = await self._committer.commit(self.writes, once, self._ack)
         self.committed = True
         self._unpublished = self.emitted if applied else []
         self.writes.clear()
@@ -99,12 +99,12 @@ class UnitOfWork(Generic[R]):
         events again; sync mode calls the next service again. For re-drives of stuck work."""
         self._publisher.stage(emitted, self.writes)
         if self.writes.ops:
-            await context.store_call(self._committer.commit(self.writes))
+            await self._committer.commit(self.writes)
         self.writes.clear()
         return await self._publisher.after_commit(emitted)
 
     async def finish(self) -> None:
         """Acknowledge a consumed entry whose handler had nothing to write."""
         if not self.committed and self._ack is not None:
-            await context.store_call(self._committer.commit(Writes(), None, self._ack))
+            await self._committer.commit(Writes(), None, self._ack)
             self.committed = True

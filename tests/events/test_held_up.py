@@ -69,16 +69,18 @@ async def test_an_entry_whose_deliveries_went_to_reclaims_is_handled_not_dead_le
 
 
 class HeldCommits:
-    """The real committer, except that the first `times` commits for one order wait `hold_s` first
-    (a master failing over holds a commit as long)."""
+    """The real committer, except that the first `times` commits for one order first wait `hold_s`
+    on Redis itself (a BLPOP that times out: a round trip as slow as a failing-over master's)."""
 
-    def __init__(self, inner: Committer, order_id: str, hold_s: float = HOLD_S, times: int = 1) -> None:
-        self._inner, self._order_id, self._hold_s, self._times, self.held = inner, order_id, hold_s, times, 0
+    def __init__(self, client: aioredis.Redis, inner: Committer, order_id: str, hold_s: float = HOLD_S,
+                 times: int = 1) -> None:
+        self._client, self._inner, self._order_id = client, inner, order_id
+        self._hold_s, self._times, self.held = hold_s, times, 0
 
     async def commit(self, writes: Writes, once: Once | None = None, ack: Ack | None = None) -> bool:
         if once is not None and self._order_id in once[0] and self.held < self._times:
             self.held += 1
-            await asyncio.sleep(self._hold_s)
+            await self._client.blpop([new_id("never-pushed")], timeout=self._hold_s)
         return await self._inner.commit(writes, once, ack)
 
 
@@ -88,7 +90,7 @@ async def test_a_handler_cut_off_while_the_store_holds_its_commit_is_held_up_not
     held: list[HeldCommits] = []
 
     def payments(client: aioredis.Redis, committer: Committer) -> Subscription:
-        held.append(HeldCommits(committer, order.order_id))
+        held.append(HeldCommits(client, committer, order.order_id))
         return service_subscription("payment", CONSUMER)(client, held[-1])
 
     with structlog.testing.capture_logs() as logs:
@@ -108,7 +110,7 @@ async def test_a_store_slower_than_the_limit_every_time_still_gets_the_entry_don
     held: list[HeldCommits] = []
 
     def payments(client: aioredis.Redis, committer: Committer) -> Subscription:
-        held.append(HeldCommits(committer, order.order_id, hold_s=2 * LIMIT_S, times=100))
+        held.append(HeldCommits(client, committer, order.order_id, hold_s=2 * LIMIT_S, times=100))
         return service_subscription("payment", CONSUMER)(client, held[-1])
 
     with structlog.testing.capture_logs() as logs:

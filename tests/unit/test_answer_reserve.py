@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import socket
 import time
 from collections.abc import Awaitable
 
 import pytest
+import redis.asyncio as aioredis
 
 from shoplib import context, errors, interceptors
 
@@ -50,7 +52,7 @@ async def _hung() -> None:
     await asyncio.sleep(60)
 
 
-async def _cut_at_answer_by(call: Awaitable[None]) -> tuple[errors.Unavailable, float, float]:
+async def _cut_at_answer_by(call: Awaitable[object]) -> tuple[errors.Unavailable, float, float]:
     context.set_deadline(1.0)
     cut = context.answer_by()
     assert cut is not None and cut < 1.0
@@ -68,7 +70,14 @@ async def test_a_handler_that_cannot_finish_is_answered_unavailable_at_the_reser
 
 
 async def test_a_handler_cut_off_in_a_store_call_is_answered_naming_the_data_store() -> None:
-    error, _, _ = await _cut_at_answer_by(context.store_call(_hung()))
+    """A 'Redis' that accepts and never answers (as a SIGSTOPped one does): the cut lands in redis-py."""
+    hung = socket.create_server(("127.0.0.1", 0))
+    client = aioredis.Redis(port=hung.getsockname()[1], socket_timeout=60)
+    try:
+        error, _, _ = await _cut_at_answer_by(client.ping())
+    finally:
+        await client.aclose()
+        hung.close()
     assert error.message == interceptors.STORE_NOT_IN_TIME
     assert error.metadata == {"dependency": "redis", "reason": "DEADLINE_NEAR"}
 
