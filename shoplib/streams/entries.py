@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 from google.protobuf.message import Message
 from shop.v1 import events_pb2
 
-from shoplib import context, errors, events, log, metrics, outage, partitions, trace_context
+from shoplib import errors, events, log, metrics, outage, partitions, trace_context
 from shoplib.bounds import MAX_ERROR_CHARS
 from shoplib.outage import StoreGate
 from shoplib.streams import deadletter, failures
@@ -166,12 +166,12 @@ class EntryWorker:
                 await deadlines.run(handler(envelope, payload, ack))  # in this task, unlike wait_for
         except _REJECTED as exc:
             return await self._dead(ack, deliveries, f"rejected: {exc}", fields)
-        except TimeoutError:
+        except TimeoutError as exc:
             limit = self._patient.limit_s if self._held and (ack.stream, ack.entry_id) in self._held \
                 else self.settings.handler_timeout_s
             if self.settings.protections.hold_on_outage:
                 await self._raise_if_store_down()
-                self._raise_if_held_up(lost_before, limit)
+                self._raise_if_held_up(exc, lost_before, limit)
             await self._failure(ack, deliveries, f"TimeoutError: handler took longer than {limit:.1f}s")
             return
         except Exception as exc:
@@ -198,10 +198,11 @@ class EntryWorker:
                 raise
             _logger.warning("store.probe_failed", error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
 
-    def _raise_if_held_up(self, lost_before: float, limit: float) -> None:
-        """HeldUp when the handler was cut off waiting on the store, or after the loop lost a
-        share of its limit (context.cut_in_store_call, shoplib.streams.stalls)."""
-        if context.cut_in_store_call():
+    def _raise_if_held_up(self, cut: TimeoutError, lost_before: float, limit: float) -> None:
+        """HeldUp when the handler was cut off waiting on the store (the cancellation that `cut`
+        came from landed in a store client), or after the loop lost a share of its limit
+        (shoplib.streams.stalls)."""
+        if outage.waited_on_store(cut.__context__):
             raise HeldUp(f"handler cut off at its {limit:.1f}s limit while it waited on the store")
         stalled = self._stalls.lost_s - lost_before
         if stalled >= STALLED_SHARE * limit:
