@@ -30,6 +30,7 @@ loss; never armed outside a control run of `python -m shopctl chaos`):
 - skip_validation    PlaceOrder stores requests without validating them.
 - process_clock      the order reconciler's "due" scores are written and compared on the order
   service's wall clock, as before issue 19 (a clock step strands orders or resumes them early).
+- thin_answer_reserve  every hop keeps 5 ms of its caller's deadline for its answer (before issue 19).
 """
 
 from __future__ import annotations
@@ -145,6 +146,15 @@ def reader(real: K) -> K:
 
 def committer(real: Committer) -> Committer:
     return FaultyCommitter(real) if _COMMIT_FAULTS & ARMED.keys() else real
+
+
+# What each hop kept back for its answer before issue 19 (thin_answer_reserve).
+THIN_ANSWER_RESERVE_S = 0.005
+
+
+def answer_reserve(real: Callable[[float], float]) -> Callable[[float], float]:
+    """thin_answer_reserve: 5 ms per hop, whatever the deadline (shoplib.context)."""
+    return (lambda _: THIN_ANSWER_RESERVE_S) if "thin_answer_reserve" in ARMED else real
 
 
 def validator(real: Callable[..., list[tuple[str, str]]]) -> Callable[..., list[tuple[str, str]]]:

@@ -15,7 +15,7 @@ import uvloop
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shoplib import gc_tuning, log, metrics, security, trace_grpc, tracing
+from shoplib import context, faults, gc_tuning, log, metrics, security, trace_grpc, tracing
 from shoplib.bounds import MAX_CONCURRENT_RPCS
 from shoplib.health import Dependency, HealthMonitor
 from shoplib.interceptors import ContextInterceptor
@@ -195,6 +195,7 @@ async def serve(spec: ServiceSpec) -> None:
 def run(spec_factory: Callable[[], Awaitable[ServiceSpec]], name: str) -> None:
     """The body of every service's __main__."""
     log.configure(name)
+    context.use_reserve(faults.answer_reserve(context.answer_reserve))
 
     async def main() -> None:
         with tracing.on(name):  # off unless OTEL_EXPORTER_OTLP_ENDPOINT or TRACE_DIR asks for it

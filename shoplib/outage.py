@@ -91,6 +91,23 @@ def _torn_connection(exc: BaseException) -> bool:
     return False
 
 
+# Where our store clients wait for Redis: redis-py's package, and our own lean connection,
+# pipelined committer and replica wait (shoplib/redis_pipe.py, committers.py, replicated.py).
+_STORE_CLIENT_CODE = frozenset({"redis_pipe.py", "committers.py", "replicated.py", "store_reads.py"})
+
+
+def waited_on_store(exc: BaseException | None) -> bool:
+    """True when `exc` (a cancellation: a time limit that cut a task off) landed while the task
+    waited on the store: its traceback passes through a store client's code."""
+    frame = exc.__traceback__ if exc is not None else None
+    while frame is not None:
+        parts = PurePath(frame.tb_frame.f_code.co_filename).parts
+        if "redis" in parts[-3:-1] or (parts[-2:-1] == ("shoplib",) and parts[-1] in _STORE_CLIENT_CODE):
+            return True
+        frame = frame.tb_next
+    return False
+
+
 def describe(exc: BaseException) -> str:
     """What failed, short and free of secrets: "OOM", "READONLY", "ConnectionError", ..."""
     for cls, code in _CLASS_CODES.items():

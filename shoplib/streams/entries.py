@@ -6,6 +6,11 @@
 - a failure (a bug, ours or the handler's): recorded against the entry and left pending; after
   `max_deliveries` it goes to the dead letters with the last error. Nothing an entry does can
   stop its consumer.
+- held up (its handler cut off by its time limit while it waited on the store, or while the loop
+  lost time to a starved host or a saturated loop): the environment's fault, not the entry's; it
+  is worked on again here, as after an outage, and spends none of its delivery budget.
+A delivery counts against an entry only when the entry is at fault: an entry over its delivery
+budget is given up only on its failure record (shoplib.streams.failures), never on the count alone.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from shoplib.outage import StoreGate
 from shoplib.streams import deadletter, failures
 from shoplib.streams.deadlines import Deadlines
 from shoplib.streams.settings import ConsumerSettings
+from shoplib.streams.stalls import LoopStalls
 from shoplib.streams.subscription import Entry, Subscription
 from shoplib.tx import Ack, Committer, Writes
 
@@ -32,6 +38,16 @@ Decode = Callable[[dict[bytes, bytes]], tuple[events_pb2.EventEnvelope, Message]
 # What a handler raises for an entry it refuses: retrying cannot help, so dead letters at once.
 _REJECTED = (errors.InvalidArgument, errors.NotFound)
 _logger = log.get("shoplib.consumer")
+# A handler cut off after the loop lost this share of its time limit did not have the limit to
+# itself (shoplib.streams.stalls): held up, not at fault.
+STALLED_SHARE = 0.25
+# Backoff between the tries of an entry held up again and again (a long stall, a slow store).
+HELD_BACKOFF_MIN_S = 0.05
+HELD_BACKOFF_MAX_S = 1.0
+
+
+class HeldUp(Exception):
+    """A handler cut off by its time limit for want of the store or of the loop, not by its entry."""
 
 
 def _misplaced(envelope: events_pb2.EventEnvelope, stream: str) -> str | None:
@@ -61,15 +77,37 @@ class EntryWorker:
         # across streams, and with partitions an id often appears in several (same millisecond).
         self._failed: dict[tuple[str, str], int] = {}
         self._deadlines = Deadlines(settings.handler_timeout_s)
+        # A held-up entry is tried again with a longer limit, up to the claim idle time: the store or
+        # the host that held it up may be as slow again (seen under load: one entry held up 126
+        # times at 0.33 s), and a bug that hangs is still cut off.
+        self._patient = Deadlines(settings.claim_idle_ms / 1000)
+        self._held: set[tuple[str, str]] = set()
+        self._stalls = LoopStalls()
+        # Entries over their delivery budget being worked on as a recorded attempt (failures.attempt).
+        self._attempts: set[tuple[str, str]] = set()
 
     async def work(self, entry: Entry, deliveries: int) -> None:
         """Work on one entry until it is settled or left pending for a later delivery. Never
         raises: an outage is waited out here; anything else is a failure of this entry."""
         if not self.settings.protections.isolate_entries:
             return await self._settle(entry, deliveries)
+        try:
+            await self._work_held_out(entry, deliveries)
+        finally:
+            if self._held:
+                self._held.discard((entry[0], entry[1]))
+
+    async def _work_held_out(self, entry: Entry, deliveries: int) -> None:
+        """`work`'s loop: an outage is waited out, a held-up entry tried again with backoff."""
+        held_backoff = HELD_BACKOFF_MIN_S
         while not self._stopping.is_set():
             try:
                 return await self._settle(entry, deliveries)
+            except HeldUp as exc:
+                _logger.info("event.held_up", reason=str(exc), stream=entry[0], entry_id=entry[1])
+                self._held.add((entry[0], entry[1]))
+                await asyncio.sleep(held_backoff)
+                held_backoff = min(held_backoff * 2, HELD_BACKOFF_MAX_S)
             except Exception as exc:
                 if not outage.is_outage(exc):
                     return await self._runtime_failed(entry, deliveries, exc)
@@ -99,8 +137,14 @@ class EntryWorker:
         log.correlation_id.set(cid)
         log.bind(stream=ack.stream, entry_id=ack.entry_id, group=ack.group,  # one bind (a dict copy) per entry
                  event_id=envelope.id, event_type=envelope.type, order_id=envelope.subject, correlation_id=cid)
-        if self._over_budget(ack, deliveries):
-            return await self._give_up(ack, deliveries, fields)
+        if self._over_budget(ack, deliveries) and (key := (ack.stream, ack.entry_id)) not in self._attempts:
+            record = await failures.read(self._client, ack)
+            limit = self.settings.max_deliveries
+            if record.at_fault(limit) or self._failed.get(key, 0) >= limit:
+                return await self._give_up(ack, deliveries, fields, record)
+            await failures.attempt(self._client, ack, record)  # its deliveries went to reclaims, not to it
+            self._attempts.add(key)
+            self._failed.setdefault(key, 0)  # so that success clears the record
         await self._handle(envelope, payload, ack, deliveries, fields)
 
     async def _undecodable(self, ack: Ack, deliveries: int, why: str, fields: dict[bytes, bytes]) -> None:
@@ -111,25 +155,34 @@ class EntryWorker:
                       fields: dict[bytes, bytes]) -> None:
         handler = self.sub.handlers.get(type(payload))
         started = time.perf_counter()
+        lost_before = self._stalls.lost_s
         try:
             if handler is None:
                 await self._committer.commit(Writes(), None, ack)  # not for this group
             else:
-                await self._deadlines.run(handler(envelope, payload, ack))  # in this task, unlike wait_for
+                self._stalls.ensure()
+                held = self._held and (ack.stream, ack.entry_id) in self._held
+                deadlines = self._patient if held else self._deadlines
+                await deadlines.run(handler(envelope, payload, ack))  # in this task, unlike wait_for
         except _REJECTED as exc:
             return await self._dead(ack, deliveries, f"rejected: {exc}", fields)
-        except TimeoutError:
+        except TimeoutError as exc:
+            limit = self._patient.limit_s if self._held and (ack.stream, ack.entry_id) in self._held \
+                else self.settings.handler_timeout_s
             if self.settings.protections.hold_on_outage:
                 await self._raise_if_store_down()
-            limit = self.settings.handler_timeout_s
-            return await self._failure(ack, deliveries, f"TimeoutError: handler took longer than {limit:.1f}s")
+                self._raise_if_held_up(exc, lost_before, limit)
+            await self._failure(ack, deliveries, f"TimeoutError: handler took longer than {limit:.1f}s")
+            return
         except Exception as exc:
             if outage.is_outage(exc) and self.settings.protections.hold_on_outage:
                 raise
-            return await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
+            await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
+            return
         if handler is not None:
             metrics.events_handled(partitions.base(ack.stream), ack.group).inc()
         if self._failed and self._failed.pop((ack.stream, ack.entry_id), None) is not None:  # mostly empty
+            self._attempts.discard((ack.stream, ack.entry_id))
             await failures.forget(self._client, ack)
         if log.debugging():
             _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
@@ -145,15 +198,28 @@ class EntryWorker:
                 raise
             _logger.warning("store.probe_failed", error=f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS])
 
-    async def _failure(self, ack: Ack, deliveries: int, error: str) -> None:
-        """The handler failed: the entry stays pending (retried after reclaim) and the error is
-        kept in Redis, so whichever consumer gives up on it can say what failed."""
+    def _raise_if_held_up(self, cut: TimeoutError, lost_before: float, limit: float) -> None:
+        """HeldUp when the handler was cut off waiting on the store (the cancellation that `cut`
+        came from landed in a store client), or after the loop lost a share of its limit
+        (shoplib.streams.stalls)."""
+        if outage.waited_on_store(cut.__context__):
+            raise HeldUp(f"handler cut off at its {limit:.1f}s limit while it waited on the store")
+        stalled = self._stalls.lost_s - lost_before
+        if stalled >= STALLED_SHARE * limit:
+            raise HeldUp(f"handler cut off at its {limit:.1f}s limit after the loop lost {stalled:.2f}s")
+
+    async def _failure(self, ack: Ack, deliveries: int, error: str) -> failures.Record:
+        """The handler failed: the entry stays pending (retried after reclaim) and the failure is
+        counted and kept in Redis, so whichever consumer gives up on it can say what failed."""
         error = error[:MAX_ERROR_CHARS]
-        self._failed[(ack.stream, ack.entry_id)] = self._failed.get((ack.stream, ack.entry_id), 0) + 1
+        key = (ack.stream, ack.entry_id)
+        self._failed[key] = self._failed.get(key, 0) + 1
         _logger.warning("event.failed", error=error, deliveries=deliveries)
         trace_context.failed(error)
         metrics.EVENTS_FAILED.labels(partitions.base(ack.stream), ack.group).inc()
-        await failures.record(self._client, ack, error)
+        attempt_ended = key in self._attempts
+        self._attempts.discard(key)
+        return await failures.record(self._client, ack, error, attempt_ended)
 
     def _over_budget(self, ack: Ack, deliveries: int) -> bool:
         limit = self.settings.max_deliveries
@@ -166,17 +232,17 @@ class EntryWorker:
         _logger.error("consumer.entry_crashed", stream=stream, entry_id=entry_id, exc_info=exc)
         ack = Ack(stream, self.sub.group, entry_id)
         try:
-            await self._failure(ack, deliveries, f"consumer error: {exc!r}")
-            if self._over_budget(ack, deliveries + 1):
-                await self._give_up(ack, deliveries, fields)
+            record = await self._failure(ack, deliveries, f"consumer error: {exc!r}")
+            if record.at_fault(self.settings.max_deliveries):
+                await self._give_up(ack, deliveries, fields, record)
         except Exception:
             _logger.exception("consumer.failure_not_recorded", entry_id=entry_id)
 
-    async def _give_up(self, ack: Ack, deliveries: int, fields: dict[bytes, bytes]) -> None:
-        last = await failures.last(self._client, ack) or (
-            "none recorded: each consumer holding it stopped or crashed before it finished")
-        tries = max(deliveries - 1, self._failed.pop((ack.stream, ack.entry_id), 0))
-        await self._dead(ack, deliveries, f"gave up after {tries} deliveries; last error: {last}", fields)
+    async def _give_up(self, ack: Ack, deliveries: int, fields: dict[bytes, bytes], record: failures.Record) -> None:
+        """Dead-letter an entry at fault, saying what its deliveries did (failures.Record.reason)."""
+        self._failed.pop((ack.stream, ack.entry_id), None)
+        self._attempts.discard((ack.stream, ack.entry_id))
+        await self._dead(ack, deliveries, f"gave up after {deliveries - 1} deliveries: {record.reason()}", fields)
 
     async def _dead(self, ack: Ack, deliveries: int, error: str, fields: dict[bytes, bytes]) -> None:
         await self._dead_letter(self._committer, replace(ack, only_if_pending=True), self.sub.consumer, deliveries,

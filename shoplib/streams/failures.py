@@ -1,5 +1,12 @@
-"""The last error of each entry that failed, kept in Redis: whichever consumer finally gives up
-on an entry (maybe another process, after a reclaim) can say in the dead letter what failed.
+"""What each entry that failed did, kept in Redis: how many of its deliveries failed, how many
+ended without an outcome (its consumer stopped or crashed holding it), and the last error; so
+that whichever consumer finally gives up on an entry (maybe another process, after a reclaim) gives
+up only on an entry at fault, and says in the dead letter what failed.
+
+A delivery count alone says nothing of the entry: reclaims while a starved host or a failing-over
+store held its handler up raise it too. So an entry over its delivery budget is given up only on
+its record (`Record.at_fault`); else it is worked on once more, as an attempt that is recorded
+first and cleared when it ends, so that a consumer that crashes on it is still counted.
 
 One hash per group and partition (stream-failures:{p}:<group>, in the slot of the entries it is
 about), field "<stream> <entry id>"; a record goes with its dead letter, when a
@@ -7,6 +14,8 @@ later delivery succeeds here, or (succeeded elsewhere) when maintenance finds it
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
@@ -30,13 +39,61 @@ def _field(ack: Ack) -> str:
     return f"{ack.stream} {ack.entry_id}"
 
 
-async def record(client: aioredis.Redis, ack: Ack, error: str) -> None:
-    await client.hset(_key(ack), _field(ack), error)
+@dataclass(frozen=True)
+class Record:
+    """An entry's record: failed deliveries, deliveries that ended without an outcome, last error."""
+
+    failed: int = 0
+    unfinished: int = 0
+    error: str = ""
+
+    def at_fault(self, max_deliveries: int) -> bool:
+        return self.failed + self.unfinished >= max_deliveries
+
+    def reason(self) -> str:
+        """What the dead letter says: every count, and the last error when there is one."""
+        parts = [f"{self.failed} failed"] if self.failed else []
+        if self.unfinished:
+            parts.append(f"{self.unfinished} ended without an outcome (its consumer stopped or crashed holding it)")
+        said = "; ".join(parts) or "no delivery failed"
+        return f"{said}; last error: {self.error}" if self.error else said
+
+    def encoded(self) -> str:
+        return f"{self.failed} {self.unfinished} {self.error}"
 
 
-async def last(client: aioredis.Redis, ack: Ack) -> str | None:
+def _decoded(raw: bytes | str) -> Record:
+    text = as_bytes(raw).decode(errors="replace")
+    failed, unfinished, error = [*text.split(" ", 2), "", ""][:3]
+    if not (failed.isdigit() and unfinished.isdigit()):  # written before the counts were kept: one failure
+        return Record(1, 0, text)
+    return Record(int(failed), int(unfinished), error)
+
+
+async def read(client: aioredis.Redis, ack: Ack) -> Record:
     raw = await client.hget(_key(ack), _field(ack))
-    return None if raw is None else as_bytes(raw).decode(errors="replace")
+    return Record() if raw is None else _decoded(raw)
+
+
+async def record(client: aioredis.Redis, ack: Ack, error: str, attempt_ended: bool = False) -> Record:
+    """Count one failed delivery of the entry with its error (and close the attempt opened by
+    `attempt` when `attempt_ended`). Read then written: failures are rare, and two consumers
+    failing one entry at the same instant would at worst count one failure less."""
+    was = await read(client, ack)
+    now = Record(was.failed + 1, max(was.unfinished - attempt_ended, 0), error)
+    await client.hset(_key(ack), _field(ack), now.encoded())
+    return now
+
+
+async def attempt(client: aioredis.Redis, ack: Ack, was: Record) -> None:
+    """Record a delivery about to be worked on as unfinished until it ends (see module docstring)."""
+    await client.hset(_key(ack), _field(ack), Record(was.failed, was.unfinished + 1, was.error).encoded())
+
+
+async def end_attempt(client: aioredis.Redis, ack: Ack) -> None:
+    """An attempt ended without an outcome of the entry's own (an outage held it, a stop): uncount it."""
+    was = await read(client, ack)
+    await client.hset(_key(ack), _field(ack), Record(was.failed, max(was.unfinished - 1, 0), was.error).encoded())
 
 
 async def forget(client: aioredis.Redis, ack: Ack) -> None:

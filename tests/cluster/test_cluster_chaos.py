@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 
 from shopctl.chaos.cluster import CLUSTER_SCENARIOS
+from shopctl.chaos.runner import RUN_TIMEOUT_S
 from shopctl.chaos.scenarios.base import Env
 from shopctl.chaos.sizes import QUICK
 
-pytestmark = pytest.mark.e2e
-# Smaller than `--quick`: every kill still lands under load, in about half a minute on 2 cores.
+# Measured: 66 s for the storm on this 2-core host when quiet, 163 s with 2 CPU burners beside it:
+# slow, not broken. The bound is the chaos runner's own for one run, plus the stop of its processes.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(int(RUN_TIMEOUT_S + 60))]
+# Smaller than `--quick`: every kill still lands under load.
 SIZES = dataclasses.replace(QUICK, name="quick", storm_orders=160, storm_kills=2)
 SEED = 10
 
