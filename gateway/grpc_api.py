@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
+from google.protobuf.descriptor import EnumDescriptor
 from shop.v1 import gateway_service_pb2 as pb
 from shop.v1 import gateway_service_pb2_grpc, order_service_pb2, order_service_pb2_grpc, types_pb2
 
@@ -15,14 +16,22 @@ from shoplib.security import callers
 from shoplib.status_mapping import status_for
 
 
+def _label(enum: EnumDescriptor, value: int, prefix: str) -> str:
+    """FLOW_MODE_EVENTS -> "events"; a value the schema does not name (a client's `mode: 99`, an
+    answer from a newer peer) -> "unknown": a label's values stay the schema's, never the caller's."""
+    named = enum.values_by_number.get(value)
+    name = named.name if named is not None else "unknown"
+    return name.removeprefix(prefix).lower()
+
+
 def _mode_label(mode: types_pb2.FlowMode.ValueType) -> str:
-    """FLOW_MODE_EVENTS -> "events": the metrics' mode label."""
-    return types_pb2.FlowMode.Name(mode).removeprefix("FLOW_MODE_").lower()
+    """The metrics' mode label of a request's mode."""
+    return _label(types_pb2.FlowMode.DESCRIPTOR, mode, "FLOW_MODE_")
 
 
 def _outcome_label(order: types_pb2.Order) -> str:
     """ORDER_STATUS_PAID -> "paid": the metrics' outcome label of an answered PlaceOrder."""
-    return types_pb2.OrderStatus.Name(order.status).removeprefix("ORDER_STATUS_").lower()
+    return _label(types_pb2.OrderStatus.DESCRIPTOR, order.status, "ORDER_STATUS_")
 
 
 def _visible(order: types_pb2.Order) -> types_pb2.Order:

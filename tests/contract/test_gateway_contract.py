@@ -151,6 +151,18 @@ async def test_an_order_without_lines_or_in_two_currencies_names_the_lines_field
     assert [field for field, _ in grpc_client.field_violations(error)] == ["lines"]
 
 
+@pytest.mark.parametrize("mode", [99, -1, 2**31 - 1])
+async def test_a_mode_the_schema_does_not_name_is_invalid_argument_naming_mode(gateway_stub: Gateway,
+                                                                               mode: int) -> None:
+    """An open enum carries any int32 (`"mode": 99` from grpcurl): refused on the field, and the
+    gateway's own bookkeeping of the refusal (the metrics' mode label) does not turn it into INTERNAL."""
+    request = place()
+    request.mode = mode  # type: ignore[assignment]  # what a client of another schema version sends
+    error = await rpc_error(gateway_stub.PlaceOrder(request, timeout=TIMEOUT_S))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert [field for field, _ in grpc_client.field_violations(error)] == ["mode"]
+
+
 async def test_an_order_whose_total_exceeds_int64_is_invalid_argument_not_internal(gateway_stub: Gateway) -> None:
     lines = tuple(line(f"sku-{i}", domain.MAX_QUANTITY, money.MAX_AMOUNT_MINOR) for i in range(domain.MAX_LINES))
     error = await rpc_error(gateway_stub.PlaceOrder(place(lines=lines), timeout=TIMEOUT_S))
