@@ -32,7 +32,7 @@ help:
 	@echo "make test-newcomer             the tests whose Redis differs, with redis-server/redis-cli/nats-server/npm hidden (root)"
 	@echo "make lock                      refresh requirements/*.lock from pyproject.toml (uv pip compile)"
 	@echo "make up                        run Redis + the four services in the foreground (Ctrl-C stops)"
-	@echo "make streams                   operations view of the Redis streams (needs REDIS_URL)"
+	@echo "make streams                   operations view of the Redis streams (REDIS_URL, else the running `make up`'s)"
 	@echo "make bench | bench-events      speed figures of the sync / events pipelines"
 	@echo "make profile                   flame graphs + CPU per order by bucket, per service and mode (results/profile)"
 	@echo "make certs | token SUB=alice   secure profile: dev CA and certificates | a bearer token (SECURE=1 make ...)"
@@ -141,11 +141,14 @@ demo-sync: $(STACK_VENV)
 demo-events: $(STACK_VENV)
 	@$(PY) -m shopctl demo --mode events
 
+# The ops views read REDIS_URL, else the settings a running `make up` left in results/tmp/up.env.
+OPS_ENV := set -a; [ -n "$$REDIS_URL" ] || [ ! -f results/tmp/up.env ] || . ./results/tmp/up.env; set +a;
+
 streams: runtime-venv
-	@$(PY) -m shoplib.streams status
+	@$(OPS_ENV) $(PY) -m shoplib.streams status
 
 dead-letters: runtime-venv
-	@$(PY) -m shoplib.streams dead-letters $(ARGS)
+	@$(OPS_ENV) $(PY) -m shoplib.streams dead-letters $(ARGS)
 
 bench: venv
 	@$(PY) -m bench.sync_chain

@@ -7,12 +7,16 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from shopctl import secure
 from shopctl.instances import ScaledStack, instances_from_env
 from shopctl.stack import StackError
 from shoplib.redis_server import RedisUnsuitable
 
+# Where `up` leaves the running stack's Redis settings for `make streams` / `make dead-letters`
+# (sourced when REDIS_URL is not set; a password file's path at most, never a password).
+UP_ENV = Path("results/tmp/up.env")
 # How often `up` looks whether a service of the running stack has exited; also how quickly Ctrl-C is seen.
 UP_CHECK_S = 0.5
 
@@ -35,12 +39,29 @@ def up() -> None:
         print(f"gateway target (round_robin): {stack.addresses('gateway')}", flush=True)
         if os.environ.get("TRACE_DIR"):  # TRACE=1 make up
             print(f"spans under {os.environ['TRACE_DIR']}/ (within 5 s): make trace ORDER=ord_...", flush=True)
+        _write_up_env(stack)
         print("Ctrl-C stops everything.", flush=True)
-        while not stop.wait(UP_CHECK_S):  # a wait with a timeout lets the signal handler run
-            # A service that dies leaves a half stack that answers some calls and fails others, and
-            # `up` has no supervisor to restart it: report the exit and stop everything (exit 1).
-            stack.check_running("while the stack was up")
+        try:
+            _run_until(stop, stack)
+        finally:
+            UP_ENV.unlink(missing_ok=True)
         print("\nstopping...", flush=True)
+
+
+def _write_up_env(stack: ScaledStack) -> None:
+    lines = [f"REDIS_URL={stack.redis_url}"] + (["REDIS_CLUSTER=1"] if stack.cluster else [])
+    if isinstance(stack.redis, secure.SecureRedis):
+        lines += ["REDIS_USERNAME=ops", f"REDIS_PASSWORD_FILE={stack.redis.password_file('ops')}"]
+    UP_ENV.parent.mkdir(parents=True, exist_ok=True)
+    UP_ENV.write_text("".join(f"{line}\n" for line in lines))
+    print(f"make streams | dead-letters use this stack ({UP_ENV})", flush=True)
+
+
+def _run_until(stop: threading.Event, stack: ScaledStack) -> None:
+    while not stop.wait(UP_CHECK_S):  # a wait with a timeout lets the signal handler run
+        # A service that dies leaves a half stack that answers some calls and fails others, and
+        # `up` has no supervisor to restart it: report the exit and stop everything (exit 1).
+        stack.check_running("while the stack was up")
 
 
 def main(argv: list[str]) -> None:
