@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from shopctl.secure_redis import SecureRedis
 from tests.security.certs import write_certs
 
 
@@ -25,3 +26,14 @@ def certs_dir(tmp_path_factory: pytest.TempPathFactory, ca: trustme.CA) -> Itera
         env.setenv("SECURE", "1")
         env.setenv("CERTS_DIR", str(directory))
         yield directory
+
+
+@pytest.fixture(scope="module")
+def tls_redis(certs_dir: Path) -> Iterator[SecureRedis]:
+    """A private redis-server with TLS only and the ACL users, certificates from `certs_dir`
+    (one per test module; TlsUnavailable where no TLS-capable redis-server 7+ is found)."""
+    secured = SecureRedis(tls=True).start()
+    try:
+        yield secured
+    finally:
+        secured.close()

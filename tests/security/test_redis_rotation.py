@@ -26,39 +26,30 @@ from shoplib.security.identities import PAYMENT, REDIS
 from tests.security.certs import write_leaf
 
 
-@pytest.fixture(scope="module")
-def server(certs_dir: Path) -> Iterator[SecureRedis]:
-    secured = SecureRedis(tls=True).start()
-    try:
-        yield secured
-    finally:
-        secured.close()
-
-
 @pytest.fixture
-def admin(server: SecureRedis) -> Iterator[redis.Redis]:
-    client = redis.Redis(port=server.port, **server.client_kwargs())
+def admin(tls_redis: SecureRedis) -> Iterator[redis.Redis]:
+    client = redis.Redis(port=tls_redis.port, **tls_redis.client_kwargs())
     yield client
     client.close()
 
 
 @pytest.fixture
-def own(server: SecureRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+def own(tls_redis: SecureRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """The payment service's environment with its own copies of the password file and the CA
     (the ones this test rotates): (password file, CA file)."""
     password, ca = tmp_path / "payment.password", tmp_path / "redis-ca.pem"
-    for name, value in service_env(PAYMENT, server).items():
+    for name, value in service_env(PAYMENT, tls_redis).items():
         monkeypatch.setenv(name, value)
-    shutil.copy(server.password_file(PAYMENT), password)
-    shutil.copy(Path(service_env(PAYMENT, server)["REDIS_TLS_CA_FILE"]), ca)
+    shutil.copy(tls_redis.password_file(PAYMENT), password)
+    shutil.copy(Path(service_env(PAYMENT, tls_redis)["REDIS_TLS_CA_FILE"]), ca)
     monkeypatch.setenv("REDIS_PASSWORD_FILE", str(password))
     monkeypatch.setenv("REDIS_TLS_CA_FILE", str(ca))
     return password, ca
 
 
-def control(server: SecureRedis, password: str, ca: Path) -> aioredis.Redis:
+def control(tls_redis: SecureRedis, password: str, ca: Path) -> aioredis.Redis:
     """A client as every one was before: the password read once, redis-py's SSL context kept."""
-    return aioredis.Redis.from_url(server.url, username=PAYMENT, password=password, ssl_ca_certs=str(ca),
+    return aioredis.Redis.from_url(tls_redis.url, username=PAYMENT, password=password, ssl_ca_certs=str(ca),
                                    socket_timeout=redis_conn.SOCKET_TIMEOUT_S)
 
 
@@ -86,12 +77,12 @@ def drop_connections(admin: redis.Redis) -> None:
 
 
 async def test_a_rotated_acl_password_is_used_by_the_next_connection(
-        server: SecureRedis, admin: redis.Redis, own: tuple[Path, Path]) -> None:
+        tls_redis: SecureRedis, admin: redis.Redis, own: tuple[Path, Path]) -> None:
     password, ca = own
     old, new = password.read_text(), secrets.token_urlsafe(24)
-    client = redis_conn.connect(server.url)
+    client = redis_conn.connect(tls_redis.url)
     pipe = RedisPipe(Endpoint.of(client))  # type: ignore[arg-type]
-    before = control(server, old, ca)
+    before = control(tls_redis, old, ca)
     try:
         assert await client.acl_whoami() == PAYMENT and await with_one_retry(pipe) == [b"payment"]
         assert await before.ping()
@@ -111,15 +102,15 @@ async def test_a_rotated_acl_password_is_used_by_the_next_connection(
 
 
 async def test_a_redis_certificate_from_a_new_ca_is_trusted_once_the_ca_file_is_renewed(
-        server: SecureRedis, admin: redis.Redis, own: tuple[Path, Path], tmp_path: Path) -> None:
+        tls_redis: SecureRedis, admin: redis.Redis, own: tuple[Path, Path], tmp_path: Path) -> None:
     _, ca = own
-    client = redis_conn.connect(server.url)
+    client = redis_conn.connect(tls_redis.url)
     assert client.connection_pool.connection_class is redis_auth.FreshTlsConnection
     pipe = RedisPipe(Endpoint.of(client))  # type: ignore[arg-type]
-    before = control(server, server.password_file(PAYMENT).read_text(), ca)
+    before = control(tls_redis, tls_redis.password_file(PAYMENT).read_text(), ca)
     assert before.connection_pool.connection_class is SSLConnection
-    assert server.tls is not None
-    original = [str(path.resolve()) for path in (server.tls.cert, server.tls.key)]
+    assert tls_redis.tls is not None
+    original = [str(path.resolve()) for path in (tls_redis.tls.cert, tls_redis.tls.key)]
     try:
         assert await client.ping() and await with_one_retry(pipe) == [b"payment"] and await before.ping()
         next_ca = trustme.CA()
@@ -147,8 +138,8 @@ def test_an_unreadable_password_file_at_start_names_the_setting(own: tuple[Path,
         redis_auth.connection_kwargs()
 
 
-def test_the_password_is_in_no_repr(own: tuple[Path, Path], server: SecureRedis) -> None:
+def test_the_password_is_in_no_repr(own: tuple[Path, Path], tls_redis: SecureRedis) -> None:
     password, _ = own
-    client = redis_conn.connect(server.url)
+    client = redis_conn.connect(tls_redis.url)
     endpoint = Endpoint.of(client)
     assert password.read_text() not in repr(endpoint) + repr(client.connection_pool.connection_kwargs)

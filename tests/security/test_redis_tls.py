@@ -4,9 +4,6 @@ a plaintext client does not get an answer."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 import redis
 from redis.backoff import NoBackoff
@@ -18,21 +15,12 @@ from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.security.identities import PAYMENT
 
 
-@pytest.fixture(scope="module")
-def server(certs_dir: Path) -> Iterator[SecureRedis]:
-    secured = SecureRedis(tls=True).start()
-    try:
-        yield secured
-    finally:
-        secured.close()
-
-
-async def test_a_service_connects_over_tls_with_its_user_and_the_ca(server: SecureRedis,
+async def test_a_service_connects_over_tls_with_its_user_and_the_ca(tls_redis: SecureRedis,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    assert server.url.startswith("rediss://")
-    for name, value in service_env(PAYMENT, server).items():
+    assert tls_redis.url.startswith("rediss://")
+    for name, value in service_env(PAYMENT, tls_redis).items():
         monkeypatch.setenv(name, value)
-    client = redis_conn.connect(server.url)
+    client = redis_conn.connect(tls_redis.url)
     try:
         assert await client.set("payment:{p1}:tls-check", "1")
         assert (await client.acl_whoami()) == "payment"
@@ -40,11 +28,11 @@ async def test_a_service_connects_over_tls_with_its_user_and_the_ca(server: Secu
         await client.aclose()
 
 
-async def test_the_lean_commit_connection_uses_the_same_tls_user_and_ca(server: SecureRedis,
+async def test_the_lean_commit_connection_uses_the_same_tls_user_and_ca(tls_redis: SecureRedis,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in service_env(PAYMENT, server).items():
+    for name, value in service_env(PAYMENT, tls_redis).items():
         monkeypatch.setenv(name, value)
-    client = redis_conn.connect(server.url)
+    client = redis_conn.connect(tls_redis.url)
     endpoint = Endpoint.of(client)
     await client.aclose()
     assert endpoint is not None and endpoint.tls and endpoint.login()[0] == "payment"
@@ -55,7 +43,7 @@ async def test_the_lean_commit_connection_uses_the_same_tls_user_and_ca(server: 
         await pipe.close()
 
 
-def test_a_plaintext_client_gets_no_answer(server: SecureRedis) -> None:
+def test_a_plaintext_client_gets_no_answer(tls_redis: SecureRedis) -> None:
     with pytest.raises(redis.ConnectionError):
-        redis.Redis(port=server.port, socket_timeout=1.0, retry=Retry(NoBackoff(), 0), **{
-            k: v for k, v in server.credentials(PAYMENT).items() if not k.startswith("ssl")}).ping()
+        redis.Redis(port=tls_redis.port, socket_timeout=1.0, retry=Retry(NoBackoff(), 0), **{
+            k: v for k, v in tls_redis.credentials(PAYMENT).items() if not k.startswith("ssl")}).ping()
