@@ -17,6 +17,7 @@ import grpc
 import redis.asyncio as aioredis
 from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 
+from order_svc.reconciler import INTERVAL_S
 from shopctl.chaos import checker, store
 from shopctl.chaos.checker import Counts, Failure, Judgement
 from shopctl.chaos.procs import ChaosRedis, ChaosStack, Worker, until_serving
@@ -31,7 +32,9 @@ DRAIN_TIMEOUT_S = 120.0
 # Nothing moved for this long: what is left will not finish by itself. Above the claim idle time
 # plus a maintenance round (reclaim) and a reconciler round (2 s) plus its resume delay (1 s), and
 # plus the re-drive delay of the scenarios that shorten it (REDRIVE_AFTER_MS of scenario 14: 1.5 s).
+# A run that sets a longer resume or re-drive delay waits that delay and a round more (`settle_s`).
 SETTLE_S = 6.0
+SETTLE_MARGIN_S = 3.0  # beyond a configured delay and a reconciler round: a loaded 2-core host
 DRAIN_POLL_S = 0.1
 # The codes a valid PlaceOrder may get while faults are injected: an answer, or an indeterminate one.
 LOAD_CODES = frozenset({"OK", "UNAVAILABLE", "DEADLINE_EXCEEDED"})
@@ -70,6 +73,15 @@ class Outcome:
                 "notes": self.notes, "seconds": round(self.seconds, 1), "log_dir": self.log_dir}
 
 
+def settle_s(order_env: dict[str, str]) -> float:
+    """How long the drain waits with nothing moving (seconds): SETTLE_S, or longer when the order
+    service's environment delays its resumes or re-drives past it (a PENDING order that is not due
+    yet still finishes by itself: the drain must not give up on it)."""
+    delays = [int(order_env[name]) / 1000 for name in ("ORDER_RESUME_AFTER_MS", "ORDER_REDRIVE_AFTER_MS")
+              if name in order_env]
+    return max([SETTLE_S] + [delay + INTERVAL_S + SETTLE_MARGIN_S for delay in delays])
+
+
 class Run:
     """`async with Run(...) as run:` starts a private Redis and the stack; everything stops on exit."""
 
@@ -78,6 +90,7 @@ class Run:
         self.log_dir, self.rng = log_dir, random.Random(seed)
         self.redis = ChaosRedis(log_dir / "redis", aof=aof)  # (creates log_dir)
         self.stack = ChaosStack(log_dir, self.redis.url, {**FAST_ENV, **(env or {})}, per_service)
+        self.settle_s = settle_s({**FAST_ENV, **(env or {}), **(per_service or {}).get("order", {})})
         self.faults: Counter[str] = Counter()
         self.proof: list[str] = []
         self.failures: list[Failure] = []
@@ -152,7 +165,7 @@ class Run:
     # --- the end of a run --------------------------------------------------------------------
 
     async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
-        """Wait until every group is done (True) or nothing has moved for SETTLE_S (False)."""
+        """Wait until every group is done (True) or nothing has moved for `settle_s` (False)."""
         deadline, last, since = time.monotonic() + timeout_s, None, time.monotonic()
         while time.monotonic() < deadline:
             if await store.drained(self.client):
@@ -160,7 +173,7 @@ class Run:
             mark = await store.progress(self.client)
             if mark != last:
                 last, since = mark, time.monotonic()
-            elif time.monotonic() - since > SETTLE_S:
+            elif time.monotonic() - since > self.settle_s:
                 return False
             await asyncio.sleep(DRAIN_POLL_S)
         return False
