@@ -15,8 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import zlib
-
-from redis.crc import key_slot
+from binascii import crc_hqx
 
 from shoplib import config
 
@@ -66,9 +65,16 @@ def _banded_tag(partition: int, partitions: int) -> str:
     low, high = partition * SLOTS // partitions, (partition + 1) * SLOTS // partitions
     for salt in range(MAX_SALT):
         name = f"p{partition}" if salt == 0 else f"p{partition}.{salt}"
-        if low <= key_slot(name.encode()) < high:
+        if low <= slot(name) < high:
             return f"{{{name}}}"
     raise AssertionError(f"no tag of partition {partition} of {partitions} within {MAX_SALT} tries")
+
+
+def slot(tag_name: str) -> int:
+    """Redis Cluster's hash slot of a tag without braces: CRC16 (XMODEM, as binascii.crc_hqx
+    computes it) mod SLOTS, the cluster spec's rule. Not redis-py's `key_slot`: the domain imports
+    this module, and importing a handlers module loads no Redis client (tests/unit/test_imports.py)."""
+    return crc_hqx(tag_name.encode(), 0) % SLOTS
 
 
 def key(prefix: str, partition: int, *rest: str) -> str:

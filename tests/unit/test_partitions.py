@@ -129,3 +129,8 @@ async def test_a_dead_letter_goes_to_the_dead_letters_of_its_entry_partition() -
     keys, touched = declared(writes, None, ack)
     assert partitions.stream("dead-letters", 5) in keys and set(touched) == set(keys)
     assert len({key_slot(key.encode()) for key in keys}) == 1, keys
+
+
+@pytest.mark.parametrize("name", ["p0", "p15", "p3.7", "order", "ordp1_x", "a" * 64])
+def test_a_tags_slot_is_the_one_redis_computes(name: str) -> None:
+    assert partitions.slot(name) == key_slot(name.encode())
