@@ -17,6 +17,8 @@ from shoplib.redis_server import RedisUnsuitable
 # Where `up` leaves the running stack's Redis settings for `make streams` / `make dead-letters`
 # (sourced when REDIS_URL is not set; a password file's path at most, never a password).
 UP_ENV = Path("results/tmp/up.env")
+# The tracing settings of `up` that the ops tools take on with it (shoplib.tracing reads them).
+TRACE_SETTINGS = ("TRACE_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED")
 # How often `up` looks whether a service of the running stack has exited; also how quickly Ctrl-C is seen.
 UP_CHECK_S = 0.5
 
@@ -52,6 +54,8 @@ def _write_up_env(stack: ScaledStack) -> None:
     lines = [f"REDIS_URL={stack.redis_url}"] + (["REDIS_CLUSTER=1"] if stack.cluster else [])
     if isinstance(stack.redis, secure.SecureRedis):
         lines += ["REDIS_USERNAME=ops", f"REDIS_PASSWORD_FILE={stack.redis.password_file('ops')}"]
+    # Where the stack's spans go: an operator's re-drive (`make dead-letters ARGS='redrive ...'`) joins them.
+    lines += [f"{name}={value}" for name in TRACE_SETTINGS if (value := os.environ.get(name))]
     UP_ENV.parent.mkdir(parents=True, exist_ok=True)
     UP_ENV.write_text("".join(f"{line}\n" for line in lines))
     print(f"make streams | dead-letters use this stack ({UP_ENV})", flush=True)

@@ -5,7 +5,9 @@ Spans follow OpenTelemetry's messaging conventions: one PRODUCER span `create <s
 (its context is the envelope's `traceparent`), one CONSUMER span `process <stream>` per delivery,
 a child of it. The consumer span also says how long the entry waited in the stream (from the
 entry id's millisecond timestamp to the read), in `messaging.redis.stream.wait_ms`. A delivery
-made by a reclaim is linked to the `reclaim <stream>` span that took the entry over.
+made by a reclaim is linked to the `reclaim <stream>` span that took the entry over; a delivery of
+an entry re-driven from the dead letters, to the operator's `redrive <stream>` span (its context
+is the entry's `redriven_by` field, beside the envelope; shoplib.trace_resume.redriving).
 
 With tracing off (shoplib.tracing), every function here returns at its first line.
 """
@@ -32,6 +34,12 @@ CORRELATION_ID = "shop.correlation_id"
 WAIT_MS = "messaging.redis.stream.wait_ms"
 DELIVERY_COUNT = "messaging.redis.stream.delivery_count"
 ENTRY_ID = "messaging.redis.stream.entry_id"
+# A re-driven entry's field: the `traceparent` of the operator's `redrive` span that put it back.
+REDRIVEN_BY = "redriven_by"
+_REDRIVEN_BY = REDRIVEN_BY.encode()
+# The longest `traceparent` the W3C propagator reads (it logs a warning for a longer one): a longer
+# field is not ours, and is not looked at.
+MAX_TRACEPARENT = 512
 _W3C = TraceContextTextMapPropagator()
 _OFF: AbstractContextManager[None] = contextlib.nullcontext()
 
@@ -66,22 +74,24 @@ def wait_ms(entry_id: str, now_ms: float | None = None) -> float:
 
 
 def consuming(envelope: events_pb2.EventEnvelope, stream: str, entry_id: str, group: str, consumer: str,
-              deliveries: int) -> AbstractContextManager[None]:
-    """The CONSUMER span of one delivery, current for the handling of it (the commit, a dead letter)."""
+              deliveries: int, fields: dict[bytes, bytes] | None = None) -> AbstractContextManager[None]:
+    """The CONSUMER span of one delivery, current for the handling of it (the commit, a dead letter);
+    `fields`, the entry's, say whether it was re-driven (and by which span)."""
     if not tracing.active():
         return _OFF
-    return _consuming(envelope, stream, entry_id, group, consumer, deliveries)
+    redriven = fields.get(_REDRIVEN_BY) if fields else None
+    return _consuming(envelope, stream, entry_id, group, consumer, deliveries, redriven)
 
 
 @contextlib.contextmanager
 def _consuming(envelope: events_pb2.EventEnvelope, stream: str, entry_id: str, group: str, consumer: str,
-               deliveries: int) -> Iterator[None]:
+               deliveries: int, redriven: bytes | None) -> Iterator[None]:
     parent = _W3C.extract({"traceparent": envelope.traceparent}) if envelope.traceparent else None
     span = None
     if parent is not None and tracing.dropped(trace.get_current_span(parent).get_span_context()):
         current = parent  # not sampled: the producer's context goes on, no span
     else:
-        span = _consumer_span(envelope, stream, entry_id, group, consumer, deliveries, parent)
+        span = _consumer_span(envelope, stream, entry_id, group, consumer, deliveries, parent, redriven)
         current = trace.set_span_in_context(span, parent)
     token = otel_context.attach(current)  # by hand: ~5 µs less than start_as_current_span
     try:
@@ -93,7 +103,7 @@ def _consuming(envelope: events_pb2.EventEnvelope, stream: str, entry_id: str, g
 
 
 def _consumer_span(envelope: events_pb2.EventEnvelope, stream: str, entry_id: str, group: str, consumer: str,
-                   deliveries: int, parent: otel_context.Context | None) -> trace.Span:
+                   deliveries: int, parent: otel_context.Context | None, redriven: bytes | None) -> trace.Span:
     reclaim = trace.get_current_span().get_span_context()  # set only while a reclaim hands entries over
     attributes: dict[str, AttributeValue] = {"messaging.system": SYSTEM, "messaging.destination.name": stream,
                   "messaging.consumer.group.name": group, "messaging.client.id": consumer,
@@ -102,12 +112,24 @@ def _consumer_span(envelope: events_pb2.EventEnvelope, stream: str, entry_id: st
                   WAIT_MS: round(wait_ms(entry_id), 3), ORDER_ID: envelope.subject,
                   CORRELATION_ID: log.accepted_correlation_id(envelope.correlation_id) or "",
                   "shop.event_type": envelope.type}
-    links = [Link(reclaim)] if reclaim.is_valid else []
+    redrive = _redrive_of(redriven)
+    links = [Link(c) for c in (reclaim, redrive) if c.is_valid]
     span = tracing.tracer().start_span(f"process {stream}", context=parent, kind=SpanKind.CONSUMER,
                                        attributes=attributes, links=links)
     if reclaim.is_valid:
         span.add_event("reclaimed", {DELIVERY_COUNT: deliveries})
+    if redrive.is_valid:
+        span.add_event("redriven", {DELIVERY_COUNT: deliveries})
     return span
+
+
+def _redrive_of(traceparent: bytes | None) -> trace.SpanContext:
+    """The `redrive` span a re-driven entry names (a field from the broker: a malformed one, or
+    none, gives the invalid context, which links nothing)."""
+    if traceparent is None or len(traceparent) > MAX_TRACEPARENT:
+        return trace.INVALID_SPAN_CONTEXT
+    return trace.get_current_span(_W3C.extract({"traceparent": traceparent.decode(errors="replace")})
+                                  ).get_span_context()
 
 
 def failed(error: str) -> None:

@@ -1,5 +1,6 @@
 """Work done for an order after its request, by whichever process: a reconciler resuming a sync
-chain or re-driving an event, a retried PlaceOrder following a pending order up.
+chain or re-driving an event, a retried PlaceOrder following a pending order up, an operator
+re-driving a dead letter.
 
 The order keeps the W3C `traceparent` of the request that placed it (Order.traceparent, from
 `current()` at placing). Resumed work runs in a span that continues that trace: a child of the
@@ -8,25 +9,53 @@ retried call carries its caller's trace), a child of that span with a link to th
 calls and events made inside carry it on (Charge, SendNotification, the re-driven OrderPlaced
 and its consumers), so `make trace ORDER=...` shows them with the order.
 
-With tracing off (shoplib.tracing), both functions return at their first line.
+An operator's re-drive (`make dead-letters ARGS='redrive P/ID'`) puts the same message back: its
+envelope, and so its creation context (the order's trace, where the dead-lettering is), is kept
+as it was. The re-drive is a send of that message, so, as OpenTelemetry's messaging conventions
+have a send link to the message's creation context, it is a PRODUCER span `redrive <stream>` in
+the operator's own trace (a root for a command) with a link to the envelope's context; each
+delivery of the re-driven entry links back to it (shoplib.trace_context), and `make trace` shows
+the operator's trace after the order's.
+
+With tracing off (shoplib.tracing), every function returns at its first line.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import AttributeValue
+from shop.v1 import events_pb2
 
 from shoplib import tracing
-from shoplib.trace_context import ORDER_ID
+from shoplib.trace_context import ENTRY_ID, ORDER_ID, REDRIVEN_BY, SYSTEM
 
 _W3C = TraceContextTextMapPropagator()
 _OFF: AbstractContextManager[None] = contextlib.nullcontext()
+DEAD_LETTER = "shop.dead_letter"  # the re-driven dead letter, as `make dead-letters` names it (P/ID)
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """What the re-drive of one dead letter carries: the fields its new entry adds beside the
+    envelope (so that each delivery links to the re-drive), and its span (set when traced)."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    span: trace.Span = trace.INVALID_SPAN
+
+    def put_back(self, entry_id: str) -> None:
+        """Say where the message went back (the new entry's id)."""
+        self.span.set_attribute(ENTRY_ID, entry_id)
+
+
+_UNTRACED: AbstractContextManager[Redrive] = contextlib.nullcontext(Redrive())
 
 
 def current() -> str:
@@ -67,3 +96,27 @@ def _resumed(name: str, order_id: str, traceparent: str) -> Iterator[None]:
     with tracing.tracer().start_as_current_span(name, context=parent, kind=SpanKind.INTERNAL,
                                                 attributes={ORDER_ID: order_id}, links=links):
         yield
+
+
+def redriving(stream: str, dead_letter: str, envelope: events_pb2.EventEnvelope | None
+              ) -> AbstractContextManager[Redrive]:
+    """The PRODUCER span `redrive <stream>` of an operator putting `dead_letter` (its `envelope`,
+    None when it does not parse) back on `stream`, current for the body: a child of the current
+    span, or a root, linked to the envelope's creation context."""
+    if not tracing.active():
+        return _UNTRACED
+    return _redriving(stream, dead_letter, envelope)
+
+
+@contextlib.contextmanager
+def _redriving(stream: str, dead_letter: str, envelope: events_pb2.EventEnvelope | None) -> Iterator[Redrive]:
+    carried = _W3C.extract({"traceparent": envelope.traceparent if envelope else ""})  # empty: no context
+    creation = trace.get_current_span(carried).get_span_context()
+    attributes: dict[str, AttributeValue] = {"messaging.system": SYSTEM, "messaging.destination.name": stream,
+                  "messaging.operation.type": "send", "messaging.operation.name": "redrive", DEAD_LETTER: dead_letter}
+    if envelope is not None:
+        attributes.update({"messaging.message.id": envelope.id, ORDER_ID: envelope.subject})
+    links = [Link(creation)] if creation.is_valid else []
+    with tracing.tracer().start_as_current_span(f"redrive {stream}", kind=SpanKind.PRODUCER, attributes=attributes,
+                                                links=links) as span:
+        yield Redrive({REDRIVEN_BY: current()}, span)

@@ -1,4 +1,7 @@
-"""python -m shoplib.streams status | dead-letters [list | redrive ID...]   (REDIS_URL required)"""
+"""python -m shoplib.streams status | dead-letters [list | redrive ID...]   (REDIS_URL required)
+
+A re-drive is traced as the services are (TRACE_DIR, OTEL_EXPORTER_OTLP_ENDPOINT): its span, of
+service OPERATOR, links to the trace of the event it puts back (shoplib.trace_resume)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,10 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from shoplib import config, partitions, redis_conn, shared_clock
+from shoplib import config, partitions, redis_conn, shared_clock, tracing
 from shoplib.streams import deadletter, status
+
+OPERATOR = "streams-ops"  # service.name of the operator's re-drive spans
 
 
 async def _orders(client: aioredis.Redis) -> str:
@@ -53,8 +58,9 @@ async def main(argv: list[str]) -> int:
         elif args.action == "list":
             print(await status.dead_letters(client))
         else:
-            for entry_id in args.ids:
-                print(f"{entry_id} re-driven as {await deadletter.redrive(client, entry_id)}")
+            with tracing.on(OPERATOR):  # off unless asked for; its spans are exported before the exit
+                for entry_id in args.ids:
+                    print(f"{entry_id} re-driven as {await deadletter.redrive(client, entry_id)}")
     finally:
         await client.aclose()
     return 0

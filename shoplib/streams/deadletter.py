@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from google.protobuf.message import DecodeError
+from redis.typing import EncodableT, FieldT
+from shop.v1 import events_pb2
 
-from shoplib import partitions
+from shoplib import partitions, trace_resume
 from shoplib.bounds import DEAD_LETTER_MAXLEN, MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
 from shoplib.redis_conn import as_entries
 from shoplib.streams import failures
@@ -66,10 +69,27 @@ async def redrive(client: aioredis.Redis, ref: str) -> str:
 async def _redrive(client: aioredis.Redis, letters: str, entry_id: str, fields: dict[bytes, bytes]) -> str:
     if fields.get(b"has_envelope") != b"1":
         raise ValueError(f"dead letter {entry_id} has no envelope to re-drive (it was not one of our events)")
-    # Both keys share the partition's slot, so this transaction also runs on a cluster.
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.xadd(fields[b"stream"], {"id": fields[b"event_id"], "type": fields[b"type"],
-                                      "envelope": fields[b"original"]})
-        pipe.xdel(letters, entry_id)
-        new_id, _ = await pipe.execute()
+    envelope = _envelope(fields[b"original"])
+    stream = fields[b"stream"].decode()
+    entry: dict[FieldT, EncodableT] = {"id": fields[b"event_id"], "type": fields[b"type"],  # entry_fields' shape
+                                       "subject": envelope.subject if envelope else "",
+                                       "envelope": fields[b"original"]}
+    ref = f"{partitions.partition_of_key(letters)}/{entry_id}"
+    with trace_resume.redriving(stream, ref, envelope) as redrive:
+        entry.update(redrive.fields)  # the re-drive's context, for each delivery to link to
+        # Both keys share the partition's slot, so this transaction also runs on a cluster.
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.xadd(stream, entry)
+            pipe.xdel(letters, entry_id)
+            new_id, _ = await pipe.execute()
+        redrive.put_back(new_id.decode())
     return str(new_id.decode())
+
+
+def _envelope(original: bytes) -> events_pb2.EventEnvelope | None:
+    """The dead letter's envelope, or None when its bytes do not parse (it is put back all the same:
+    the consumers say why it cannot be handled)."""
+    try:
+        return events_pb2.EventEnvelope.FromString(original)
+    except DecodeError:
+        return None

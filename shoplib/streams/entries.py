@@ -128,7 +128,8 @@ class EntryWorker:
             return await self._undecodable(ack, deliveries, str(exc), fields)
         if misplaced := _misplaced(envelope, stream):
             return await self._undecodable(ack, deliveries, misplaced, fields)
-        with trace_context.consuming(envelope, stream, entry_id, self.sub.group, self.sub.consumer, deliveries):
+        with trace_context.consuming(envelope, stream, entry_id, self.sub.group, self.sub.consumer, deliveries,
+                                     fields):
             await self._settle_decoded(envelope, payload, ack, deliveries, fields)
 
     async def _settle_decoded(self, envelope: events_pb2.EventEnvelope, payload: Message, ack: Ack, deliveries: int,

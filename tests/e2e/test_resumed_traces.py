@@ -7,13 +7,25 @@ service processes export their spans to an in-process OTLP collector and to TRAC
 - an events order whose event was lost and re-driven: the re-driven OrderPlaced and its consumers
   are in the order's trace;
 - a retried PlaceOrder (same key, the caller's new trace) following the pending order up: its
-  `resend order` span links to the order's trace, and `make trace` shows that linked trace.
+  `resend order` span links to the order's trace, and `make trace` shows that linked trace;
+- an events order whose OrderPlaced the payment consumer gave up on (a provider slower than the
+  handler's limit on every delivery) and the operator re-drove from the dead letters once payment
+  was fixed: the failed deliveries, the dead-lettering, the re-driven delivery and all that follows
+  are in the order's trace; the operator's `redrive` span links to it, and `make trace` shows both;
+- an entry redelivered to its own consumer, restarted after a crash while it held it: the
+  redelivery and what follows are in the order's trace.
+(A delivery reclaimed from a consumer that crashed is in tests/e2e/test_traces.py; the dead-letter
+case here has reclaimed deliveries too: each failed one is taken over past the claim idle time.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +39,25 @@ from shop.v1 import gateway_service_pb2, types_pb2
 from order_svc.adapters import pending_key
 from shopctl import trace_cmd
 from shopctl.stack import Stack
-from shoplib import events, partitions
+from shoplib import events, partitions, topology
 from shoplib.redis_server import LocalRedis
+from shoplib.streams.settings import DEAD_LETTERS
+from shoplib.trace_context import DELIVERY_COUNT, ENTRY_ID
+from shoplib.trace_resume import DEAD_LETTER
 from tests.e2e import otlp_collector
 from tests.e2e.otlp_collector import Collector
-from tests.events.helpers import FAST_ENV, PAID_LINES, TERMINAL, WAIT_S, Clients, new_id, wait_until
+from tests.events.helpers import (
+    CALL_TIMEOUT_S,
+    FAST,
+    FAST_ENV,
+    PAID_LINES,
+    TERMINAL,
+    WAIT_S,
+    Clients,
+    new_id,
+    replace_payment,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -200,4 +226,161 @@ def test_a_retried_place_order_following_the_order_up_links_to_its_trace(traced:
     assert resend["links"] == [{"trace_id": trace_id, "span_id": created["span_id"]}]
     assert resend["attributes"]["shop.order_id"] == order_id
     shown = _shown(traced, order_id, f"linked trace {retry_id}", "resend order")
+    assert f"trace {trace_id}" in shown.splitlines()[0]
+
+
+# Payment's provider answers after this on every delivery: past the handler's limit (claim idle / 3)
+# and the limit of a held-up entry's retry (the claim idle time), so each delivery fails.
+SLOW_PROVIDER_MS = 2_000
+# The reconciler leaves a PENDING events order this long (for the test: for ever) before it
+# re-drives it itself: the dead letter is the operator's to re-drive.
+OPERATORS_ORDER_MS = 600_000
+# Dead-lettered after FAST.max_deliveries failed deliveries, each a handler limit plus a reclaim
+# (claim idle time and a maintenance round); measured ~3 s on a quiet host, x3 for a loaded one.
+DEAD_LETTERED_WITHIN_S = WAIT_S + 3 * (FAST.max_deliveries + 1) * (
+    FAST.claim_idle_ms / 1000 + FAST.maintenance_interval_s + FAST.handler_timeout_s)
+REDRIVE_TIMEOUT_S = 30.0  # the operator's command: a Python start (~1 s, more on a loaded host) and a few reads
+
+
+@contextlib.contextmanager
+def _restarted(t: Traced, name: str, **env: str) -> Iterator[None]:
+    """The service `name` restarted with `env` for the body, then as the fixture started it."""
+    def restart(extra: dict[str, str]) -> None:
+        t.stack.stop_service(name)
+        saved = dict(t.stack.env)
+        t.stack.env.update(extra)
+        try:
+            t.stack.start_service(name)
+        finally:
+            t.stack.env = saved
+
+    restart(env)
+    try:
+        yield
+    finally:
+        restart({})
+
+
+def _dead_letter_of(t: Traced, order_id: str, group: str) -> tuple[str, dict[bytes, bytes]] | None:
+    """The dead letter `group` made of an event about `order_id`, as `make dead-letters` names it
+    ("<partition>/<id>"), with its fields."""
+    client = redis.Redis.from_url(t.stack.redis_url)
+    try:
+        for p in partitions.every():
+            for letter_id, fields in client.xrange(partitions.stream(DEAD_LETTERS, p)):
+                envelope = events.decode({b"envelope": fields[b"original"]})[0]
+                if envelope.subject == order_id and fields[b"group"].decode() == group:
+                    return f"{p}/{letter_id.decode()}", fields
+    finally:
+        client.close()
+    return None
+
+
+def _redrive(t: Traced, ref: str) -> str:
+    """`make dead-letters ARGS='redrive <ref>'`, as an operator runs it: the new entry's id."""
+    env = {**os.environ, **t.stack.env, "REDIS_URL": t.stack.redis_url}
+    done = subprocess.run([sys.executable, "-m", "shoplib.streams", "dead-letters", "redrive", ref], env=env,
+                          capture_output=True, text=True, timeout=REDRIVE_TIMEOUT_S, check=True)
+    [said] = [line for line in done.stdout.splitlines() if line.startswith(f"{ref} re-driven as ")]  # and tracing.on
+    return said.rpartition(" ")[2]
+
+
+def _failed_deliveries(spans: list[Span], stream: str, entry_id: str) -> list[Span]:
+    """Payment's deliveries of the entry `entry_id` of `stream` whose handler failed."""
+    return [s for s in spans if s["kind"] == "CONSUMER" and s["service"] == "payment"
+            and s["attributes"]["messaging.destination.name"] == stream and s["attributes"][ENTRY_ID] == entry_id
+            and any(e["name"] == "handler.failed" for e in s["events"])]
+
+
+def _groups_under(spans: list[Span], producer: Span) -> set[str]:
+    """The consumer groups whose deliveries are children of `producer`."""
+    return {s["attributes"]["messaging.consumer.group.name"] for s in spans
+            if s["kind"] == "CONSUMER" and s["parent_id"] == producer["span_id"]}
+
+
+def _redrive_span(t: Traced, ref: str) -> Span | None:
+    """The operator's `redrive` span of the dead letter `ref` (in a trace of its own)."""
+    return next((s for s in t.collector.spans() if s["name"].startswith("redrive ")
+                 and s["attributes"].get(DEAD_LETTER) == ref), None)
+
+
+def test_an_events_order_redriven_from_the_dead_letters_stays_in_its_trace(traced: Traced) -> None:
+    trace_id, traceparent = _caller()
+    with _restarted(traced, "order", ORDER_REDRIVE_AFTER_MS=str(OPERATORS_ORDER_MS)):
+        replace_payment(traced.stack, "slow", PAYMENT_DELAY_MS=str(SLOW_PROVIDER_MS))
+        try:
+            order_id = _placed_pending(traced, types_pb2.FLOW_MODE_EVENTS, traceparent, new_id("key"))
+            ref, letter = wait_until(lambda: _dead_letter_of(traced, order_id, topology.PAYMENT_GROUP),
+                                     DEAD_LETTERED_WITHIN_S, "payment's dead letter of the order's OrderPlaced")
+        finally:
+            replace_payment(traced.stack, "fixed")  # the cause fixed, then the dead letter re-driven
+        assert "handler took longer than" in letter[b"error"].decode()
+        redriven_id = _redrive(traced, ref)
+        assert traced.clients.follow(order_id, timeout=RESUMED_WITHIN_S)[-1].status == types_pb2.ORDER_STATUS_PAID
+    assert _dead_letter_of(traced, order_id, topology.PAYMENT_GROUP) is None, "the re-driven dead letter is still there"
+    stream, dead_entry = letter[b"stream"].decode(), letter[b"entry_id"].decode()
+
+    # The dead-lettering, in the order's trace: failed deliveries, then the one that gave up.
+    created = _arrived(traced, trace_id, "the OrderPlaced producer span", name="create order-events", kind="PRODUCER")
+    dead = _arrived(traced, trace_id, "the payment consumer's dead-letter span", name=f"dead-letter {stream}")
+    gave_up = _arrived(traced, trace_id, "the delivery that gave up", span_id=dead["parent_id"])
+    assert dead["attributes"]["error.message"] == letter[b"error"].decode()
+    assert gave_up["attributes"][ENTRY_ID] == dead_entry and gave_up["parent_id"] == created["span_id"]
+    failed = wait_until(lambda: _failed_deliveries(traced.collector.spans(trace_id), stream, dead_entry),
+                        WAIT_S, "the failed deliveries before the dead letter")
+    assert all(s["parent_id"] == created["span_id"] for s in failed)
+    reclaimed = [s for s in [*failed, gave_up] if s["attributes"][DELIVERY_COUNT] > 1]
+    assert reclaimed and all([e["name"] for e in s["events"] if e["name"] == "reclaimed"] and s["links"]
+                             for s in reclaimed), "a failed entry's later deliveries are reclaims, linked as such"
+
+    # The operator's re-drive: a send in its own trace, linked to the message's creation context.
+    redrive = wait_until(lambda: _redrive_span(traced, ref), WAIT_S, "the operator's redrive span")
+    assert (redrive["kind"], redrive["service"], redrive["parent_id"]) == ("PRODUCER", "streams-ops", "")
+    assert redrive["links"] == [{"trace_id": trace_id, "span_id": created["span_id"]}]
+    assert redrive["attributes"][ENTRY_ID] == redriven_id and redrive["attributes"]["shop.order_id"] == order_id
+    assert redrive["attributes"]["messaging.operation.type"] == "send"
+
+    # The re-driven delivery continues the order's trace, linked to the re-drive; so does what follows.
+    redelivered = _arrived(traced, trace_id, "the re-driven entry's delivery to payment", **{ENTRY_ID: redriven_id},
+                           kind="CONSUMER", service="payment")
+    assert redelivered["parent_id"] == created["span_id"] and redelivered["attributes"][DELIVERY_COUNT] == 1
+    assert redelivered["links"] == [{"trace_id": redrive["trace_id"], "span_id": redrive["span_id"]}]
+    assert [e["name"] for e in redelivered["events"]] == ["redriven"]
+    outcome = _arrived(traced, trace_id, "the payment outcome of the re-driven delivery", name="create payment-events")
+    assert outcome["parent_id"] == redelivered["span_id"]
+    settling = {topology.ORDER_GROUP, topology.NOTIFICATION_GROUP}
+    wait_until(lambda: _groups_under(traced.collector.spans(trace_id), outcome) >= settling, RESUMED_WITHIN_S,
+               "the outcome's consumers (order, receipt)")
+
+    shown = _shown(traced, order_id, f"dead-letter {stream}", "create payment-events",
+                   f"linked trace {redrive['trace_id']}", f"redrive {stream}")
+    assert f"trace {trace_id}" in shown.splitlines()[0]
+
+
+CRASH_EXIT_CODE = 137  # shoplib.faults.crash() exits as a SIGKILL would
+
+
+def test_an_entry_redelivered_to_its_restarted_consumer_stays_in_its_trace(traced: Traced) -> None:
+    """Payment crashes after its effect, before its acknowledgement (exit_after_effect); restarted
+    under the same name, it reads its own pending entry again, first thing."""
+    trace_id, traceparent = _caller()
+    replace_payment(traced.stack, "restarts", FAULTS="exit_after_effect=1")
+    try:
+        request = gateway_service_pb2.PlaceOrderRequest(idempotency_key=new_id("key"), customer_id=new_id("cust"),
+                                                        lines=PAID_LINES, mode=types_pb2.FLOW_MODE_EVENTS)
+        order_id = traced.clients.gateway.PlaceOrder(request, timeout=CALL_TIMEOUT_S,
+                                                     metadata=(("traceparent", traceparent),)).order.order_id
+        assert traced.stack.processes["payment"].wait(WAIT_S) == CRASH_EXIT_CODE, "the fault did not fire"
+    finally:
+        replace_payment(traced.stack, "restarts")  # the same consumer, the fault off
+    assert traced.clients.follow(order_id, timeout=RESUMED_WITHIN_S)[-1].status == types_pb2.ORDER_STATUS_PAID
+
+    created = _arrived(traced, trace_id, "the OrderPlaced producer span", name="create order-events", kind="PRODUCER")
+    again = _arrived(traced, trace_id, "payment's redelivery of the entry", kind="CONSUMER", service="payment",
+                     **{DELIVERY_COUNT: 2})
+    assert again["parent_id"] == created["span_id"] and again["attributes"]["messaging.client.id"] == "payment-restarts"
+    assert again["links"] == [] and again["events"] == []  # its own pending entry: no reclaim
+    outcome = _arrived(traced, trace_id, "the outcome published again by the redelivery", name="create payment-events")
+    assert outcome["parent_id"] == again["span_id"]
+    shown = _shown(traced, order_id, "create payment-events")
     assert f"trace {trace_id}" in shown.splitlines()[0]

@@ -146,4 +146,5 @@ async def test_a_dead_letter_is_redriven_once_the_cause_is_fixed(
     redriven = await async_redis.xrange(ORDER_STREAM, new_id_, new_id_)
     envelope, payload = events.decode(redriven[0][1])
     assert (envelope.subject, type(payload)) == (poison.order_id, events_pb2.OrderPlaced)
+    assert s(redriven[0][1][b"subject"]) == poison.order_id  # readable beside the envelope, as when first published
 
