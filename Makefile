@@ -33,7 +33,7 @@ help:
 	@echo "make lock                      refresh requirements/*.lock from pyproject.toml (uv pip compile)"
 	@echo "make up                        run Redis + the four services in the foreground (Ctrl-C stops)"
 	@echo "make streams                   operations view of the Redis streams (REDIS_URL, else the running `make up`'s)"
-	@echo "make bench | bench-events      speed figures of the sync / events pipelines"
+	@echo "make bench | bench-events      speed of the sync / events pipelines: bare twin, durable twin, real"
 	@echo "make profile                   flame graphs + CPU per order by bucket, per service and mode (results/profile)"
 	@echo "make certs | token SUB=alice   secure profile: dev CA and certificates | a bearer token (SECURE=1 make ...)"
 	@echo "make bench-secure              secure profile (mTLS, tokens, ACLs) against plaintext, in one run"

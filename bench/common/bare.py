@@ -62,11 +62,15 @@ class BareOrderReads(od_grpc.OrderServiceServicer):
         yield od.FollowOrderResponse()  # never reached; makes this a stream handler like the real one
 
 
-async def serve(register: Callable[[grpc.aio.Server], Sequence[Closer]], port: int) -> None:
+Register = Callable[[grpc.aio.Server], Awaitable[Sequence[Closer]]]
+
+
+async def serve(register: Register, port: int) -> None:
     """Body of a `--bare-server` process: `register` adds the servicer (and says what to close
-    after), then serve until SIGTERM or SIGINT (or MAX_LIFETIME_S)."""
+    after; a durable twin connects to Redis first), then serve until SIGTERM or SIGINT (or
+    MAX_LIFETIME_S)."""
     server = grpc.aio.server()
-    closers = register(server)
+    closers = await register(server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     stop = asyncio.Event()

@@ -53,10 +53,11 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def compared(bare: tuple[Run, Run], real: tuple[Run, Run]) -> Iterator[tuple[str, str, float, float]]:
-    """(percentile, in flight, bare ms, real ms): the rows both benches print side by side."""
+def compared(*columns: tuple[Run, Run]) -> Iterator[tuple[str, str, list[float]]]:
+    """(percentile, in flight, ms of each column): the latency rows the benches print side by
+    side; each column is a (1 in flight, IN_FLIGHT) pair of runs."""
     for name, index, q in (("p50", 0, 0.50), ("p99", 0, 0.99), ("p50", 1, 0.50), ("p99", 1, 0.99)):
-        yield name, ("1 in flight", f"{IN_FLIGHT} in flight")[index], bare[index].p(q), real[index].p(q)
+        yield name, ("1 in flight", f"{IN_FLIGHT} in flight")[index], [column[index].p(q) for column in columns]
 
 
 Call = Callable[[], Awaitable[gw.PlaceOrderResponse]]

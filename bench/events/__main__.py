@@ -19,11 +19,11 @@ from bench.common import before_after
 from bench.common.cpu import Others
 from bench.common.load import IN_FLIGHT, Run, latency_runs
 from bench.events.bare import BareHops, serve_bare
-from bench.events.consumers import Drain, measure_consumers
+from bench.events.consumers import measure_consumers, measure_lean_consumers
 from bench.events.notes import NOTES
-from bench.events.report import ROWS, figures, report
+from bench.events.report import ROWS, Measured, figures, report
 from bench.events.sizes import FULL, QUICK, Sizes
-from bench.events.stack import StackResult, measure_stack
+from bench.events.stack import measure_stack
 from shopctl.stack import Stack
 
 
@@ -45,16 +45,25 @@ def _header(sizes: Sizes, quick: bool) -> None:
           f"backlog of {sizes.backlog:,}", flush=True)
 
 
-def _measure(sizes: Sizes, logs: Path) -> tuple[tuple[Run, Run], StackResult, tuple[Drain, Drain]]:
-    with BareHops() as hops:
-        print("bare hops up (gateway -> order -> XADD); measuring...", flush=True)
-        with Others("bare hops", list(hops.pids().values())):
-            bare = asyncio.run(latency_runs(hops.address("gateway"), types_pb2.FLOW_MODE_EVENTS, sizes, hops.pids()))
+def _hops(durable: bool, sizes: Sizes) -> tuple[Run, Run]:
+    with BareHops(durable) as hops:
+        what = "durable hops (gateway -> order -> commit, lean consumers)" if durable else \
+            "bare hops (gateway -> order -> XADD)"
+        print(f"{what} up; measuring...", flush=True)
+        pids = hops.pids(client=True)
+        with Others("durable hops" if durable else "bare hops", list(pids.values())):
+            return asyncio.run(latency_runs(hops.address("gateway"), types_pb2.FLOW_MODE_EVENTS, sizes, pids))
+
+
+def _measure(sizes: Sizes, logs: Path) -> Measured:
+    bare, durable = _hops(False, sizes), _hops(True, sizes)
     with Stack(free_ports=True, log_dir=logs / "stack") as stack:
         print("real stack up (events mode, private Redis); measuring...", flush=True)
         real = measure_stack(stack, sizes)
     print("consumer runtime alone (payment, then notification, private Redis)...", flush=True)
-    return bare, real, measure_consumers(sizes, logs / "consumers")
+    drains = measure_consumers(sizes, logs / "consumers")
+    print("durable lean consumers alone (the same backlog, private Redis)...", flush=True)
+    return Measured(bare, durable, real, drains, measure_lean_consumers(sizes))
 
 
 def main(argv: list[str]) -> None:
@@ -68,9 +77,9 @@ def main(argv: list[str]) -> None:
     _header(sizes, args.quick)
     logs = Path(tempfile.mkdtemp(prefix="bench-events-"))  # service logs; kept when something went wrong
     try:
-        bare, real, drains = _measure(sizes, logs)
-        report(bare, real, drains, sizes)
-        found = figures(bare, real, drains)
+        measured = _measure(sizes, logs)
+        report(measured, sizes)
+        found = figures(measured)
         if not args.quick:  # a smoke run's figures are not kept
             before_after.save("events", found)
         print("\n" + before_after.table("events", found, ROWS))

@@ -1,5 +1,6 @@
 """The consumer runtime alone: order-events pre-filled with OrderPlaced envelopes while only the
-payment and notification services run; each drains its backlog with the other out of the way."""
+payment and notification services run; each drains its backlog with the other out of the way. The
+same with the durable lean consumers (bench.events.lean) in their place: the drain to compare with."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import redis
 from shop.v1 import events_pb2, types_pb2
 
 from bench.common.cpu import Others, cpu_s, cpu_times
+from bench.events.bare import LeanConsumers
 from bench.events.groups import wait_groups
 from bench.events.sizes import Sizes
 from notification_svc.consumers import GROUP as NOTIFICATION_GROUP
@@ -94,19 +97,34 @@ def measure_consumers(sizes: Sizes, log_dir: Path) -> tuple[Drain, Drain]:
     stack = Stack(free_ports=True, log_dir=log_dir, env=dict(CONSUMERS_ENV))
     try:
         server = stack.redis = LocalRedis().start()
-        assert server.process is not None
         stack.redis_url = server.url
         print(f"  building {sizes.backlog:,} OrderPlaced envelopes...", flush=True)
         entries = _placed_envelopes(sizes.backlog)
         stack.start_service("notification")
         stack.start_service("payment")  # its start waits for the notification service to serve
-        time.sleep(BLOCKED_S)
-        notification, payment = stack.processes["notification"], stack.processes["payment"]
-        with contextlib.closing(redis.Redis(port=server.port)) as client, \
-                Others("consumers alone", [notification.pid, payment.pid, server.process.pid, os.getpid()]):
-            return _drain_both(client, notification, payment.pid, server.process.pid, entries, sizes)
+        return _drain_on(server, stack.processes, entries, sizes, "consumers alone")
     finally:
         stack.stop()
+
+
+def measure_lean_consumers(sizes: Sizes) -> tuple[Drain, Drain]:
+    """The same backlog and the same two drains, with the durable lean consumers (bench.events.lean)
+    in place of the services: the same commits, and nothing else."""
+    entries = _placed_envelopes(sizes.backlog)
+    with LeanConsumers() as lean:
+        assert lean.redis is not None
+        return _drain_on(lean.redis, lean.processes, entries, sizes, "lean consumers alone")
+
+
+def _drain_on(server: LocalRedis, processes: Mapping[str, subprocess.Popen[bytes]], entries: list[Fields],
+              sizes: Sizes, phase: str) -> tuple[Drain, Drain]:
+    """Once both consumers are blocked on empty streams: payment drains, then notification."""
+    assert server.process is not None
+    time.sleep(BLOCKED_S)
+    notification, payment = processes["notification"], processes["payment"]
+    with contextlib.closing(redis.Redis(port=server.port)) as client, \
+            Others(phase, [notification.pid, payment.pid, server.process.pid, os.getpid()]):
+        return _drain_both(client, notification, payment.pid, server.process.pid, entries, sizes)
 
 
 def _drain_both(client: redis.Redis, notification: subprocess.Popen[bytes], payment_pid: int, redis_pid: int,
