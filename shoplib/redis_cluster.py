@@ -13,9 +13,9 @@ from typing import Any
 
 import redis
 
-from shoplib.redis_cluster_node import NODE_TIMEOUT_MS, ClusterNode, ClusterUnsupported, cluster_binary
+from shoplib.redis_cluster_node import NODE_TIMEOUT_MS, ClusterNode, ClusterUnsupported, NodeTls, cluster_binary
 
-__all__ = ["SLOTS", "ClusterNode", "ClusterUnsupported", "LocalCluster", "cluster_binary", "wait_until"]
+__all__ = ["SLOTS", "ClusterNode", "ClusterUnsupported", "LocalCluster", "NodeTls", "cluster_binary", "wait_until"]
 
 SLOTS = 16384  # fixed by the Redis Cluster protocol
 # Forming the cluster (gossip between 6 nodes, replica sync) takes about 2 s on loopback.
@@ -39,20 +39,23 @@ def wait_until(check: Callable[[], bool], what: str, timeout: float = FORM_TIMEO
 class LocalCluster:
     """`masters` masters, each with `replicas_per_master` replicas, on free loopback ports. Use as
     `with LocalCluster() as cluster:`; `cluster.url` is a master's redis:// URL (any node will do
-    for a cluster client). Raises ClusterUnsupported before starting anything when the redis-server
-    on PATH cannot run a cluster, TimeoutError when the cluster does not form."""
+    for a cluster client). With `tls`, every node is TLS-only (clients, bus and replication) and
+    asks clients for a certificate of its CA; `cluster.url` is then `rediss://`. Raises
+    ClusterUnsupported before starting anything when the redis-server on PATH cannot run a
+    cluster (TlsUnavailable when none that can has TLS), TimeoutError when it does not form."""
 
-    def __init__(self, masters: int = 3, replicas_per_master: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS) -> None:
-        binary = cluster_binary()
+    def __init__(self, masters: int = 3, replicas_per_master: int = 1, node_timeout_ms: int = NODE_TIMEOUT_MS,
+                 tls: NodeTls | None = None) -> None:
+        binary = cluster_binary(tls=tls is not None)
         self.master_count, self.replicas_per_master = masters, replicas_per_master
-        self.nodes = [ClusterNode() for _ in range(masters * (1 + replicas_per_master))]
+        self.nodes = [ClusterNode(tls) for _ in range(masters * (1 + replicas_per_master))]
         for node in self.nodes:
             node.binary, node.node_timeout_ms = binary, node_timeout_ms
         self._ids: dict[int, str] = {}
 
     @property
     def url(self) -> str:  # the first node's: any node will do for a cluster client
-        return f"redis://127.0.0.1:{self.nodes[0].port}"
+        return f"{'rediss' if self.nodes[0].tls else 'redis'}://127.0.0.1:{self.nodes[0].port}"
 
     def __enter__(self) -> LocalCluster:
         try:

@@ -7,7 +7,7 @@ import socket
 from typing import Any, TypedDict, cast
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -104,12 +104,23 @@ def _cluster(url: str, socket_timeout_s: float) -> aioredis.Redis:
     """A cluster client, typed as the single-node client: RedisCluster offers the same command
     methods with the same signatures (redis-py types them on one shared mixin). Where the two
     differ (pipelined scripts, reads over several slots) the callers check `is_cluster`. It
-    re-reads its slot map after a failover whatever command failed (RefreshingCluster)."""
+    re-reads its slot map after a failover whatever command failed (RefreshingCluster). Under
+    `rediss://` each node's new connections read the TLS files again (redis_auth.renew_cluster_tls)."""
     client = RefreshingCluster.from_url(url, max_connections=POOL_SIZE, socket_timeout=socket_timeout_s,
                                         socket_connect_timeout=CONNECT_TIMEOUT_S, retry=_retry(),
                                         retry_on_error=[RedisConnectionError, RedisTimeoutError],
                                         **_keepalive(), **redis_auth.connection_kwargs(url))
-    return cast(aioredis.Redis, client)
+    return cast(aioredis.Redis, redis_auth.renew_cluster_tls(client))
+
+
+def node_client(node: ClusterNode) -> aioredis.Redis:
+    """A single-node client to one node of a cluster client, for what must run on one connection to
+    that node (a write then WAIT): the same user, password file, TLS files, timeouts and keepalive
+    as the cluster client's own connections to it (its connection class and keyword template), and
+    `connect`'s retry of a broken connection (the cluster client retries at its own level instead)."""
+    kwargs = {**node.connection_kwargs, "retry": _retry(), "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
+    pool = aioredis.ConnectionPool(connection_class=node.connection_class, max_connections=POOL_SIZE, **kwargs)
+    return aioredis.Redis.from_pool(pool)
 
 
 def connect(url: str) -> aioredis.Redis:

@@ -45,7 +45,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoplib import redis_conn
 from shoplib.redis_conn import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
-from shoplib.security.redis_auth import FreshTlsConnection, note_ca
+from shoplib.security.redis_auth import FreshTlsConnection, note_tls
 
 Arg = str | bytes | int | float
 # uvloop's timers count whole milliseconds: a batch this close to its deadline when the timer
@@ -90,7 +90,7 @@ def _reply_error(message: str) -> Exception:
 # Pool settings (with their values that mean "not set") that the lean connection does not
 # reproduce: with any of them set otherwise, the process keeps redis-py's client for everything.
 _TLS_SETTINGS_NOT_CARRIED: dict[str, tuple[object, ...]] = {
-    "ssl_certfile": (None,), "ssl_keyfile": (None,), "ssl_ca_path": (None,), "ssl_ca_data": (None,),
+    "ssl_ca_path": (None,), "ssl_ca_data": (None,),
     "ssl_cert_reqs": (None, "required", ssl.CERT_REQUIRED), "ssl_check_hostname": (None, True),
     "ssl_password": (None,), "ssl_min_version": (None,), "ssl_ciphers": (None,)}
 
@@ -108,6 +108,8 @@ class Endpoint:
     tls_ca_file: str | None = None
     tls: bool = False
     credential_provider: CredentialProvider | None = field(default=None, repr=False)  # instead of the two above
+    tls_cert_file: str | None = None  # the client certificate, for a Redis that asks for one
+    tls_key_file: str | None = None
 
     @classmethod
     def of(cls, client: aioredis.Redis) -> Endpoint | None:
@@ -123,7 +125,8 @@ class Endpoint:
             return None  # a TLS setting this connection does not reproduce: keep redis-py's
         return cls(str(kwargs.get("host", "localhost")), int(kwargs.get("port", 6379)), int(kwargs.get("db", 0)),
                    kwargs.get("username"), kwargs.get("password"), kwargs.get("ssl_ca_certs"),
-                   pool.connection_class is not Connection, kwargs.get("credential_provider"))
+                   pool.connection_class is not Connection, kwargs.get("credential_provider"),
+                   kwargs.get("ssl_certfile"), kwargs.get("ssl_keyfile"))
 
     def login(self) -> tuple[str | None, str | None]:
         """(user, password) for AUTH at this connect: from the credential provider when there is
@@ -134,10 +137,15 @@ class Endpoint:
         return (None, found[0]) if len(found) == 1 else (found[0], found[1])
 
     def ssl_context(self) -> ssl.SSLContext | None:
-        """rediss://: the server's certificate checked against the CA and its host name."""
-        if self.tls and self.tls_ca_file:
-            note_ca(self.tls_ca_file)
-        return ssl.create_default_context(cafile=self.tls_ca_file) if self.tls else None
+        """rediss://: the server's certificate checked against the CA and its host name, and our
+        own certificate where one is set; all read from their files now, at this connect."""
+        if not self.tls:
+            return None
+        note_tls(self.tls_ca_file, self.tls_cert_file)
+        context = ssl.create_default_context(cafile=self.tls_ca_file)
+        if self.tls_cert_file:
+            context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        return context
 
 
 @dataclass(eq=False)

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from shoplib import config
+from shoplib import config, redis_conn
 from shoplib.committers import PipelinedCommitter
 from shoplib.tx import Ack, Committer, Once, Writes, script_arguments
 
@@ -52,7 +52,7 @@ class ReplicatedCommitter:
             return self._client
         node = self._client.get_node_from_key(key)
         if node.name not in self._nodes:
-            self._nodes[node.name] = aioredis.Redis(host=node.host, port=node.port)
+            self._nodes[node.name] = redis_conn.node_client(node)
         return self._nodes[node.name]
 
     async def _wait(self, key: str) -> None:

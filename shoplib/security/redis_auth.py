@@ -1,10 +1,12 @@
 """Who a process is to Redis: REDIS_USERNAME, with its password read from REDIS_PASSWORD_FILE
-(never from the environment or the URL, so it is in no process listing and no log), and the CA
-for `rediss://` (REDIS_TLS_CA_FILE). Read by shoplib.redis_conn for every client it makes.
+(never from the environment or the URL, so it is in no process listing and no log), the CA for
+`rediss://` (REDIS_TLS_CA_FILE) and, for a Redis that asks clients for a certificate
+(`tls-auth-clients yes`), the client's own (REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE). Read by
+shoplib.redis_conn for every client it makes, on one Redis or a cluster.
 
-Both are read again for each new connection, so a rotated password (ACL SETUSER with the new one,
-the file rewritten, the old one removed) or a renewed CA is used by the next connection without a
-restart; connections already open stay authenticated as they were.
+All are read again for each new connection, so a rotated password (ACL SETUSER with the new one,
+the file rewritten, the old one removed), a renewed CA or a renewed client certificate is used by
+the next connection without a restart; connections already open stay authenticated as they were.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import ConnectionPool, SSLConnection
 from redis.credentials import CredentialProvider
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,6 +26,7 @@ from shoplib import config
 from shoplib.security import expiry
 
 REDIS_CA = "redis.ca"  # the CA's name in shop_credential_expiry_seconds
+REDIS_CLIENT_CERT = "redis.cert"  # the client certificate's (REDIS_TLS_CERT_FILE)
 
 
 def username() -> str:
@@ -61,17 +65,20 @@ class FreshTlsConnection(SSLConnection):
 
     def _connection_arguments(self) -> Mapping[str, Any]:
         self.ssl_context.context = None
-        if self.ca_certs:
-            note_ca(self.ca_certs)
+        note_tls(self.ca_certs, self.certfile)
         return super()._connection_arguments()
 
 
-def note_ca(path: str) -> None:
-    """Note the Redis CA's expiry (shoplib.security.expiry); a file unreadable now is left to the connect to report."""
-    try:
-        expiry.note(REDIS_CA, Path(path).read_bytes())
-    except (OSError, ValueError):
-        pass
+def note_tls(ca: str | None, cert: str | None = None) -> None:
+    """Note the expiry of the Redis CA and of the client certificate, where set
+    (shoplib.security.expiry); a file unreadable now is left to the connect to report."""
+    # the certificate first: noting one checks all held, and a renewed one is not to be reported expired
+    for credential, path in ((REDIS_CLIENT_CERT, cert), (REDIS_CA, ca)):
+        if path:
+            try:
+                expiry.note(credential, Path(path).read_bytes())
+            except (OSError, ValueError):
+                pass
 
 
 def renew_tls(pool: ConnectionPool) -> ConnectionPool:
@@ -79,6 +86,23 @@ def renew_tls(pool: ConnectionPool) -> ConnectionPool:
     if pool.connection_class is SSLConnection:
         pool.connection_class = FreshTlsConnection
     return pool
+
+
+def renew_cluster_tls(client: RedisCluster) -> RedisCluster:
+    """The cluster client with the TLS connections to every node made by FreshTlsConnection.
+
+    A cluster client makes a connection pool per node (ClusterNode), each from the client's
+    shared keyword template (`nodes_manager.connection_kwargs`, with `connection_class`), for the
+    nodes it finds in CLUSTER SLOTS at each refresh, including replicas promoted later; only the
+    start-up nodes were made before this runs. Both are set here, as redis-py itself injects its
+    maintenance-notification handler (`_update_connection_kwargs_for_maint_notifications`)."""
+    shared = client.nodes_manager.connection_kwargs
+    if shared.get("connection_class") is SSLConnection:
+        shared["connection_class"] = FreshTlsConnection
+    for node in client.nodes_manager.startup_nodes.values():
+        if node.connection_class is SSLConnection:
+            node.connection_class = FreshTlsConnection
+    return client
 
 
 def connection_kwargs(url: str = "") -> dict[str, Any]:
@@ -98,4 +122,17 @@ def connection_kwargs(url: str = "") -> dict[str, Any]:
                  else {"credential_provider": provider})
     if ca := os.environ.get("REDIS_TLS_CA_FILE", "").strip():
         found["ssl_ca_certs"] = ca
-    return found
+    return {**found, **_client_certificate()}
+
+
+def _client_certificate() -> dict[str, str]:
+    """REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE, both or neither (config.ConfigError names the
+    one missing): the certificate this process shows a Redis that checks its clients'."""
+    cert = os.environ.get("REDIS_TLS_CERT_FILE", "").strip()
+    key = os.environ.get("REDIS_TLS_KEY_FILE", "").strip()
+    if not cert and not key:
+        return {}
+    if not (cert and key):
+        raise config.ConfigError(f"{'REDIS_TLS_KEY_FILE' if cert else 'REDIS_TLS_CERT_FILE'} must be set "
+                                 "with the other: a client certificate needs its key")
+    return {"ssl_certfile": cert, "ssl_keyfile": key}

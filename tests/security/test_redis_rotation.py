@@ -1,12 +1,15 @@
-"""Redis credentials renewed while a service runs (issue 19, case 4): a rotated ACL password and a
-server certificate from a new CA, on a private TLS redis-server 7. The service's clients (redis-py's
-pool and the lean commit connection) use the new material from their next connection; a control
-client holding what it read at start (redis-py as configured before this fix) is refused."""
+"""Redis credentials renewed while a service runs (issue 19, case 4): a rotated ACL password, a
+server certificate from a new CA and a renewed client certificate, on a private TLS redis-server 7.
+The service's clients (redis-py's pool and the lean commit connection) use the new material from
+their next connection; a control client holding what it read at start (redis-py as configured
+before this fix) is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +27,12 @@ from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.security import redis_auth
 from shoplib.security.identities import PAYMENT, REDIS
 from tests.security.certs import write_leaf
+
+# The first client certificate's life: long enough to connect both clients before the renewal
+# (measured with the cluster's, 1.3 s for far more connections), short enough to wait out; then
+# past its notAfter by a margin (X.509 times are whole seconds).
+OLD_CERT_LIFETIME_S = 10.0
+EXPIRY_MARGIN_S = 1.5
 
 
 @pytest.fixture
@@ -143,3 +152,50 @@ def test_the_password_is_in_no_repr(own: tuple[Path, Path], tls_redis: SecureRed
     client = redis_conn.connect(tls_redis.url)
     endpoint = Endpoint.of(client)
     assert password.read_text() not in repr(endpoint) + repr(client.connection_pool.connection_kwargs)
+
+
+async def test_a_renewed_client_certificate_is_shown_by_the_next_connection_after_the_old_one_expired(
+        tls_redis: SecureRedis, own: tuple[Path, Path], tmp_path: Path, ca: trustme.CA,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis asks clients for a certificate of its CA (`tls-auth-clients yes`); REDIS_TLS_CERT_FILE
+    is renewed in place and the old one expires: redis-py's pool and the lean commit connection
+    show the new one at their next connection; a control client keeping its context is refused."""
+    admin_cert, admin_key = write_leaf(tmp_path, "admin-redis", ca, "client")
+    admin = redis.Redis(port=tls_redis.port, ssl_certfile=str(admin_cert), ssl_keyfile=str(admin_key),
+                        **tls_redis.client_kwargs())
+    cert, key = write_leaf(tmp_path, "payment-redis", ca, "client", lifetime_s=OLD_CERT_LIFETIME_S)
+    issued = time.time()
+    monkeypatch.setenv("REDIS_TLS_CERT_FILE", str(cert))
+    monkeypatch.setenv("REDIS_TLS_KEY_FILE", str(key))
+    admin.config_set("tls-auth-clients", "yes")
+    client = redis_conn.connect(tls_redis.url)
+    endpoint = Endpoint.of(client)
+    assert endpoint is not None and endpoint.tls_cert_file == str(cert)  # the lean connection is kept, with it
+    pipe = RedisPipe(endpoint)
+    before = aioredis.Redis.from_url(tls_redis.url, username=PAYMENT, password=own[0].read_text(),
+                                     ssl_ca_certs=str(own[1]), ssl_certfile=str(cert), ssl_keyfile=str(key))
+    try:
+        assert await client.ping() and await with_one_retry(pipe) == [b"payment"] and await before.ping()
+        assert time.time() - issued < OLD_CERT_LIFETIME_S
+        write_leaf(tmp_path, "payment-redis", ca, "client")  # renewed in place, same CA
+        await asyncio.sleep(max(0.0, issued + OLD_CERT_LIFETIME_S + EXPIRY_MARGIN_S - time.time()))
+        drop_connections(admin)
+        assert await client.acl_whoami() == PAYMENT  # redis-py's own retry reconnects
+        assert await with_one_retry(pipe) == [b"payment"]
+        with pytest.raises(RedisConnectionError, match=r"(?i)certificate expired"):
+            await ping_after_drop(before)
+    finally:
+        admin.config_set("tls-auth-clients", "no")
+        admin.close()
+        await pipe.close()
+        await client.aclose()
+        await before.aclose()
+    left = REGISTRY.get_sample_value("shop_credential_expiry_seconds", {"credential": redis_auth.REDIS_CLIENT_CERT})
+    assert left is not None and left > OLD_CERT_LIFETIME_S
+
+
+def test_a_client_certificate_without_its_key_names_the_missing_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_TLS_CERT_FILE", "/run/secrets/redis-client.pem")
+    monkeypatch.delenv("REDIS_TLS_KEY_FILE", raising=False)
+    with pytest.raises(SystemExit, match="REDIS_TLS_KEY_FILE must be set with the other"):
+        redis_auth.connection_kwargs()
