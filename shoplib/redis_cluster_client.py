@@ -9,6 +9,9 @@ command fails for ever although the replica took over (seen: every consumer of a
 reading nothing after a master's failover). Here any connection-level failure of a command makes
 the client forget its map and connections (at most once per REFRESH_MIN_INTERVAL_S), so the next
 command reads the map again from the nodes it knows.
+
+A Redis user without CLUSTER SLOTS (the slot map) gets from redis-py "Cluster mode is not enabled
+on this node", on a cluster: here it is the NOPERM it is, naming the permission to grant.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoPermissionError, RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shoplib import log
@@ -32,6 +36,17 @@ class RefreshingCluster(RedisCluster):
     """RedisCluster whose failed commands make it re-read the slot map (module docstring)."""
 
     _refreshed_at = 0.0  # monotonic seconds of the last refresh (never: 0)
+
+    async def initialize(self, additional_startup_nodes_info: list[tuple[str, int]] | None = None,
+                         last_failed_node_name: str | None = None) -> RedisCluster:
+        try:
+            return await super().initialize(additional_startup_nodes_info, last_failed_node_name)
+        except RedisClusterException as exc:
+            refused = _refusal_in(exc)
+            if refused is None:
+                raise
+            raise NoPermissionError(f"{refused} (CLUSTER SLOTS: a cluster client reads the slot map with it; "
+                                    "grant +cluster|slots)") from exc
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -48,3 +63,13 @@ class RefreshingCluster(RedisCluster):
         self._refreshed_at = now
         _logger.info("redis.cluster_map_refresh")
         await self.aclose()
+
+
+def _refusal_in(exc: BaseException) -> NoPermissionError | None:
+    """The NOPERM behind a cluster client's error, if one is (redis-py raises its own words from it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, NoPermissionError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

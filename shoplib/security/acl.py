@@ -13,6 +13,12 @@ Beyond its work a service user gets two read-only admin commands, for its checks
 memory` and `INFO persistence` (the sections its settings checks read, no other) and `ACL DRYRUN`
 (its permission self check). A Redis that refuses them still runs the services
 (shoplib.admin_checks); `CONFIG GET appendfsync` is not granted: reported once as unchecked.
+
+On a Redis Cluster (REDIS_CLUSTER=1) every user whose client is a cluster client also needs
+`CLUSTER SLOTS`: redis-py reads the slot map with it at connect and after each failover or
+MOVED, and it is in no category granted above (only @slow). Nothing else: COMMAND, COMMAND
+GETKEYS (keys of XREADGROUP and EVALSHA), READONLY and ASKING are @connection, and the cluster's
+ACLs are per node, so the same lines are set on every node.
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ CONSUMES: Mapping[str, tuple[str, ...]] = {  # topology: the streams each servic
     NOTIFICATION: ("order-events", "payment-events"),
 }
 CHANNELS: Mapping[str, tuple[str, ...]] = {ORDER: ("order:*",)}  # pub/sub: live order updates
+CLUSTER = "+cluster|slots"  # the slot map a cluster client reads (module docstring); no other CLUSTER subcommand
 
 
 def own_keys(service: str) -> list[str]:
@@ -60,18 +67,21 @@ def service_rules(service: str) -> str:
     return f"resetkeys {channels} {_BASE}{pubsub} {_SCRIPTS} {' '.join(keys)} {consume}"
 
 
-def rules(user: str) -> str:
+def rules(user: str, cluster: bool = False) -> str:
+    """The user's ACL rules; with `cluster`, for the nodes of a Redis Cluster (+CLUSTER SLOTS)."""
     if user == ADMIN:
         return "~* &* +@all"
     if user == OPS:  # views and checkers: read everything, re-drive dead letters; no admin commands
-        return f"~* &* +@connection +@read +@stream -@dangerous +info +time {_SCRIPTS} +del"
-    return service_rules(user)
+        found = f"~* &* +@connection +@read +@stream -@dangerous +info +time {_SCRIPTS} +del"
+    else:
+        found = service_rules(user)
+    return f"{found} {CLUSTER}" if cluster else found
 
 
-def acl_file(passwords: Mapping[str, str]) -> str:
+def acl_file(passwords: Mapping[str, str], cluster: bool = False) -> str:
     """The ACL file's text: `default` off, then one line per user with its password's hash."""
     lines = ["user default off resetkeys resetchannels -@all"]
-    lines += [f"user {user} on {_hash(passwords[user])} {rules(user)}" for user in USERS]
+    lines += [f"user {user} on {_hash(passwords[user])} {rules(user, cluster)}" for user in USERS]
     return "\n".join(lines) + "\n"
 
 
