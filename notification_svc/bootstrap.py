@@ -1,6 +1,7 @@
-"""Wires the notification service. `wire` connects parts and does no I/O (tests pass fakes by
-keyword); `build` makes the real clients and hands them to `wire`. Fault injection for the chaos
-suite's control runs happens here, at seams (shoplib.faults)."""
+"""Wires the notification service. `wire` connects parts and does no I/O; `build` makes the real
+clients and hands them to `wire`; `unit_of_work` is the one door to a unit of work, for `wire` and
+for tests (which pass fakes by keyword). Fault injection for the chaos suite's
+control runs happens here, at seams (shoplib.faults)."""
 
 from __future__ import annotations
 
@@ -17,23 +18,31 @@ from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.streams import lease
-from shoplib.tx import Committer
-from shoplib.uow import NoPublisher, StreamPublisher
+from shoplib.tx import Ack, Committer
+from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/notification-service"
+
+
+def unit_of_work(*, reader: Reader, committer: Committer, publisher: Publisher[None] | None = None,
+                 ack: Ack | None = None) -> NotificationUnitOfWork:
+    """The one door to a unit of work: `wire` passes the real ports, tests pass fakes by keyword
+    (shoplib.testing.MemoryStore is both a reader and a committer). No publisher: nothing published."""
+    return NotificationUnitOfWork(reader, committer, publisher or NoPublisher(), ack)
 
 
 def dispatcher(reader: Reader, committer: Committer) -> Dispatcher[NotificationUnitOfWork, types_pb2.Notification]:
     """The notification service's event handlers; NotificationSent goes to its stream (an audit trail)."""
     outbox = StreamPublisher(SOURCE)
-    return Dispatcher(handlers.EVENT_HANDLERS, lambda ack: NotificationUnitOfWork(reader, committer, outbox, ack))
+    return Dispatcher(handlers.EVENT_HANDLERS,
+                      lambda ack: unit_of_work(reader=reader, committer=committer, publisher=outbox, ack=ack))
 
 
 def wire(settings: Settings, store: Store, *, committer: Committer | None = None) -> ServiceSpec:
     client = store.client
     committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
-    sync_publisher = NoPublisher()  # in sync mode nobody listens to NotificationSent
-    api = NotificationServicer(lambda: NotificationUnitOfWork(client, committer, sync_publisher))
+    # in sync mode nobody listens to NotificationSent: nothing published
+    api = NotificationServicer(lambda: unit_of_work(reader=client, committer=committer))
     subscription = consumers.subscription(f"notification-{settings.instance}", dispatcher(client, committer))
     consumer = stream_bootstrap.connect(settings.redis_url, client, committer, subscription, store.gate)
     name = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name

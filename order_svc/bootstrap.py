@@ -1,5 +1,6 @@
-"""Wires the order service. `wire` connects parts and does no I/O (tests pass fakes by keyword);
-`build` makes the real clients and hands them to `wire`. Fault injection for the chaos suite's
+"""Wires the order service. `wire` connects parts and does no I/O; `build` makes the real
+clients and hands them to `wire`; `unit_of_work` is the one door to a unit of work, for `wire` and
+for tests (which pass fakes by keyword). Fault injection for the chaos suite's
 control runs happens here, at seams (shoplib.faults), never in the code a request runs through."""
 
 from __future__ import annotations
@@ -24,24 +25,30 @@ from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.streams import lease
-from shoplib.tx import Committer
+from shoplib.tx import Ack, Committer
 from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/order-service"
 UnitOfWorkFactory = Callable[[types_pb2.FlowMode.ValueType], OrderUnitOfWork]
 
 
+def unit_of_work(*, reader: Reader, committer: Committer, publisher: Publisher[types_pb2.Order] | None = None,
+                 ack: Ack | None = None) -> OrderUnitOfWork:
+    """The one door to a unit of work: `wire` passes the real ports, tests pass fakes by keyword
+    (shoplib.testing.MemoryStore is both a reader and a committer). No publisher: nothing published."""
+    return OrderUnitOfWork(reader, committer, publisher or NoPublisher(), ack)
+
+
 def unit_of_work_factory(reader: Reader, committer: Committer,
                          publishers: dict[types_pb2.FlowMode.ValueType, Publisher[types_pb2.Order]]
                          ) -> UnitOfWorkFactory:
     """A unit of work whose publisher is the order's mode: the only place the mode is looked at."""
-    fallback = NoPublisher()
-    return lambda mode: OrderUnitOfWork(reader, committer, publishers.get(mode, fallback))
+    return lambda mode: unit_of_work(reader=reader, committer=committer, publisher=publishers.get(mode))
 
 
 def dispatcher(reader: Reader, committer: Committer) -> Dispatcher[OrderUnitOfWork, types_pb2.Order]:
     """The one event-handler table, with a unit of work per event (acknowledging it when consumed)."""
-    return Dispatcher(handlers.EVENT_HANDLERS, lambda ack: OrderUnitOfWork(reader, committer, NoPublisher(), ack))
+    return Dispatcher(handlers.EVENT_HANDLERS, lambda ack: unit_of_work(reader=reader, committer=committer, ack=ack))
 
 
 def reconciler(unit_of_work: UnitOfWorkFactory, settings: Settings) -> Reconciler:

@@ -1,5 +1,6 @@
-"""Wires the payment service. `wire` connects parts and does no I/O (tests pass fakes by keyword);
-`build` makes the real clients and hands them to `wire`. Fault injection for the chaos suite's
+"""Wires the payment service. `wire` connects parts and does no I/O; `build` makes the real
+clients and hands them to `wire`; `unit_of_work` is the one door to a unit of work, for `wire` and
+for tests (which pass fakes by keyword). Fault injection for the chaos suite's
 control runs happens here, at seams (shoplib.faults)."""
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ from shoplib.security import redis_check
 from shoplib.store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.streams import lease
-from shoplib.tx import Committer
-from shoplib.uow import StreamPublisher
+from shoplib.tx import Ack, Committer
+from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/payment-service"
+
+
+def unit_of_work(*, reader: Reader, committer: Committer, publisher: Publisher[None] | None = None,
+                 ack: Ack | None = None) -> PaymentUnitOfWork:
+    """The one door to a unit of work: `wire` passes the real ports, tests pass fakes by keyword
+    (shoplib.testing.MemoryStore is both a reader and a committer). No publisher: nothing published."""
+    return PaymentUnitOfWork(reader, committer, publisher or NoPublisher(), ack)
 
 
 def rules_of(settings: Settings) -> domain.Rules:
@@ -39,7 +47,7 @@ def dispatcher(reader: Reader, committer: Committer, settings: Settings
     charge = functools.partial(handlers.order_placed, rules=rules_of(settings), delay_s=settings.delay_ms / 1000)
     outbox = StreamPublisher(SOURCE)
     return Dispatcher({events_pb2.OrderPlaced: charge},
-                      lambda ack: PaymentUnitOfWork(reader, committer, outbox, ack))
+                      lambda ack: unit_of_work(reader=reader, committer=committer, publisher=outbox, ack=ack))
 
 
 def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
@@ -47,8 +55,8 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
     client = store.client
     committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
     receipts = SyncReceipts(notification)
-    api = PaymentServicer(lambda: PaymentUnitOfWork(client, committer, receipts), rules_of(settings),
-                          settings.delay_ms / 1000)
+    api = PaymentServicer(lambda: unit_of_work(reader=client, committer=committer, publisher=receipts),
+                          rules_of(settings), settings.delay_ms / 1000)
     subscription = consumers.subscription(f"payment-{settings.instance}", dispatcher(client, committer, settings))
     consumer = stream_bootstrap.connect(settings.redis_url, client, committer, subscription, store.gate)
 

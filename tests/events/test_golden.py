@@ -12,15 +12,15 @@ import redis.asyncio as aioredis
 from google.protobuf import unknown_fields
 from shop.v1 import events_pb2, types_pb2
 
+from notification_svc import bootstrap as notification_bootstrap
 from notification_svc import domain as notification_domain
 from notification_svc import handlers as notification_handlers
-from notification_svc.adapters import NotificationUnitOfWork, notes_key
+from notification_svc.adapters import notes_key
 from payment_svc.adapters import payment_key
 from shoplib import events, partitions
 from shoplib.redis_server import LocalRedis
 from shoplib.streams.consumer import Subscription
 from shoplib.testing import MemoryStore
-from shoplib.uow import NoPublisher
 from tests.events.helpers import DEAD_STREAM, async_wait_until, consuming, service_subscription
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -78,7 +78,7 @@ def test_each_consumer_decodes_the_golden_events_of_its_table(service: str) -> N
 @pytest.mark.parametrize("name", sorted(n for n, k in PAYLOADS.items() if k in notification_handlers.EVENT_HANDLERS))
 async def test_the_notification_handlers_turn_golden_events_into_valid_notifications(name: str) -> None:
     _, payload = events.decode(_entry(name))
-    uow = NotificationUnitOfWork(MemoryStore(), MemoryStore(), NoPublisher())
+    uow = notification_bootstrap.unit_of_work(reader=MemoryStore(), committer=MemoryStore())
     note = await notification_handlers.EVENT_HANDLERS[type(payload)](payload, uow)
     assert (note.order_id, note.customer_id) == (ORDER_ID, payload.order.customer_id if hasattr(payload, "order")
                                                  else payload.payment.customer_id)

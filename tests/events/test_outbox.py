@@ -19,6 +19,7 @@ import redis
 import redis.asyncio as aioredis
 from shop.v1 import order_service_pb2, types_pb2
 
+from order_svc import bootstrap as order_bootstrap
 from order_svc import handlers
 from order_svc.adapters import OrderUnitOfWork, order_key
 from order_svc.bootstrap import SOURCE
@@ -55,7 +56,7 @@ def _request(key: str | None = None) -> order_service_pb2.CreateOrderRequest:
 
 
 def _events_uow(client: aioredis.Redis, committer: Committer) -> OrderUnitOfWork:
-    return OrderUnitOfWork(client, committer, StreamPublisher(SOURCE))
+    return order_bootstrap.unit_of_work(reader=client, committer=committer, publisher=StreamPublisher(SOURCE))
 
 
 async def _monitor(url: str, action: Callable[[], object]) -> list[dict[str, str]]:

@@ -1,4 +1,5 @@
-"""A Publisher twin that records what a unit of work handed it, for assertions."""
+"""A Publisher twin that records what a unit of work handed it, for assertions; an order unit of
+work over the in-memory store, built by the bootstrap."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from collections.abc import Sequence
 
 from google.protobuf.message import Message
 
+from order_svc import bootstrap as order_bootstrap
+from order_svc.adapters import OrderUnitOfWork
+from shoplib.testing import MemoryStore
 from shoplib.tx import Writes
+from shoplib.uow import StreamPublisher
 
 
 class RecordingPublisher:
@@ -23,3 +28,10 @@ class RecordingPublisher:
 
     async def resend(self, emitted: Sequence[Message]) -> None:
         self.resent += emitted
+
+
+def order_unit_of_work(store: MemoryStore, source: str | None = "/t") -> OrderUnitOfWork:
+    """An order unit of work over the in-memory store, through the bootstrap's door: events mode
+    (its OrderPlaced staged on the stream of `source`), or with `source=None` nothing published."""
+    publisher = StreamPublisher(source) if source is not None else None
+    return order_bootstrap.unit_of_work(reader=store, committer=store, publisher=publisher)

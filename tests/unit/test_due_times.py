@@ -9,26 +9,26 @@ import pytest
 from shop.v1 import order_service_pb2, types_pb2
 
 from order_svc import handlers
-from order_svc.adapters import OrderUnitOfWork, redriven_key
+from order_svc.adapters import redriven_key
 from order_svc.reconciler import Reconciler
 from shoplib import partitions
 from shoplib.testing import MemoryStore
-from shoplib.uow import StreamPublisher
 from tests.support import line, new_id
+from tests.unit.fakes import order_unit_of_work
 
 AFTER_MS = 60_000
 HOUR_S = 3600.0
 
 
 def _reconciler(store: MemoryStore) -> Reconciler:
-    return Reconciler(lambda mode: OrderUnitOfWork(store, store, StreamPublisher("/t")),
+    return Reconciler(lambda mode: order_unit_of_work(store),
                       {types_pb2.FLOW_MODE_EVENTS: AFTER_MS})
 
 
 async def _placed(store: MemoryStore) -> str:
     request = order_service_pb2.CreateOrderRequest(idempotency_key=new_id("key"), customer_id="c",
                                                    lines=[line()], mode=types_pb2.FLOW_MODE_EVENTS)
-    uow = OrderUnitOfWork(store, store, StreamPublisher("/t"))
+    uow = order_unit_of_work(store)
     return (await handlers.place_order(request, uow)).order_id
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from shop.v1 import notification_service_pb2, types_pb2
 
+from notification_svc import bootstrap as notification_bootstrap
 from notification_svc import handlers
 from notification_svc.adapters import NotificationUnitOfWork
 from shoplib import errors, money
 from shoplib.testing import MemoryStore
-from shoplib.uow import NoPublisher
 from tests.support import new_id
 
 RECEIVED = types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED
@@ -22,7 +22,7 @@ def send_request(order_id: str, kind: int) -> notification_service_pb2.SendNotif
 
 
 def uow(store: MemoryStore) -> NotificationUnitOfWork:
-    return NotificationUnitOfWork(store, store, NoPublisher())
+    return notification_bootstrap.unit_of_work(reader=store, committer=store)
 
 
 async def test_sending_twice_records_one_notification_and_returns_it_both_times() -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
+from order_svc import bootstrap as order_bootstrap
 from order_svc import handlers
 from order_svc.adapters import UPDATES_CHANNEL, OrderUnitOfWork, order_key, outcome_event
 from shoplib import errors
 from shoplib.testing import MemoryStore
-from shoplib.uow import NoPublisher
+from shoplib.uow import Publisher
 from tests.support import line, new_id
 from tests.unit.fakes import RecordingPublisher
 
@@ -24,8 +25,8 @@ def stored_orders(store: MemoryStore) -> dict[str, types_pb2.Order]:
             if key.startswith("order:") and key.count(":") == 2 and key.rpartition(":")[2].startswith("ord_")}
 
 
-def uow(store: MemoryStore, publisher: object | None = None) -> OrderUnitOfWork:
-    return OrderUnitOfWork(store, store, publisher or NoPublisher())  # type: ignore[arg-type]
+def uow(store: MemoryStore, publisher: Publisher[types_pb2.Order] | None = None) -> OrderUnitOfWork:
+    return order_bootstrap.unit_of_work(reader=store, committer=store, publisher=publisher)
 
 
 async def test_placing_an_order_stores_one_pending_order_and_emits_order_placed() -> None:

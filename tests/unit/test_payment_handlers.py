@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from shop.v1 import events_pb2, payment_service_pb2, types_pb2
 
+from payment_svc import bootstrap as payment_bootstrap
 from payment_svc import domain, handlers
 from payment_svc.adapters import PaymentUnitOfWork, ledger_key
 from shoplib import errors, money, partitions
@@ -25,7 +26,7 @@ def ledger_of(order_id: str) -> str:
 
 
 def uow(store: MemoryStore, publisher: RecordingPublisher | None = None) -> PaymentUnitOfWork:
-    return PaymentUnitOfWork(store, store, publisher or RecordingPublisher())
+    return payment_bootstrap.unit_of_work(reader=store, committer=store, publisher=publisher or RecordingPublisher())
 
 
 async def test_a_charge_records_one_ledger_entry_and_publishes_its_outcome() -> None:

@@ -9,15 +9,15 @@ import pytest
 from shop.v1 import order_service_pb2, types_pb2
 
 from order_svc import handlers as order_handlers
-from order_svc.adapters import OrderUnitOfWork, outcome_event, pending_key
+from order_svc.adapters import outcome_event, pending_key
 from order_svc.updates import OrderUpdates
+from payment_svc import bootstrap as payment_bootstrap
 from payment_svc import handlers as payment_handlers
-from payment_svc.adapters import PaymentUnitOfWork
 from shoplib import errors, partitions
 from shoplib.status_mapping import status_for
 from shoplib.testing import MemoryStore
-from shoplib.uow import NoPublisher, StreamPublisher
 from tests.support import line, new_id
+from tests.unit.fakes import order_unit_of_work
 
 
 def _pending(order_id: str) -> str:
@@ -27,15 +27,15 @@ def _pending(order_id: str) -> str:
 async def _placed(store: MemoryStore) -> types_pb2.Order:
     request = order_service_pb2.CreateOrderRequest(idempotency_key=new_id("key"), customer_id="c",
                                                    lines=[line()], mode=types_pb2.FLOW_MODE_EVENTS)
-    return await order_handlers.place_order(request, OrderUnitOfWork(store, store, StreamPublisher("/t")))
+    return await order_handlers.place_order(request, order_unit_of_work(store))
 
 
 async def test_a_re_drive_racing_the_settlement_does_not_put_the_settled_order_back_on_the_pending_list() -> None:
     store = MemoryStore()
     stale = await _placed(store)  # the reconciler read it PENDING ...
     paid = types_pb2.Payment(order_id=stale.order_id, status=types_pb2.PAYMENT_STATUS_SUCCEEDED)
-    await order_handlers.settle_order(outcome_event(paid), OrderUnitOfWork(store, store, NoPublisher()))
-    await order_handlers.resume_order(stale, OrderUnitOfWork(store, store, StreamPublisher("/t")))  # ... then
+    await order_handlers.settle_order(outcome_event(paid), order_unit_of_work(store, None))
+    await order_handlers.resume_order(stale, order_unit_of_work(store))  # ... then
     assert stale.order_id not in store.zsets[_pending(stale.order_id)]
 
 
@@ -45,7 +45,7 @@ async def test_a_settled_order_found_on_the_pending_list_is_taken_off_it() -> No
     settled = types_pb2.Order()
     settled.CopyFrom(order)
     settled.status = types_pb2.ORDER_STATUS_PAID
-    await order_handlers.resume_order(settled, OrderUnitOfWork(store, store, StreamPublisher("/t")))
+    await order_handlers.resume_order(settled, order_unit_of_work(store))
     assert order.order_id not in store.zsets[_pending(order.order_id)]
 
 
@@ -53,9 +53,9 @@ async def test_a_settled_order_found_on_the_pending_list_is_taken_off_it() -> No
 async def test_a_look_up_cannot_name_a_key_that_is_not_an_order(order_id: str) -> None:
     store = MemoryStore()
     with pytest.raises(errors.InvalidArgument):
-        await order_handlers.get_order(order_id, OrderUnitOfWork(store, store, NoPublisher()))
+        await order_handlers.get_order(order_id, order_unit_of_work(store, None))
     with pytest.raises(errors.InvalidArgument):
-        await payment_handlers.get_payment(order_id, PaymentUnitOfWork(store, store, NoPublisher()))
+        await payment_handlers.get_payment(order_id, payment_bootstrap.unit_of_work(reader=store, committer=store))
 
 
 async def test_an_update_whose_payload_is_another_order_or_empty_reaches_no_watcher() -> None:

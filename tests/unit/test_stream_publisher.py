@@ -5,11 +5,11 @@ from __future__ import annotations
 from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
 from order_svc import handlers
-from order_svc.adapters import OrderUnitOfWork
 from shoplib import events, partitions
 from shoplib.testing import MemoryStore
 from shoplib.uow import StreamPublisher, UnitOfWork
 from tests.support import line, new_id
+from tests.unit.fakes import order_unit_of_work
 
 SOURCE = "/shop/test"
 
@@ -68,7 +68,7 @@ async def test_placing_an_order_in_events_mode_stores_it_and_its_event_in_one_co
     store = MemoryStore()
     request = order_service_pb2.CreateOrderRequest(idempotency_key=new_id("key"), customer_id="cust-1",
                                                    lines=[line()], mode=types_pb2.FLOW_MODE_EVENTS)
-    order = await handlers.place_order(request, OrderUnitOfWork(store, store, StreamPublisher(SOURCE)))
+    order = await handlers.place_order(request, order_unit_of_work(store, SOURCE))
     assert store.commits == 1
     [entry] = store.streams[in_partition(events.ORDER_EVENTS, order.order_id)]
     assert decoded(entry)[1] == events_pb2.OrderPlaced(order=order)
@@ -79,5 +79,5 @@ async def test_a_retried_events_mode_order_adds_no_second_entry() -> None:
     request = order_service_pb2.CreateOrderRequest(idempotency_key=new_id("key"), customer_id="cust-1",
                                                    lines=[line()], mode=types_pb2.FLOW_MODE_EVENTS)
     for _ in range(2):
-        order = await handlers.place_order(request, OrderUnitOfWork(store, store, StreamPublisher(SOURCE)))
+        order = await handlers.place_order(request, order_unit_of_work(store, SOURCE))
     assert len(store.streams[in_partition(events.ORDER_EVENTS, order.order_id)]) == 1
