@@ -48,7 +48,8 @@ class Watchdog:
         thread = threading.Thread(target=self._watch, name="compare-watchdog", daemon=True)
         thread.start()
         try:
-            yield
+            with _hearing_sigint():
+                yield
         except KeyboardInterrupt:
             if self.expired is None:  # a person's Ctrl-C, not ours
                 raise
@@ -96,6 +97,24 @@ class Watchdog:
             kill_children()
         finally:
             os._exit(EXIT_EXPIRED)
+
+
+@contextmanager
+def _hearing_sigint() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt in the main thread for the body, whatever was inherited. A
+    job started in the background by a non-interactive shell (`make compare &`, a runner's step)
+    inherits SIGINT ignored, and Python then installs no handler: the watchdog's interrupt would do
+    nothing and every overstay would end in the hard stop, without cleanup (seen: a newcomer's
+    `make test` started so failed both watchdog cases). A handler of the program's own is kept."""
+    before = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    deaf = before in (signal.SIG_IGN, signal.SIG_DFL)
+    if deaf:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if deaf:
+            signal.signal(signal.SIGINT, before)
 
 
 def kill_children() -> None:

@@ -5,6 +5,7 @@ its own (the watchdog signals its main thread), in a few seconds."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -25,10 +26,13 @@ dog = Watchdog(lambda line: print(line, flush=True), hard_stop_s={hard})
 """
 
 
-def _run(body: str, hard_stop_s: float = 10.0) -> subprocess.CompletedProcess[str]:
+def _run(body: str, hard_stop_s: float = 10.0, sigint_ignored: bool = False) -> subprocess.CompletedProcess[str]:
+    """`sigint_ignored`: the run starts with SIGINT ignored, as a job a non-interactive shell put in
+    the background inherits it (then Python installs no KeyboardInterrupt handler of its own)."""
     script = PRELUDE.format(hard=hard_stop_s) + textwrap.dedent(body)
+    ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=CASE_BOUND_S, check=False)
+                          timeout=CASE_BOUND_S, check=False, preexec_fn=ignore)
 
 
 ASYNC_STUCK = f"""
@@ -49,11 +53,13 @@ except Expired as exc:
 """
 
 
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "background-job"])
 @pytest.mark.parametrize(("body", "phase"), [(ASYNC_STUCK, "stuck in asyncio"),
                                              (BLOCKING_STUCK, "stuck in a blocking call")])
-def test_a_phase_over_its_bound_ends_the_run_naming_it_after_cleanup(body: str, phase: str) -> None:
+def test_a_phase_over_its_bound_ends_the_run_naming_it_after_cleanup(body: str, phase: str,
+                                                                     sigint_ignored: bool) -> None:
     started = time.monotonic()
-    done = _run(body)
+    done = _run(body, sigint_ignored=sigint_ignored)
     assert done.returncode != 0, done.stdout + done.stderr
     assert f"phase {phase!r} did not finish within its bound of 1 s" in done.stderr
     assert "cleanup ran" in done.stdout
@@ -73,7 +79,7 @@ def test_a_phase_within_its_bound_runs_to_the_end_control() -> None:
 def test_a_run_that_ignores_the_stop_is_killed_with_its_children() -> None:
     done = _run(f"""
     import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a cleanup that would never end
+    signal.signal(signal.SIGINT, lambda *_: None)  # the program's own handler swallows it: a cleanup that never ends
     child = subprocess.Popen(["sleep", "600"])
     print("child", child.pid, flush=True)
     with dog.watching(), dog.phase("deaf", {BUDGET_S}):
