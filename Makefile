@@ -145,10 +145,10 @@ demo-events: $(STACK_VENV)
 OPS_ENV := set -a; [ -n "$$REDIS_URL" ] || [ ! -f results/tmp/up.env ] || . ./results/tmp/up.env; set +a;
 
 streams: runtime-venv
-	@$(OPS_ENV) $(PY) -m shoplib.streams status
+	@$(OPS_ENV) $(PY) -m shopctl.streams_ops status
 
 dead-letters: runtime-venv
-	@$(OPS_ENV) $(PY) -m shoplib.streams dead-letters $(ARGS)
+	@$(OPS_ENV) $(PY) -m shopctl.streams_ops dead-letters $(ARGS)
 
 bench: venv
 	@$(PY) -m bench.sync_chain

@@ -25,7 +25,10 @@ from shop.v1 import events_pb2, types_pb2
 
 from bench.common.load import IN_FLIGHT, LatencySizes, Run, latency_runs, pct
 from shopctl.stack import Stack
-from shoplib import events, trace_context, trace_grpc, tracing
+from shoplib import catalogue
+from shoplib.calls import traced
+from shoplib.observability import tracing
+from shoplib.streams import trace_context
 
 MODES = {"sync": types_pb2.FLOW_MODE_SYNC, "events": types_pb2.FLOW_MODE_EVENTS}
 SETUPS = ("off", "metrics", "metrics+traces 10%", "metrics+traces")
@@ -99,7 +102,7 @@ def _table(results: dict[tuple[str, str], Pooled], setups: tuple[str, ...]) -> N
 def _hooks_off() -> None:
     """ns per call of the hot-path hooks with tracing off (this process never configures it)."""
     assert not tracing.active()
-    envelope = events.wrap(events_pb2.OrderPlaced(order=types_pb2.Order(order_id="ord_p1_x")), "/bench")
+    envelope = catalogue.wrap(events_pb2.OrderPlaced(order=types_pb2.Order(order_id="ord_p1_x")), "/bench")
 
     def consume() -> None:
         with trace_context.consuming(envelope, "order-events", "1-0", "g", "c", 1):
@@ -108,7 +111,7 @@ def _hooks_off() -> None:
     request = types_pb2.Order(order_id="ord_p1_x")
     for name, hook in (("stamp (per event staged)", lambda: trace_context.stamp(envelope)),
                        ("consuming (per delivery)", consume),
-                       ("annotate (per served call)", lambda: trace_grpc.annotate("cid", request))):
+                       ("annotate (per served call)", lambda: traced.annotate("cid", request))):
         ns = timeit.timeit(hook, number=HOOK_CALLS) / HOOK_CALLS * 1e9
         print(f"  {name:<26} {ns:6.0f} ns")
     print("  (no gRPC interceptor of the library, no committer or dead-letter wrapper is installed with tracing off)")

@@ -1,5 +1,5 @@
 """Client CPU of one commit-sized round trip (an EVALSHA with our commit's shape of keys and
-arguments), through redis-py, through the lean connection the committers use (shoplib.redis_pipe,
+arguments), through redis-py, through the lean connection the committers use (shoplib.store.lean,
 with its keepalive and idle check) and through raw RESP with hiredis.
 
     .venv/bin/python -m bench.redis_roundtrip
@@ -19,9 +19,9 @@ import hiredis
 import redis.asyncio as aioredis
 import uvloop
 
-from shoplib import redis_conn
-from shoplib.redis_pipe import Endpoint, RedisPipe
-from shoplib.redis_server import LocalRedis
+from shopctl.local_redis.server import LocalRedis
+from shoplib.store import connections
+from shoplib.store.lean import Endpoint, RedisPipe
 
 SCRIPT = "redis.call('SET', KEYS[1], ARGV[1]); return 1"
 ROUND_TRIPS = 4000  # per way: a few seconds, enough for a stable CPU figure
@@ -45,7 +45,7 @@ async def _cpu_us(one: RoundTrip) -> float:
 
 async def pipelined(url: str, sha: str) -> float:
     """As PipelinedCommitter sends a flush of one commit."""
-    client = redis_conn.connect(url)
+    client = connections.connect(url)
 
     async def one(i: int) -> object:
         async with client.pipeline(transaction=False) as pipe:
@@ -104,7 +104,7 @@ async def main() -> None:
         await loader.aclose()
         for _ in range(ROUNDS):
             print(f"redis-py pipeline of one EVALSHA (as committed): {await pipelined(server.url, sha):6.1f} us CPU")
-            print(f"lean connection (shoplib.redis_pipe):          {await lean(server.port, sha):6.1f} us CPU")
+            print(f"lean connection (shoplib.store.lean):          {await lean(server.port, sha):6.1f} us CPU")
             print(f"raw RESP on one connection, hiredis parser:    {await raw(server.port, sha):6.1f} us CPU")
     finally:
         server.close()

@@ -27,7 +27,7 @@ from shop.v1 import types_pb2
 from bench.common.cpu import cpu_all
 from bench.common.load import IN_FLIGHT, closed_loop, gateway_call
 from shopctl.instances import ScaledStack
-from shoplib import balancing
+from shoplib.calls import balancing
 
 AIM_RATIO = 1.2
 # (label, REDIS_CLUSTER, instances of every service, REDIS_WAIT_REPLICAS)

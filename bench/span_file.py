@@ -1,5 +1,5 @@
 """`python -m bench.span_file`: what writing finished spans to a local file costs, per span, with
-ours (shoplib.trace_file.JsonLinesExporter: orjson, one line a span, the fields `make trace` reads)
+ours (shoplib.observability.span_file.JsonLinesExporter: orjson, one line a span, the fields `make trace` reads)
 beside the SDK's ConsoleSpanExporter writing to a file (its `to_json`, one line a span through its
 `formatter`), in one run, on the same real spans (a gRPC SERVER span's attributes, an event, a link).
 Each exporter gets BATCH spans a call, as the BatchSpanProcessor hands them; ROUNDS alternate."""
@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from shoplib.trace_file import JsonLinesExporter
+from shoplib.observability.span_file import JsonLinesExporter
 
 BATCH = 512  # the BatchSpanProcessor's default export batch (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)
 BATCHES = 40  # per round and exporter: ~20 000 spans, enough for a stable µs figure

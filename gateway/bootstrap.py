@@ -8,9 +8,10 @@ from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, order_service
 
 from gateway.config import Settings
 from gateway.grpc_api import GatewayServicer
-from shoplib import grpc_client, metrics
-from shoplib.grpc_server import ServiceSpec
-from shoplib.health import Dependency, grpc_health_probe
+from shoplib.calls import outbound
+from shoplib.observability import metrics
+from shoplib.process.health import Dependency, grpc_health_probe
+from shoplib.process.service import ServiceSpec
 
 
 def wire(settings: Settings, orders: grpc.aio.Channel) -> ServiceSpec:
@@ -28,4 +29,4 @@ def wire(settings: Settings, orders: grpc.aio.Channel) -> ServiceSpec:
 
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
-    return wire(settings, grpc_client.channel(settings.order_addr, "gateway", "order"))
+    return wire(settings, outbound.channel(settings.order_addr, "gateway", "order"))

@@ -11,9 +11,11 @@ from shop.v1 import gateway_service_pb2 as pb
 from shop.v1 import gateway_service_pb2_grpc, order_service_pb2, order_service_pb2_grpc, types_pb2
 
 from gateway import handlers
-from shoplib import context, errors, grpc_client, metrics
+from shoplib import errors
+from shoplib.calls import context, outbound
+from shoplib.calls.status_mapping import status_for
+from shoplib.observability import metrics
 from shoplib.security import callers
-from shoplib.status_mapping import status_for
 
 
 def _label(enum: EnumDescriptor, value: int, prefix: str) -> str:
@@ -55,8 +57,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
             idempotency_key=request.idempotency_key, customer_id=request.customer_id, lines=request.lines, mode=mode)
         started = time.perf_counter()
         try:
-            reply = await grpc_client.invoke("order", "shop.v1.OrderService/CreateOrder",
-                                             self._orders.CreateOrder(create, **grpc_client.call_options()))
+            reply = await outbound.invoke("order", "shop.v1.OrderService/CreateOrder",
+                                             self._orders.CreateOrder(create, **outbound.call_options()))
         except Exception as exc:
             outcome = status_for(exc).code.name.lower()
             metrics.order_placed(_mode_label(mode), outcome).observe(time.perf_counter() - started)
@@ -66,8 +68,8 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
 
     async def GetOrder(self, request: pb.GetOrderRequest,
                        ctx: grpc.aio.ServicerContext[pb.GetOrderRequest, pb.GetOrderResponse]) -> pb.GetOrderResponse:
-        reply = await grpc_client.invoke("order", "shop.v1.OrderService/FetchOrder", self._orders.FetchOrder(
-            order_service_pb2.FetchOrderRequest(order_id=request.order_id), **grpc_client.call_options()))
+        reply = await outbound.invoke("order", "shop.v1.OrderService/FetchOrder", self._orders.FetchOrder(
+            order_service_pb2.FetchOrderRequest(order_id=request.order_id), **outbound.call_options()))
         return pb.GetOrderResponse(order=_visible(reply.order))
 
     async def WatchOrder(self, request: pb.WatchOrderRequest,
@@ -76,5 +78,5 @@ class GatewayServicer(gateway_service_pb2_grpc.GatewayServiceServicer):
         call = self._orders.FollowOrder(order_service_pb2.FollowOrderRequest(order_id=request.order_id),
                                         timeout=ctx.time_remaining(),
                                         metadata=context.outbound_metadata())
-        async for reply in grpc_client.follow("order", call):
+        async for reply in outbound.follow("order", call):
             yield pb.WatchOrderResponse(order=_visible(reply.order))

@@ -7,10 +7,10 @@ from typing import Protocol
 
 from shop.v1 import types_pb2
 
-from shoplib import partitions
-from shoplib.redis_conn import as_bytes
-from shoplib.tx import Ack, Committer, Once, Writes
-from shoplib.uow import Publisher, UnitOfWork
+from shoplib.commit.unit_of_work import Publisher, UnitOfWork
+from shoplib.commit.writes import Ack, Committer, Once, Writes
+from shoplib.store import partitions
+from shoplib.store.connections import as_bytes
 
 
 class Reader(Protocol):

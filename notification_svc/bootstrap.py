@@ -11,15 +11,17 @@ from notification_svc import consumers, handlers
 from notification_svc.adapters import NotificationUnitOfWork, Reader
 from notification_svc.config import Settings
 from notification_svc.grpc_api import NotificationServicer
-from shoplib import faults, metrics, replicated, trace_seams
-from shoplib.dispatch import Dispatcher
-from shoplib.grpc_server import ServiceSpec
+from shoplib import faults
+from shoplib.commit import replicated, traced
+from shoplib.commit.dispatch import Dispatcher
+from shoplib.commit.unit_of_work import NoPublisher, Publisher, StreamPublisher
+from shoplib.commit.writes import Ack, Committer
+from shoplib.observability import metrics
+from shoplib.process.service import ServiceSpec
 from shoplib.security import redis_check
-from shoplib.store import Store
+from shoplib.store.redis_store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.streams import lease
-from shoplib.tx import Ack, Committer
-from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/notification-service"
 
@@ -40,7 +42,7 @@ def dispatcher(reader: Reader, committer: Committer) -> Dispatcher[NotificationU
 
 def wire(settings: Settings, store: Store, *, committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
+    committer = committer or traced.committer(faults.committer(replicated.pipelined_committer(client)))
     # in sync mode nobody listens to NotificationSent: nothing published
     api = NotificationServicer(lambda: unit_of_work(reader=client, committer=committer))
     subscription = consumers.subscription(f"notification-{settings.instance}", dispatcher(client, committer))

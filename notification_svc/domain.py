@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from shop.v1 import types_pb2
 
-from shoplib import clock, ids, money
-from shoplib.fields import id_violations, order_id_violations, text_violations
+from shoplib.rules import ids, money, timestamps
+from shoplib.rules.fields import id_violations, order_id_violations, text_violations
 
 KINDS = frozenset({types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT,
                    types_pb2.NOTIFICATION_KIND_PAYMENT_DECLINED})
@@ -32,5 +32,5 @@ def compose(order_id: str, customer_id: str, kind: types_pb2.NotificationKind.Va
     text = TEXTS[kind].format(order_id=order_id, total=total, reason=reason)  # only the one it sends
     note = types_pb2.Notification(notification_id=f"ntf_{ids.hex_id()}", order_id=order_id,
                                   customer_id=customer_id, kind=kind, message=text)
-    clock.stamp(note.create_time)  # in place: a Timestamp passed in would be copied
+    timestamps.stamp(note.create_time)  # in place: a Timestamp passed in would be copied
     return note

@@ -12,7 +12,7 @@ from shop.v1 import events_pb2, notification_service_pb2, types_pb2
 from notification_svc import domain
 from notification_svc.ports import UnitOfWork
 from shoplib import errors, log
-from shoplib.fields import order_id_violations
+from shoplib.rules.fields import order_id_violations
 
 _logger = log.get("notification_svc")
 Request = notification_service_pb2.SendNotificationRequest

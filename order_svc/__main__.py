@@ -1,5 +1,5 @@
 from order_svc.bootstrap import build
-from shoplib.grpc_server import run
+from shoplib.process.service import run
 
 if __name__ == "__main__":
     run(build, "order")

@@ -18,17 +18,20 @@ from shop.v1 import (
     types_pb2,
 )
 
-from shoplib import grpc_client, log, partitions, shared_clock, trace_resume
-from shoplib.dispatch import Dispatcher
-from shoplib.redis_conn import as_bytes
-from shoplib.tx import Ack, Committer, Once, Writes
-from shoplib.uow import Publisher, UnitOfWork
+from shoplib import log
+from shoplib.calls import outbound
+from shoplib.commit.dispatch import Dispatcher
+from shoplib.commit.unit_of_work import Publisher, UnitOfWork
+from shoplib.commit.writes import Ack, Committer, Once, Writes
+from shoplib.observability import later_work
+from shoplib.store import partitions, shared_clock
+from shoplib.store.connections import as_bytes
 
 # pub/sub: every stored status change, for live watchers. One classic channel, not one sharded
 # channel per partition: see order_svc.updates for why.
 UPDATES_CHANNEL = "order:updates"
 # Orders not settled yet, per mode and partition, scored by creation (or last re-drive) time in
-# ms on the Redis server's clock (shoplib.shared_clock): what the reconciler resumes (sync) or
+# ms on the Redis server's clock (shoplib.store.shared_clock): what the reconciler resumes (sync) or
 # re-drives (events), compared with that same clock, so no process's wall clock decides when.
 PENDING = {types_pb2.FLOW_MODE_SYNC: "pending-sync", types_pb2.FLOW_MODE_EVENTS: "pending-events"}
 
@@ -65,7 +68,7 @@ class Reader(Protocol):
 
 
 class OrderStore:
-    """Keys (shoplib.partitions, all of one order in its partition p): order:{p}:<id> -> Order
+    """Keys (shoplib.store.partitions, all of one order in its partition p): order:{p}:<id> -> Order
     bytes; order:{p}:key:<idempotency key> -> "<fingerprint> <order id>"; order:{p}:pending-<mode>
     -> orders not settled yet. Stages its writes into the unit's `writes`."""
 
@@ -173,21 +176,21 @@ class SyncChain:
         """A retried PlaceOrder follows its pending order up: in the retry's trace, linked to the order's."""
         placed = [event for event in emitted if isinstance(event, events_pb2.OrderPlaced)]
         order = placed[0].order if placed else types_pb2.Order()
-        with trace_resume.resumed("resend order", order.order_id, order.traceparent):
+        with later_work.resumed("resend order", order.order_id, order.traceparent):
             return await self.after_commit(emitted)
 
     async def _run(self, placed: events_pb2.OrderPlaced) -> types_pb2.Order:
         order = placed.order
-        await grpc_client.invoke("notification", "shop.v1.NotificationService/SendNotification",
+        await outbound.invoke("notification", "shop.v1.NotificationService/SendNotification",
                                   self._notify.SendNotification(
             notification_service_pb2.SendNotificationRequest(
                 order_id=order.order_id, customer_id=order.customer_id,
                 kind=types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, amount=order.total),
-            **grpc_client.call_options()))
+            **outbound.call_options()))
         charge = payment_service_pb2.ChargeRequest(order_id=order.order_id, customer_id=order.customer_id,
                                                    amount=order.total)
-        charged = await grpc_client.invoke("payment", "shop.v1.PaymentService/Charge",
-                                           self._charge.Charge(charge, **grpc_client.call_options()))
+        charged = await outbound.invoke("payment", "shop.v1.PaymentService/Charge",
+                                           self._charge.Charge(charge, **outbound.call_options()))
         uow = self._dispatcher.unit_of_work()
         uow.orders.remember(order)  # as stored a moment ago: settling needs no read
         return await self._dispatcher.handle(outcome_event(charged.payment), uow)

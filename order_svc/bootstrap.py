@@ -16,17 +16,21 @@ from order_svc.config import Settings
 from order_svc.grpc_api import OrderServicer
 from order_svc.reconciler import Reconciler
 from order_svc.updates import OrderUpdates
-from shoplib import events as shop_events
-from shoplib import faults, grpc_client, metrics, replicated, store_reads, trace_seams
-from shoplib.dispatch import Dispatcher
-from shoplib.grpc_server import ServiceSpec
-from shoplib.health import Dependency, grpc_health_probe
+from shoplib import catalogue as shop_events
+from shoplib import faults
+from shoplib.calls import outbound
+from shoplib.commit import replicated, traced
+from shoplib.commit.dispatch import Dispatcher
+from shoplib.commit.unit_of_work import NoPublisher, Publisher, StreamPublisher
+from shoplib.commit.writes import Ack, Committer
+from shoplib.observability import metrics
+from shoplib.process.health import Dependency, grpc_health_probe
+from shoplib.process.service import ServiceSpec
 from shoplib.security import redis_check
-from shoplib.store import Store
+from shoplib.store import reads
+from shoplib.store.redis_store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.streams import lease
-from shoplib.tx import Ack, Committer
-from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/order-service"
 UnitOfWorkFactory = Callable[[types_pb2.FlowMode.ValueType], OrderUnitOfWork]
@@ -60,10 +64,10 @@ def reconciler(unit_of_work: UnitOfWorkFactory, settings: Settings) -> Reconcile
 def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notification: grpc.aio.Channel, *,
          committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
-    reads = faults.reader(store_reads.reads_for(client))  # an order read at settlement: on the lean connection
-    events = dispatcher(reads, committer)
-    unit_of_work = unit_of_work_factory(reads, committer, {
+    committer = committer or traced.committer(faults.committer(replicated.pipelined_committer(client)))
+    reader = faults.reader(reads.reads_for(client))  # an order read at settlement: on the lean connection
+    events = dispatcher(reader, committer)
+    unit_of_work = unit_of_work_factory(reader, committer, {
         types_pb2.FLOW_MODE_SYNC: SyncChain(notification, payment, events),
         types_pb2.FLOW_MODE_EVENTS: StreamPublisher(SOURCE)})
     updates = OrderUpdates(client)
@@ -90,5 +94,5 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
     return wire(settings, Store.connect(settings.redis_url, f"order-{settings.instance}"),
-                grpc_client.channel(settings.payment_addr, "order", "payment"),
-                grpc_client.channel(settings.notification_addr, "order", "notification"))
+                outbound.channel(settings.payment_addr, "order", "payment"),
+                outbound.channel(settings.notification_addr, "order", "notification"))

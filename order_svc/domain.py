@@ -7,9 +7,10 @@ import uuid
 
 from shop.v1 import types_pb2
 
-from shoplib import clock, money, partitions
-from shoplib.bounds import MAX_AMOUNT_MINOR, MAX_LINES, MAX_QUANTITY
-from shoplib.fields import id_violations
+from shoplib.rules import money, timestamps
+from shoplib.rules.bounds import MAX_AMOUNT_MINOR, MAX_LINES, MAX_QUANTITY
+from shoplib.rules.fields import id_violations
+from shoplib.store import partitions
 
 TERMINAL = frozenset({types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED})
 MODES = frozenset({types_pb2.FLOW_MODE_SYNC, types_pb2.FLOW_MODE_EVENTS})
@@ -71,7 +72,7 @@ def new_order(idempotency_key: str, customer_id: str, lines: list[types_pb2.Orde
               mode: types_pb2.FlowMode.ValueType, traceparent: str = "") -> types_pb2.Order:
     """A PENDING order; `traceparent`: the W3C trace context of the request placing it, kept so
     that work done for it later continues its trace."""
-    now = clock.now()
+    now = timestamps.now()
     order_id = partitions.order_id(partitions.partition_of(idempotency_key), uuid.uuid4().hex[:24])
     return types_pb2.Order(
         order_id=order_id, customer_id=customer_id, lines=lines,
@@ -85,5 +86,5 @@ def settle(order: types_pb2.Order, payment: types_pb2.Payment) -> types_pb2.Orde
     settled.CopyFrom(order)
     succeeded = payment.status == types_pb2.PAYMENT_STATUS_SUCCEEDED
     settled.status = types_pb2.ORDER_STATUS_PAID if succeeded else types_pb2.ORDER_STATUS_PAYMENT_DECLINED
-    settled.update_time.CopyFrom(clock.now())
+    settled.update_time.CopyFrom(timestamps.now())
     return settled

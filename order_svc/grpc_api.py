@@ -10,7 +10,7 @@ from shop.v1 import order_service_pb2_grpc, types_pb2
 
 from order_svc import domain, handlers
 from order_svc.ports import UnitOfWork, Validate, Watch
-from shoplib import trace_resume
+from shoplib.observability import later_work
 
 
 class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
@@ -21,7 +21,7 @@ class OrderServicer(order_service_pb2_grpc.OrderServiceServicer):
     async def CreateOrder(self, request: pb.CreateOrderRequest,
                           context: grpc.aio.ServicerContext[pb.CreateOrderRequest, pb.CreateOrderResponse]
                           ) -> pb.CreateOrderResponse:
-        order = await handlers.place_order(request, self._uow(request.mode), self._validate, trace_resume.current())
+        order = await handlers.place_order(request, self._uow(request.mode), self._validate, later_work.current())
         return pb.CreateOrderResponse(order=order)
 
     async def FetchOrder(self, request: pb.FetchOrderRequest,

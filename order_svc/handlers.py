@@ -14,7 +14,8 @@ from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
 from order_svc import domain
 from order_svc.ports import RESYNC_S, UnitOfWork, Validate, Watch
-from shoplib import errors, fields, log
+from shoplib import errors, log
+from shoplib.rules import fields
 
 _logger = log.get("order_svc")
 

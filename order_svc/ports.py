@@ -11,7 +11,7 @@ from typing import Protocol
 from google.protobuf.message import Message
 from shop.v1 import types_pb2
 
-from shoplib.tx import Once
+from shoplib.commit.writes import Once
 
 # A watcher re-reads the order after this long without news, in case a pub/sub message was
 # lost (pub/sub is fire-and-forget); status changes themselves arrive by push.

@@ -16,7 +16,9 @@ from shop.v1 import types_pb2
 
 from order_svc import domain, handlers
 from order_svc.ports import UnitOfWork
-from shoplib import errors, log, outage, redis_conn, trace_resume
+from shoplib import errors, log
+from shoplib.observability import later_work
+from shoplib.store import connections, outage
 
 # Sync orders younger than this are left to their caller (it may still be waiting or retrying).
 RESUME_AFTER_MS = 10_000
@@ -42,7 +44,7 @@ class Reconciler:
             await asyncio.sleep(INTERVAL_S)
             try:
                 await self.once()
-                redis_conn.stop_if_cancelled()  # one round is 2 x PARTITIONS Redis reads
+                connections.stop_if_cancelled()  # one round is 2 x PARTITIONS Redis reads
             except Exception as exc:  # a down dependency: try again next round
                 if not (outage.is_outage(exc) or isinstance(exc, errors.Unavailable)):
                     raise
@@ -63,7 +65,7 @@ class Reconciler:
             _logger.error("reconciler.order_missing", order_id=order_id)
             return False
         try:
-            with trace_resume.resumed("resume order", order_id, order.traceparent):  # in the order's trace
+            with later_work.resumed("resume order", order_id, order.traceparent):  # in the order's trace
                 order = await handlers.resume_order(order, uow)
         except errors.Unavailable as exc:  # the next service is still down (or hung): next round
             _logger.info("reconciler.still_unavailable", order_id=order_id, error=exc.message[:200])

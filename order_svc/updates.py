@@ -29,8 +29,9 @@ from shop.v1 import types_pb2
 
 from order_svc.adapters import UPDATES_CHANNEL
 from order_svc.ports import RESYNC_S
-from shoplib import errors, log, outage, redis_conn
-from shoplib.bounds import MAX_WATCHERS
+from shoplib import errors, log
+from shoplib.rules.bounds import MAX_WATCHERS
+from shoplib.store import connections, outage
 
 _logger = log.get("order_svc")
 
@@ -82,7 +83,7 @@ class OrderUpdates:
         """Listen whenever anyone watches; reconnects after Redis comes back (watchers resync
         meanwhile). Any other error ends the task, and its supervisor logs it and starts it again."""
         while True:
-            redis_conn.stop_if_cancelled()  # a stop that redis-py swallowed inside the subscription
+            connections.stop_if_cancelled()  # a stop that redis-py swallowed inside the subscription
             await self._wanted.wait()
             try:
                 await self._listen()
@@ -103,7 +104,7 @@ class OrderUpdates:
                     self._handle(await pubsub.get_message(timeout=POLL_S))
                     # redis-py may swallow a cancellation that lands during the read: without
                     # this a stopping service would poll on, then wait for a watcher for ever.
-                    redis_conn.stop_if_cancelled()
+                    connections.stop_if_cancelled()
             finally:  # before the subscription closes: a watcher coming now waits for the next one
                 self._subscribed.clear()
 

@@ -9,10 +9,11 @@ import grpc
 from google.protobuf.message import Message
 from shop.v1 import events_pb2, notification_service_pb2, notification_service_pb2_grpc, types_pb2
 
-from shoplib import grpc_client, partitions
-from shoplib.redis_conn import as_bytes
-from shoplib.tx import Ack, Committer, Once, Writes
-from shoplib.uow import Publisher, UnitOfWork
+from shoplib.calls import outbound
+from shoplib.commit.unit_of_work import Publisher, UnitOfWork
+from shoplib.commit.writes import Ack, Committer, Once, Writes
+from shoplib.store import partitions
+from shoplib.store.connections import as_bytes
 
 
 def ledger_key(partition: int) -> str:
@@ -82,8 +83,8 @@ class SyncReceipts:
 
     async def _send(self, event: events_pb2.PaymentSucceeded | events_pb2.PaymentDeclined) -> None:
         payment = event.payment
-        await grpc_client.invoke("notification", "shop.v1.NotificationService/SendNotification",
+        await outbound.invoke("notification", "shop.v1.NotificationService/SendNotification",
                                   self._notify.SendNotification(
             notification_service_pb2.SendNotificationRequest(
                 order_id=payment.order_id, customer_id=payment.customer_id, kind=_KIND[type(event)],
-                amount=payment.amount, reason=payment.decline_reason), **grpc_client.call_options()))
+                amount=payment.amount, reason=payment.decline_reason), **outbound.call_options()))

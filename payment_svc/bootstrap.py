@@ -14,17 +14,20 @@ from payment_svc import consumers, domain, handlers
 from payment_svc.adapters import PaymentUnitOfWork, Reader, SyncReceipts
 from payment_svc.config import Settings
 from payment_svc.grpc_api import PaymentServicer
-from shoplib import events as shop_events
-from shoplib import faults, grpc_client, metrics, replicated, trace_seams
-from shoplib.dispatch import Dispatcher
-from shoplib.grpc_server import ServiceSpec
-from shoplib.health import Dependency, grpc_health_probe
+from shoplib import catalogue as shop_events
+from shoplib import faults
+from shoplib.calls import outbound
+from shoplib.commit import replicated, traced
+from shoplib.commit.dispatch import Dispatcher
+from shoplib.commit.unit_of_work import NoPublisher, Publisher, StreamPublisher
+from shoplib.commit.writes import Ack, Committer
+from shoplib.observability import metrics
+from shoplib.process.health import Dependency, grpc_health_probe
+from shoplib.process.service import ServiceSpec
 from shoplib.security import redis_check
-from shoplib.store import Store
+from shoplib.store.redis_store import Store
 from shoplib.streams import bootstrap as stream_bootstrap
 from shoplib.streams import lease
-from shoplib.tx import Ack, Committer
-from shoplib.uow import NoPublisher, Publisher, StreamPublisher
 
 SOURCE = "/shop/payment-service"
 
@@ -53,7 +56,7 @@ def dispatcher(reader: Reader, committer: Committer, settings: Settings
 def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
          committer: Committer | None = None) -> ServiceSpec:
     client = store.client
-    committer = committer or trace_seams.committer(faults.committer(replicated.pipelined_committer(client)))
+    committer = committer or traced.committer(faults.committer(replicated.pipelined_committer(client)))
     receipts = SyncReceipts(notification)
     api = PaymentServicer(lambda: unit_of_work(reader=client, committer=committer, publisher=receipts),
                           rules_of(settings), settings.delay_ms / 1000)
@@ -77,4 +80,4 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
 async def build(settings: Settings | None = None) -> ServiceSpec:
     settings = settings or Settings.from_env()
     return wire(settings, Store.connect(settings.redis_url, f"payment-{settings.instance}"),
-                grpc_client.channel(settings.notification_addr, "payment", "notification"))
+                outbound.channel(settings.notification_addr, "payment", "notification"))

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from shop.v1 import events_pb2, types_pb2
 
-from shoplib import clock, ids, money
-from shoplib.fields import id_violations, order_id_violations
+from shoplib.rules import ids, money, timestamps
+from shoplib.rules.fields import id_violations, order_id_violations
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ def decide(order_id: str, customer_id: str, amount: types_pb2.Money, rules: Rule
         payment_id=f"pay_{ids.hex_id()}", order_id=order_id, customer_id=customer_id, amount=amount,
         status=types_pb2.PAYMENT_STATUS_DECLINED if declined else types_pb2.PAYMENT_STATUS_SUCCEEDED,
         decline_reason=_decline_reason(amount.currency_code, rules) if declined else "")
-    clock.stamp(payment.create_time)  # in place: a Timestamp passed in would be copied
+    timestamps.stamp(payment.create_time)  # in place: a Timestamp passed in would be copied
     return payment
 
 

@@ -10,7 +10,7 @@ from shop.v1 import events_pb2, payment_service_pb2, types_pb2
 from payment_svc import domain
 from payment_svc.ports import UnitOfWork
 from shoplib import errors, log
-from shoplib.fields import order_id_violations
+from shoplib.rules.fields import order_id_violations
 
 _logger = log.get("payment_svc")
 

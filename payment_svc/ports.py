@@ -8,7 +8,7 @@ from typing import Protocol
 from google.protobuf.message import Message
 from shop.v1 import types_pb2
 
-from shoplib.tx import Once
+from shoplib.commit.writes import Once
 
 
 class Payments(Protocol):

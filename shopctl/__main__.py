@@ -11,13 +11,13 @@ from pathlib import Path
 
 from shopctl import secure
 from shopctl.instances import ScaledStack, instances_from_env
+from shopctl.local_redis.server import RedisUnsuitable
 from shopctl.stack import StackError
-from shoplib.redis_server import RedisUnsuitable
 
 # Where `up` leaves the running stack's Redis settings for `make streams` / `make dead-letters`
 # (sourced when REDIS_URL is not set; a password file's path at most, never a password).
 UP_ENV = Path("results/tmp/up.env")
-# The tracing settings of `up` that the ops tools take on with it (shoplib.tracing reads them).
+# The tracing settings of `up` that the ops tools take on with it (shoplib.observability.tracing reads them).
 TRACE_SETTINGS = ("TRACE_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED")
 # How often `up` looks whether a service of the running stack has exited; also how quickly Ctrl-C is seen.
 UP_CHECK_S = 0.5

@@ -29,9 +29,10 @@ from shop.v1 import types_pb2 as t
 
 from shopctl import demo_traces, secure, streamtrail, tokens, trail
 from shopctl.stack import Stack, StackError
-from shoplib import redis_conn, security
-from shoplib.grpc_client import field_violations
+from shoplib import security
+from shoplib.calls.outbound import field_violations
 from shoplib.log import CORRELATION_HEADER
+from shoplib.store import connections
 from shoplib.streams import status
 
 MODES = {"sync": t.FLOW_MODE_SYNC, "events": t.FLOW_MODE_EVENTS}
@@ -196,7 +197,7 @@ async def _demo(stack: Stack, mode: str, run_id: str) -> list[Outcome]:
 
 async def _operations_view(stack: Stack) -> None:
     """What `make streams` shows: streams, groups, consumers, lag, oldest pending, dead letters."""
-    client = (redis_conn.connect(stack.redis_url) if redis_conn.clustered()  # a cluster client: every partition
+    client = (connections.connect(stack.redis_url) if connections.clustered()  # a cluster client: every partition
               else aioredis.Redis.from_url(stack.redis_url, **secure.tool_redis_kwargs(stack.redis)))
     print("\nOperations view (make streams):")
     print("  " + status.render(*await status.collect(client)).replace("\n", "\n  "))
@@ -215,7 +216,7 @@ def run(mode: str) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run_id = uuid.uuid4().hex[:6]
     logs = tempfile.mkdtemp(prefix="shop-demo-")
-    private_cluster = redis_conn.clustered() and not os.environ.get("REDIS_URL")
+    private_cluster = connections.clustered() and not os.environ.get("REDIS_URL")
     store = "a private Redis Cluster (3 masters + 3 replicas)" if private_cluster else "Redis"
     profile = (" under the secure profile (mTLS between services, a bearer token at the gateway, Redis ACL users)"
                if security.enabled() else "")

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Sequence
 
 from shopctl import trace_cmd
-from shoplib import tracing
+from shoplib.observability import tracing
 
 TRACE_ID_HEX = 32  # W3C trace ids: 16 bytes
 SPAN_ID_BYTES = 8

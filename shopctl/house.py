@@ -118,8 +118,8 @@ async def _one_order() -> dict[str, tuple[int, int]]:
 
     from order_svc import handlers as order_handlers
     from order_svc.adapters import OrderUnitOfWork
+    from shoplib.commit.unit_of_work import StreamPublisher
     from shoplib.testing import MemoryStore
-    from shoplib.uow import StreamPublisher
     from tests.unit.test_events_flow_in_memory import broker
 
     store = MemoryStore()

@@ -1,5 +1,5 @@
 """N instances of every service (`INSTANCES=N make up`): distinct consumer names, own ports, and
-every caller balancing over the N addresses of what it calls (gRPC round_robin, shoplib.balancing).
+every caller balancing over the N addresses of what it calls (gRPC round_robin, shoplib.calls.balancing).
 
 Instance 1 of a service is the Stack's own (`order`); instance i >= 2 is `order-i`, with
 SERVICE_INSTANCE=i (consumer name `order-i`) and, on fixed ports, the service's port + (i-1) * 10.
@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from shopctl.local_redis.server import free_port
 from shopctl.stack import SERVICES, Stack, exit_status, service_of
 from shoplib import config
-from shoplib.redis_server import free_port
 
 # Instance i listens on the fixed port + (i - 1) * PORT_STEP (order: 50052, 50062...): the
 # services' fixed ports are 1 apart, so a step of 10 keeps up to 10 instances clear of each other.

@@ -24,7 +24,7 @@ from shop.v1 import gateway_service_pb2 as gw
 from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 from shop.v1 import types_pb2
 
-from shoplib import balancing
+from shoplib.calls import balancing
 
 MODES = {"sync": types_pb2.FLOW_MODE_SYNC, "events": types_pb2.FLOW_MODE_EVENTS}
 TERMINAL = frozenset({types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED})

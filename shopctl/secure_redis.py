@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from shopctl.certs import write_private
+from shopctl.local_redis.server import LocalRedis, RedisUnsuitable
 from shoplib import config, security
-from shoplib.redis_server import LocalRedis, RedisUnsuitable
 from shoplib.security import acl
 from shoplib.security.files import TlsFiles
 from shoplib.security.identities import OPS, REDIS

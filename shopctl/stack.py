@@ -15,9 +15,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shopctl import secure
+from shopctl.local_redis.cluster import LocalCluster
+from shopctl.local_redis.server import LocalRedis, free_port, python_module_command
 from shoplib import config
-from shoplib.redis_cluster import LocalCluster
-from shoplib.redis_server import LocalRedis, free_port, python_module_command
 
 # Start order matters only for readability: each service waits for its own dependencies.
 SERVICES = ("notification", "payment", "order", "gateway")

@@ -9,10 +9,11 @@ import redis
 from google.protobuf.message import Message
 from shop.v1 import events_pb2, types_pb2
 
-from shoplib import events, partitions, redis_conn
-from shoplib.redis_conn import as_bytes, as_entries, as_pending
+from shoplib import catalogue
+from shoplib.store import connections, partitions
+from shoplib.store.connections import as_bytes, as_entries, as_pending
 
-STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS)
+STREAMS = (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS, catalogue.NOTIFICATION_EVENTS)
 # The receipt may still be on its way when the order turns terminal: wait this long for it at most.
 SETTLE_WAIT_S = 3.0
 EXPECTED_ENTRIES = 4  # order placed, payment outcome, notification "received", notification of the outcome
@@ -24,20 +25,20 @@ def _entries(client: redis.Redis, order_id: str) -> list[tuple[float, str, str, 
     for stream in (partitions.stream(base, partition) for base in STREAMS):  # the order's own partition
         for entry_id, fields in as_entries(client.xrevrange(stream, count=500)):
             if fields.get(b"subject") == order_id.encode():
-                envelope, payload = events.decode(fields)
+                envelope, payload = catalogue.decode(fields)
                 found.append((envelope.time.ToNanoseconds() / 1e6, stream, entry_id.decode(), envelope, payload))
     return sorted(found, key=lambda item: item[0])
 
 
 def _client(redis_url: str, **client_kwargs: Any) -> redis.Redis:
     """A cluster client under REDIS_CLUSTER=1 (it follows the slot of each stream), else a plain one."""
-    if redis_conn.clustered():
+    if connections.clustered():
         return cast(redis.Redis, redis.RedisCluster.from_url(redis_url, **client_kwargs))
     return redis.Redis.from_url(redis_url, **client_kwargs)
 
 
 def _handled_by(client: redis.Redis, stream: str, entry_id: str) -> str:
-    if partitions.base(stream) == events.NOTIFICATION_EVENTS:
+    if partitions.base(stream) == catalogue.NOTIFICATION_EVENTS:
         return "(no group: a record for people and benchmarks)"
     states = []
     for group in client.xinfo_groups(stream):

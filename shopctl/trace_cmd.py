@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from shopctl import waterfall
-from shoplib import trace_file
+from shoplib.observability import span_file
 
 DEFAULT_DIR = "results/traces"
 
@@ -22,7 +22,7 @@ def trace_dir() -> Path:
 def show(order_id: str, folder: Path, png: Path | None = None) -> str:
     """The waterfall's text for `order_id` (raises LookupError when no recorded span is about it);
     the PNG goes to `png`, else to `folder/<order_id>.png`."""
-    spans = trace_file.read(folder)
+    spans = span_file.read(folder)
     trace_id = waterfall.trace_of_order(spans, order_id)
     if trace_id is None:
         raise LookupError(f"no span about order {order_id} under {folder}/ (was the stack run with TRACE=1?)")

@@ -23,7 +23,7 @@ from shop.v1 import (
 )
 
 from shopctl.stack import SERVICES
-from shoplib.money import format_money
+from shoplib.rules.money import format_money
 
 # Shown elsewhere (heading, column) or bookkeeping ids a reader does not need: not shown as key=value.
 _HIDDEN = frozenset({"service", "event", "timestamp", "correlation_id", "level", "order_id", "rpc",

@@ -1,6 +1,6 @@
 """One order's trace as a waterfall: every span of it, in start order and nested under its parent,
 with its service, start offset and duration in ms, and for a consumer span the time its entry
-waited in the stream before it was read. Spans are shoplib.trace_file's records (dicts)."""
+waited in the stream before it was read. Spans are shoplib.observability.span_file's records (dicts)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shoplib.trace_context import ORDER_ID, WAIT_MS
+from shoplib.streams.trace_context import ORDER_ID, WAIT_MS
 
 NS_PER_MS = 1_000_000
 BAR_WIDTH = 32  # characters of the terminal bar: the whole trace spans this many

@@ -1,5 +1,5 @@
 """Errors a client can act on: each names its canonical status code and carries rich details
-(google.rpc.*). Transport-free: the server interceptor (shoplib.interceptors) turns them into
+(google.rpc.*). Transport-free: the server interceptor (shoplib.calls.interceptors) turns them into
 gRPC statuses, so a handler raising them loads no gRPC."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2
 
-from shoplib.bounds import MAX_VIOLATIONS
+from shoplib.rules.bounds import MAX_VIOLATIONS
 
 
 class ServiceError(Exception):

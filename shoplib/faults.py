@@ -43,9 +43,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
-    from shoplib.outage import StoreGate
+    from shoplib.commit.writes import Ack, Committer, Value, Writes
+    from shoplib.store.outage import StoreGate
     from shoplib.streams.settings import ConsumerSettings
-    from shoplib.tx import Ack, Committer, Value, Writes
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -93,7 +93,7 @@ class FaultyCommitter:
         return await self._inner.commit(writes, once, ack)
 
     async def _publish_step(self, writes: Writes, once: tuple[str, Value] | None) -> bool:
-        from shoplib.tx import Writes
+        from shoplib.commit.writes import Writes
 
         if fires("nonatomic_publish"):
             if not await self._inner.commit(Writes([op for op in writes.ops if op[0] != "XADD"]), once):
@@ -116,7 +116,7 @@ def _wall_ms() -> int:
 
 def _on_process_clock(writes: Writes) -> Writes:
     """process_clock: each ZADDNOW (scored by the server's clock) scored by this process's instead."""
-    from shoplib.tx import Writes
+    from shoplib.commit.writes import Writes
 
     return Writes([("ZADD", *op[1:-1], _wall_ms(), op[-1]) if op[0] == "ZADDNOW" else op for op in writes.ops])
 
@@ -131,7 +131,7 @@ class _ProcessClockReader:
         return getattr(self._inner, name)
 
     async def eval(self, script: str, numkeys: int, *keys_and_args: str) -> Any:
-        from shoplib import shared_clock
+        from shoplib.store import shared_clock
 
         if script != shared_clock.DUE:
             return await self._inner.eval(script, numkeys, *keys_and_args)
@@ -153,7 +153,7 @@ THIN_ANSWER_RESERVE_S = 0.005
 
 
 def answer_reserve(real: Callable[[float], float]) -> Callable[[float], float]:
-    """thin_answer_reserve: 5 ms per hop, whatever the deadline (shoplib.context)."""
+    """thin_answer_reserve: 5 ms per hop, whatever the deadline (shoplib.calls.context)."""
     return (lambda _: THIN_ANSWER_RESERVE_S) if "thin_answer_reserve" in ARMED else real
 
 
@@ -180,10 +180,10 @@ def decoder(real: Callable[[dict[bytes, bytes]], Any]) -> Callable[[dict[bytes, 
 def _raw_then(real: Callable[[dict[bytes, bytes]], Any], fields: dict[bytes, bytes]) -> Any:
     from shop.v1 import events_pb2
 
-    from shoplib import events
+    from shoplib import catalogue
 
     envelope = events_pb2.EventEnvelope.FromString(fields.get(b"envelope", b""))
-    if (kind := events.BY_NAME.get(envelope.type)) is not None:
+    if (kind := catalogue.BY_NAME.get(envelope.type)) is not None:
         envelope.data.Unpack(kind.message())
     return real(fields)
 
@@ -193,7 +193,7 @@ def gate(real: StoreGate) -> StoreGate:
     nor holds entries through an outage (as before issue 8); readiness keeps the real gate."""
     if "outage_as_failure" not in ARMED:
         return real
-    from shoplib.outage import StoreGate
+    from shoplib.store.outage import StoreGate
 
     class NeverClosed(StoreGate):
         def report(self, exc: BaseException) -> None:
@@ -211,7 +211,7 @@ def dead_letter(real: DeadLetter) -> DeadLetter:
 
 
 async def _drop(real: DeadLetter, committer: Committer, ack: Ack, *rest: object) -> None:
-    from shoplib.tx import Ack, Writes
+    from shoplib.commit.writes import Ack, Writes
 
     if not fires("drop_dead_letters"):
         return await real(committer, ack, *rest)  # type: ignore[no-any-return]  # the sink returns None

@@ -13,8 +13,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from shoplib import ids
-from shoplib.bounds import MAX_CORRELATION_ID_LENGTH
+from shoplib.rules import ids
+from shoplib.rules.bounds import MAX_CORRELATION_ID_LENGTH
 
 CORRELATION_HEADER = "x-correlation-id"
 # A caller's correlation id goes into every log line and event envelope: only this shape is kept.

@@ -7,8 +7,9 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from shoplib import events, partitions, shared_clock
-from shoplib.tx import Ack, Value, Writes
+from shoplib import catalogue
+from shoplib.commit.writes import Ack, Value, Writes
+from shoplib.store import partitions, shared_clock
 
 if TYPE_CHECKING:
     from shoplib.streams.consumer import Subscription
@@ -39,7 +40,7 @@ class MemoryStore:
         return [m.encode() for _, m in members[start:start + num]]
 
     async def eval(self, script: str, numkeys: int, *keys_and_args: str) -> list[bytes]:
-        """Only the read scripts the stores run: shoplib.shared_clock.DUE."""
+        """Only the read scripts the stores run: shoplib.store.shared_clock.DUE."""
         if script != shared_clock.DUE or numkeys != 1:
             raise ValueError("MemoryStore models only the shared_clock.DUE script")
         key, after_ms, limit = keys_and_args
@@ -137,7 +138,7 @@ class MemoryBroker:
 
     async def _deliver(self, subscription: Subscription, stream: str, index: int) -> None:
         fields = {k.encode(): v for k, v in self._store.streams[stream][index].items()}
-        envelope, payload = events.decode(fields)
+        envelope, payload = catalogue.decode(fields)
         ack = Ack(stream, subscription.group, f"{index + 1}-0")
         handler = subscription.handlers.get(type(payload))
         if handler is None:

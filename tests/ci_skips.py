@@ -10,8 +10,8 @@ from collections.abc import Generator
 
 import pytest
 
+from shopctl.local_redis.server import TlsUnavailable
 from shoplib import config
-from shoplib.redis_server import TlsUnavailable
 from tests.support import TLS_UNAVAILABLE
 
 CI_STEP_ALLOWED_SKIPS = {"newcomer": (TLS_UNAVAILABLE,)}

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shoplib.redis_cluster import LocalCluster
-from shoplib.redis_server import LocalRedis
+from shopctl.local_redis.cluster import LocalCluster
+from shopctl.local_redis.server import LocalRedis
 
 # Under CI=true every skip but those the CI step allows fails the run (tests/ci_skips.py).
 from tests.ci_skips import (  # noqa: F401

@@ -2,7 +2,7 @@
 
 Counted on the real stack (`redis-cli MONITOR` on a bench Redis started on a free port, 3 orders
 per mode at 1 in flight after a warm-up; background chores left out): every hop's commit is one
-EVALSHA of shoplib/commit.lua, and nothing else reaches Redis on an order's path but these (p:
+EVALSHA of shoplib/commit/commit.lua, and nothing else reaches Redis on an order's path but these (p:
 the order's partition; every key of one order is in its slot):
 
     hop (commit)             sync mode                          events mode adds
@@ -20,14 +20,14 @@ the order's partition; every key of one order is in its slot):
                              ZREM pending-sync                  payment-events; pending-events
 
 Five commits per order in either mode, one round trip each, each fsynced by Redis before it
-answers (the benches' Redis: appendonly yes, appendfsync always, shoplib.redis_server); events
+answers (the benches' Redis: appendonly yes, appendfsync always, shopctl.local_redis.server); events
 mode adds one GET, and the consumers' XREADGROUPs (one per batch). The sizes are those of the
 real stack's keys and entries (STRLEN, XRANGE after a run). With REDIS_WAIT_REPLICAS=N each
-commit is followed, as shoplib.replicated does it, by a second round trip: SET of the slot's
+commit is followed, as shoplib.commit.replicated does it, by a second round trip: SET of the slot's
 marker and WAIT N.
 
 Here each commit is one EVALSHA of a script with no checks (no backlog bound, no pending check,
-no argument table beyond the writes), on a lean connection (shoplib.redis_pipe) where all the
+no argument table beyond the writes), on a lean connection (shoplib.store.lean) where all the
 commands of one event-loop turn travel in one write: the cheapest correct form of the same work.
 """
 
@@ -45,9 +45,11 @@ from shop.v1 import types_pb2
 from notification_svc.adapters import notes_key
 from order_svc.adapters import UPDATES_CHANNEL, order_key, pending_key, reservation_key
 from payment_svc.adapters import ledger_key, payment_key
-from shoplib import config, events, ids, partitions, redis_conn
-from shoplib.redis_pipe import Arg, RedisPipe, Reply
-from shoplib.replicated import WAIT_TIMEOUT_MS, marker
+from shoplib import catalogue, config
+from shoplib.commit.replicated import WAIT_TIMEOUT_MS, marker
+from shoplib.rules import ids
+from shoplib.store import connections, partitions
+from shoplib.store.lean import Arg, RedisPipe, Reply
 
 # KEYS[1] the once key, ARGV[1] its value; ARGV[2] and ARGV[3] the group and id of the entry
 # consumed ('' when none; its stream is KEYS[2]); then each write as <command> <key index, 0 for
@@ -72,10 +74,11 @@ RESERVATION = b"r" * 64
 ORDER = b"o" * 129
 PAYMENT = b"p" * 101
 NOTE = {types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED: b"n" * 160, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT: b"n" * 176}
-ENVELOPE = {events.ORDER_EVENTS: b"e" * 408, events.PAYMENT_EVENTS: b"e" * 396, events.NOTIFICATION_EVENTS: b"e" * 462}
+ENVELOPE = {catalogue.ORDER_EVENTS: b"e" * 408, catalogue.PAYMENT_EVENTS: b"e" * 396,
+            catalogue.NOTIFICATION_EVENTS: b"e" * 462}
 # The entries' type field, as the real ones (the lean consumers dispatch on it).
 PLACED, PAID, SENT = b"shop.order.placed.v1", b"shop.payment.succeeded.v1", b"shop.notification.sent.v1"
-TYPE_OF = {events.ORDER_EVENTS: PLACED, events.PAYMENT_EVENTS: PAID, events.NOTIFICATION_EVENTS: SENT}
+TYPE_OF = {catalogue.ORDER_EVENTS: PLACED, catalogue.PAYMENT_EVENTS: PAID, catalogue.NOTIFICATION_EVENTS: SENT}
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def _stored(commit: Commit, order_id: str) -> Commit:
 def placed(idempotency_key: str, order_id: str, mode: types_pb2.FlowMode.ValueType) -> Commit:
     commit = _stored(Commit.once(reservation_key(idempotency_key), RESERVATION, None), order_id)
     commit.write("ZADD", pending_key(mode, partitions.partition_of_order(order_id)), 0, order_id)
-    return commit.event(events.ORDER_EVENTS, order_id) if mode == types_pb2.FLOW_MODE_EVENTS else commit
+    return commit.event(catalogue.ORDER_EVENTS, order_id) if mode == types_pb2.FLOW_MODE_EVENTS else commit
 
 
 def settled(order_id: str, mode: types_pb2.FlowMode.ValueType, consumed: Consumed | None = None) -> Commit:
@@ -140,13 +143,13 @@ def settled(order_id: str, mode: types_pb2.FlowMode.ValueType, consumed: Consume
 def charged(order_id: str, consumed: Consumed | None = None) -> Commit:
     commit = Commit.once(payment_key(order_id), PAYMENT, consumed)
     commit.write("RPUSH", ledger_key(partitions.partition_of_order(order_id)), order_id)
-    return commit.event(events.PAYMENT_EVENTS, order_id) if consumed else commit
+    return commit.event(catalogue.PAYMENT_EVENTS, order_id) if consumed else commit
 
 
 def notified(order_id: str, kind: types_pb2.NotificationKind.ValueType, consumed: Consumed | None = None) -> Commit:
     commit = Commit.once(notes_key(order_id, str(kind)), NOTE[kind], consumed)
     commit.write("RPUSH", notes_key(order_id), NOTE[kind])
-    return commit.event(events.NOTIFICATION_EVENTS, order_id) if consumed else commit
+    return commit.event(catalogue.NOTIFICATION_EVENTS, order_id) if consumed else commit
 
 
 @dataclass
@@ -157,8 +160,8 @@ class _Queued:
 
 class LeanStore:
     """Commits (and reads) on one lean connection: what is asked in one event-loop turn goes out
-    in one write, as shoplib.committers.PipelinedCommitter sends its commits. With
-    REDIS_WAIT_REPLICAS > 0, each commit is then waited for as shoplib.replicated does it."""
+    in one write, as shoplib.commit.committers.PipelinedCommitter sends its commits. With
+    REDIS_WAIT_REPLICAS > 0, each commit is then waited for as shoplib.commit.replicated does it."""
 
     def __init__(self, client: aioredis.Redis) -> None:
         pipe = RedisPipe.of(client)
@@ -216,6 +219,6 @@ class LeanStore:
 
 async def connect(url: str) -> LeanStore:
     """A LeanStore on the Redis at `url`, its script loaded."""
-    store = LeanStore(redis_conn.connect(url))
+    store = LeanStore(connections.connect(url))
     await store.start()
     return store

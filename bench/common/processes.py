@@ -1,6 +1,6 @@
 """Bare server processes: one per role on a free port, each `python -m <bench> --bare-server <role>
 <port> <args>`, ready before the bench measures and stopped whatever happens; with `redis`, on a
-private redis-server of their own (shoplib.redis_server: AOF, fsync always, as the real stack's)."""
+private redis-server of their own (shopctl.local_redis.server: AOF, fsync always, as the real stack's)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Self
 
 import grpc
 
-from shoplib.redis_server import LocalRedis, free_port, python_module_command
+from shopctl.local_redis.server import LocalRedis, free_port, python_module_command
 
 READY_TIMEOUT_S = 20.0  # a bare server process imports grpc and binds within a few seconds
 STOP_TIMEOUT_S = 5.0

@@ -31,7 +31,8 @@ from bench.common.bare import BareGateway, BareOrderReads, Closer, Context, serv
 from bench.common.durable import LeanStore
 from bench.common.processes import BareServers
 from bench.events.lean import LeanConsumer
-from shoplib import log, redis_conn
+from shoplib import log
+from shoplib.store import connections
 
 BARE_STREAM = "bench-bare-events"
 BARE_PAYLOAD = b"x" * 200  # about the size of an OrderPlaced envelope
@@ -62,7 +63,7 @@ async def _lean(url: str, server: grpc.aio.Server, role: str) -> Sequence[Closer
     """A durable role: the lean consumer of `role` (and the order hop, for the order)."""
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # creating the groups logs a line per stream: not our output
     log.configure(f"bench-{role}")
-    client = redis_conn.connect(url)  # the services' own pool settings, nothing else
+    client = connections.connect(url)  # the services' own pool settings, nothing else
     store = await durable.connect(url)
     if role == "durable-order":
         od_grpc.add_OrderServiceServicer_to_server(DurableOrder(store), server)
@@ -84,7 +85,7 @@ async def _register(role: str, target: str, server: grpc.aio.Server) -> Sequence
         gw_grpc.add_GatewayServiceServicer_to_server(BareGateway(channel), server)
         return [channel.close]
     if role == "order":
-        client = redis_conn.connect(target)
+        client = connections.connect(target)
         od_grpc.add_OrderServiceServicer_to_server(BareOrder(client), server)
         return [client.aclose]
     if role in ("durable-order", "payment", "notification"):

@@ -24,9 +24,10 @@ from bench.events.sizes import Sizes
 from notification_svc.consumers import GROUP as NOTIFICATION_GROUP
 from order_svc import domain as order_domain
 from payment_svc.consumers import GROUP as PAYMENT_GROUP
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack
-from shoplib import events, partitions
-from shoplib.redis_server import LocalRedis
+from shoplib import catalogue
+from shoplib.store import partitions
 
 # Entries the stopped notification service holds would otherwise look stale and be reclaimed
 # (redelivered) when it resumes: a bench artefact, not what we measure.
@@ -87,7 +88,7 @@ def _placed_envelopes(count: int) -> list[Fields]:
     line = types_pb2.OrderLine(product_id="book-42", quantity=2,
                                unit_price=types_pb2.Money(currency_code="EUR", amount_minor=1999))
     prefix = uuid.uuid4().hex[:8]
-    return [events.entry_fields(events.wrap(events_pb2.OrderPlaced(order=order_domain.new_order(
+    return [catalogue.entry_fields(catalogue.wrap(events_pb2.OrderPlaced(order=order_domain.new_order(
         f"bench-{prefix}-{i}", "cust-bench", [line], types_pb2.FLOW_MODE_EVENTS)), "/bench/events"))
         for i in range(count)]
 
@@ -135,14 +136,14 @@ def _drain_both(client: redis.Redis, notification: subprocess.Popen[bytes], paym
     try:
         paid = _drain_payment(client, payment_pid, redis_pid, entries, sizes.settle_s)
         print(f"  payment drained {paid.events:,} in {paid.seconds:.2f} s", flush=True)
-        backlog = sizes.backlog + sum(int(client.xlen(one)) for one in partitions.streams(events.PAYMENT_EVENTS))
+        backlog = sizes.backlog + sum(int(client.xlen(one)) for one in partitions.streams(catalogue.PAYMENT_EVENTS))
         before, started = _CpuMark.take(notification.pid, redis_pid), time.time()
     finally:
         notification.send_signal(signal.SIGCONT)
-    done = wait_groups(client, (events.ORDER_EVENTS, events.PAYMENT_EVENTS), sizes.settle_s,
+    done = wait_groups(client, (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS), sizes.settle_s,
                        NOTIFICATION_GROUP, backlog)
     after = _CpuMark.take(notification.pid, redis_pid)
-    seconds = _last_ms(client, events.NOTIFICATION_EVENTS) / 1000 - started
+    seconds = _last_ms(client, catalogue.NOTIFICATION_EVENTS) / 1000 - started
     notified = _drain("notification", backlog, seconds, before, after, done)
     print(f"  notification drained {notified.events:,} in {notified.seconds:.2f} s", flush=True)
     return paid, notified
@@ -155,10 +156,10 @@ def _drain_payment(client: redis.Redis, pid: int, redis_pid: int, entries: list[
     pipe = client.pipeline(transaction=True)
     for fields in entries:
         # redis-py wants dict[FieldT, EncodableT]; ours is one, but dict is invariant.
-        stream = partitions.stream(events.ORDER_EVENTS, partitions.partition_of_order(str(fields["subject"])))
+        stream = partitions.stream(catalogue.ORDER_EVENTS, partitions.partition_of_order(str(fields["subject"])))
         pipe.xadd(stream, fields)  # type: ignore[arg-type]
     first_ms = id_ms(pipe.execute()[0])
-    done = wait_groups(client, (events.ORDER_EVENTS,), timeout_s, PAYMENT_GROUP, len(entries))
+    done = wait_groups(client, (catalogue.ORDER_EVENTS,), timeout_s, PAYMENT_GROUP, len(entries))
     after = _CpuMark.take(pid, redis_pid)
-    last_ms = _last_ms(client, events.PAYMENT_EVENTS)
+    last_ms = _last_ms(client, catalogue.PAYMENT_EVENTS)
     return _drain("payment", len(entries), (last_ms - first_ms) / 1000, before, after, done)

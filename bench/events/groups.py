@@ -10,7 +10,8 @@ import redis
 
 from bench.events.notes import note
 from bench.events.sizes import POLL_S, STALL_S
-from shoplib import events, partitions
+from shoplib import catalogue
+from shoplib.store import partitions
 
 
 @dataclass(frozen=True)
@@ -71,4 +72,4 @@ def _stuck(rows: list[GroupRow], in_time: bool) -> None:
 
 
 def wait_idle(client: redis.Redis, timeout_s: float) -> bool:
-    return wait_groups(client, (events.ORDER_EVENTS, events.PAYMENT_EVENTS), timeout_s)
+    return wait_groups(client, (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS), timeout_s)

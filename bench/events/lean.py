@@ -23,9 +23,11 @@ from shop.v1 import types_pb2
 from bench.common import durable
 from bench.common.durable import Consumed, LeanStore
 from order_svc.adapters import order_key
-from shoplib import events, partitions, topology
-from shoplib.redis_conn import SOCKET_TIMEOUT_S
-from shoplib.redis_pipe import RedisPipe
+from shoplib import catalogue
+from shoplib.store import partitions
+from shoplib.store.connections import SOCKET_TIMEOUT_S
+from shoplib.store.lean import RedisPipe
+from shoplib.streams import topology
 from shoplib.streams.reads import RawReply
 from shoplib.streams.settings import ConsumerSettings
 
@@ -50,9 +52,9 @@ async def settle(store: LeanStore, entry: Consumed, order_id: str, kind: bytes) 
 
 # role: (group, streams read, what an entry does), as the real services subscribe.
 ROLES: dict[str, tuple[str, tuple[str, ...], Work]] = {
-    "payment": (topology.PAYMENT_GROUP, (events.ORDER_EVENTS,), charge),
-    "notification": (topology.NOTIFICATION_GROUP, (events.ORDER_EVENTS, events.PAYMENT_EVENTS), notify),
-    "order": (topology.ORDER_GROUP, (events.PAYMENT_EVENTS,), settle),
+    "payment": (topology.PAYMENT_GROUP, (catalogue.ORDER_EVENTS,), charge),
+    "notification": (topology.NOTIFICATION_GROUP, (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS), notify),
+    "order": (topology.ORDER_GROUP, (catalogue.PAYMENT_EVENTS,), settle),
 }
 
 

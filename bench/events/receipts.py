@@ -12,7 +12,8 @@ from shop.v1 import events_pb2, types_pb2
 
 from bench.events.notes import note
 from bench.events.sizes import STALL_S
-from shoplib import events, partitions
+from shoplib import catalogue
+from shoplib.store import partitions
 
 RECEIPT = types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT
 NOTIFICATION_SENT = events_pb2.NotificationSent
@@ -31,7 +32,7 @@ class Receipts:
 
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
-        cursors: dict[KeyT, StreamIdT] = dict.fromkeys(partitions.streams(events.NOTIFICATION_EVENTS), "0-0")
+        cursors: dict[KeyT, StreamIdT] = dict.fromkeys(partitions.streams(catalogue.NOTIFICATION_EVENTS), "0-0")
         self._cursors = cursors  # one per partition
         self.at: dict[str, float] = {}
 
@@ -47,7 +48,7 @@ class Receipts:
                         self._record(fields)
 
     def _record(self, fields: dict[bytes, bytes]) -> None:
-        envelope, payload = events.decode(fields)
+        envelope, payload = catalogue.decode(fields)
         if isinstance(payload, NOTIFICATION_SENT) and payload.notification.kind == RECEIPT:
             self.at[envelope.subject] = envelope.time.seconds + envelope.time.nanos / 1e9
 

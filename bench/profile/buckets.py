@@ -19,13 +19,10 @@ OTHER = "other"
 # the first rule with a fragment in it.
 RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("logging", ("structlog/", "orjson", "shoplib/log.py", "logging/")),
-    ("metrics", ("prometheus_client/", "shoplib/metrics.py")),
+    ("metrics", ("prometheus_client/", "shoplib/observability/metrics.py")),
     ("protobuf", ("google/protobuf/", "_pb2.py", "_pb2_grpc.py", "upb", "_message.", "google/_upb")),
-    ("commit (redis client)", ("redis/", "hiredis", "shoplib/committers.py", "shoplib/tx.py", "shoplib/redis_pipe.py",
-                               "shoplib/store_reads.py", "shoplib/streams/reads.py",
-                               "shoplib/redis_conn.py", "shoplib/store.py", "shoplib/outage.py")),
-    ("interceptors", ("shoplib/interceptors.py", "shoplib/request_guard.py", "shoplib/status_mapping.py",
-                      "shoplib/grpc_client.py", "shoplib/context.py")),
+    ("commit (redis client)", ("redis/", "hiredis", "shoplib/commit/", "shoplib/store/", "shoplib/streams/reads.py")),
+    ("interceptors", ("shoplib/calls/",)),
     ("gRPC", ("grpc/", "cygrpc", "grpc_", "grpc::", "absl", "libgrpc")),
     ("our handlers", ("order_svc/", "payment_svc/", "notification_svc/", "gateway/", "shoplib/")),
     ("event loop", ("uvloop", "asyncio/", "selectors.py", "epoll")),

@@ -26,8 +26,8 @@ from shopctl.chaos.recorder import Workload
 from shopctl.chaos.scenarios.base import SUBSCRIPTIONS, Env, Scenario, during_load
 from shopctl.chaos.scenarios.refused import SPENT
 from shopctl.chaos.scenarios.workers import kill_storm
-from shoplib.redis_cluster import LocalCluster
-from shoplib.redis_server import free_port
+from shopctl.local_redis.cluster import LocalCluster
+from shopctl.local_redis.server import free_port
 
 # The second instance of each consumer service besides payment (kill_storm adds payment-b itself).
 SECOND_INSTANCES = ("order", "notification")
@@ -36,7 +36,7 @@ KILL_AT = 0.4  # of the orders: work before the failover and after it
 # While a master is down its slots refuse (CLUSTERDOWN, then MOVED once the replica took over):
 # callers hear UNAVAILABLE and retry; 10 attempts back off over about 6 s, past a failover's ~3 s.
 CODES = frozenset({"OK", "UNAVAILABLE"})
-RECOVERED = "store.recovered"  # a process's store takes writes again (shoplib.outage.StoreGate)
+RECOVERED = "store.recovered"  # a process's store takes writes again (shoplib.store.outage.StoreGate)
 ATTEMPTS = 10
 CLIENT_TIMEOUT_S = 10
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shopctl import stack as stack_module
+from shopctl.local_redis.server import LocalRedis, free_port
 from shopctl.stack import MODULES, Stack, wait_serving
-from shoplib.redis_server import LocalRedis, free_port
 
 # prctl(PR_SET_PDEATHSIG, SIGTERM), then exec argv: the setting survives exec, so nothing outlives us.
 _BOOTSTRAP = ("import ctypes, os, signal, sys; ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM); "
@@ -45,7 +45,7 @@ class ChaosRedis(LocalRedis):
         self.aof = aof
 
     def start(self) -> ChaosRedis:
-        # LocalRedis's server (shoplib/redis_server.py), spawned plain; AOF can be switched off.
+        # LocalRedis's server (shopctl/local_redis/server.py), spawned plain; AOF can be switched off.
         self.process = spawn([self.binary, *self.arguments(aof=self.aof)], None, self.data_dir / "redis.out")
         self._wait_ready()
         return self

@@ -2,7 +2,7 @@
 
 Each run has a Redis of its own, so whole-store reads (every order, the whole ledger, every
 stream) are claims about this run alone. Key names are the services' own (see their adapters),
-read in every partition (shoplib.partitions); every read also works through a cluster client.
+read in every partition (shoplib.store.partitions); every read also works through a cluster client.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from shop.v1 import events_pb2, types_pb2
 from notification_svc.adapters import notes_key
 from order_svc.adapters import pending_key, redriven_key
 from payment_svc.adapters import ledger_key
-from shoplib import events, partitions
-from shoplib.redis_conn import as_bytes, as_entries, as_members, as_pending
+from shoplib import catalogue
+from shoplib.store import partitions
+from shoplib.store.connections import as_bytes, as_entries, as_members, as_pending
 from shoplib.streams.settings import DEAD_LETTERS
 
-GROUPED_STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS)  # the streams consumer groups read
-ALL_STREAMS = (*GROUPED_STREAMS, events.NOTIFICATION_EVENTS)
+GROUPED_STREAMS = (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS)  # the streams consumer groups read
+ALL_STREAMS = (*GROUPED_STREAMS, catalogue.NOTIFICATION_EVENTS)
 MODES = (types_pb2.FLOW_MODE_SYNC, types_pb2.FLOW_MODE_EVENTS)
-PLACED = events.BY_MESSAGE[events_pb2.OrderPlaced].name
+PLACED = catalogue.BY_MESSAGE[events_pb2.OrderPlaced].name
 CHUNK = 2_000  # keys per MGET / entries per XRANGE page: bounded replies, few round trips
 
 
@@ -160,7 +161,7 @@ async def in_flight(client: aioredis.Redis) -> InFlight:
 
 
 async def placed_subjects(client: aioredis.Redis) -> Counter[str]:
-    return Counter([s(f.get(b"subject", b"")) for stream in partitions.streams(events.ORDER_EVENTS)
+    return Counter([s(f.get(b"subject", b"")) for stream in partitions.streams(catalogue.ORDER_EVENTS)
                     for _, f in await entries(client, stream) if f.get(b"type") == PLACED.encode()])
 
 

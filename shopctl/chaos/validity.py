@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from shop.v1 import types_pb2
 
-from shoplib.bounds import MAX_AMOUNT_MINOR, MAX_ID_LENGTH, MAX_LINES, MAX_QUANTITY
-from shoplib.money import ISO_4217
+from shoplib.rules.bounds import MAX_AMOUNT_MINOR, MAX_ID_LENGTH, MAX_LINES, MAX_QUANTITY
+from shoplib.rules.money import ISO_4217
 
 MODES = (types_pb2.FLOW_MODE_SYNC, types_pb2.FLOW_MODE_EVENTS)
 

@@ -20,8 +20,8 @@ from shop.v1 import notification_service_pb2_grpc as nt_grpc
 from shop.v1 import types_pb2
 
 from shopctl.load import TERMINAL, Record
-from shoplib import partitions
-from shoplib.redis_conn import as_bytes
+from shoplib.store import partitions
+from shoplib.store.connections import as_bytes
 
 
 def ledger_key(partition: int) -> str:

@@ -20,8 +20,9 @@ from shop.v1 import types_pb2
 
 from shopctl.load import paid_orders
 from shopctl.stack import Stack
-from shoplib import partitions, trace_file
-from shoplib.trace_context import WAIT_MS
+from shoplib.observability import span_file
+from shoplib.store import partitions
+from shoplib.streams.trace_context import WAIT_MS
 
 MODES = {"sync": types_pb2.FLOW_MODE_SYNC, "events": types_pb2.FLOW_MODE_EVENTS}
 ORDERS = {"full": 40, "quick": 10}  # traced orders per mode, by the comparison's size
@@ -92,7 +93,7 @@ def measure(orders: int, logs: Path) -> dict[str, Any]:
     """{"orders": n, "ms": {mode: {part: median ms}}} from `orders` traced orders per mode."""
     with tempfile.TemporaryDirectory(prefix="compare-traces-") as folder:
         placed = _traces(orders, Path(folder), logs)
-        spans = trace_file.read(Path(folder))
+        spans = span_file.read(Path(folder))
     by_trace: dict[str, list[Span]] = defaultdict(list)
     for span in spans:
         by_trace[span["trace_id"]].append(span)

@@ -18,7 +18,7 @@ from shopctl.compare import probes, restart
 from shopctl.compare.accounting import account, ledger
 from shopctl.compare.bench import Bench
 from shopctl.load import Record, Run, Workload, drive, ms_summary, order_request, place
-from shoplib.events import ORDER_EVENTS
+from shoplib.catalogue import ORDER_EVENTS
 
 BUCKET_S = 1.0  # timeline resolution: orders per second
 RETRIES_IN_FLIGHT = 16  # sync mode: failed requests sent again this many at a time

@@ -14,12 +14,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from shopctl.stack import Stack
-from shoplib import events, partitions, redis_conn
+from shoplib import catalogue
+from shoplib.store import connections, partitions
 from shoplib.streams import status
 from shoplib.streams.settings import DEAD_LETTERS
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS)  # the ones with consumer groups
+STREAMS = (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS)  # the ones with consumer groups
 PAYMENT_GROUP = "payment-service-group"
 SAMPLE_S = 0.1  # backlog sampling period: fine enough to see a few seconds of outage rise and fall
 QUIET_POLL_S = 0.05  # how often "has every group caught up?" is asked while waiting for it
@@ -128,7 +129,7 @@ async def dead_letters(client: aioredis.Redis) -> int:
 
 @dataclass
 class BacklogTrace:
-    """(seconds since `origin`, lag, pending) of the payment group on order-events."""
+    """(seconds since `origin`, lag, pending) of the payment group on order-catalogue."""
 
     origin: float
     samples: list[tuple[float, int, int]] = field(default_factory=list)
@@ -150,9 +151,9 @@ async def backlog_sampler(client: aioredis.Redis, origin: float) -> AsyncIterato
         # Stops on `done`, and on a cancellation redis-py did not swallow (one that lands while a
         # command is on the wire is lost: this loop then sampled for ever and `make compare` hung).
         while not done.is_set():
-            lag, pending = await group_backlog(client, events.ORDER_EVENTS, PAYMENT_GROUP)
+            lag, pending = await group_backlog(client, catalogue.ORDER_EVENTS, PAYMENT_GROUP)
             trace.samples.append((round(time.monotonic() - origin, 3), lag, pending))
-            redis_conn.stop_if_cancelled()
+            connections.stop_if_cancelled()
             await asyncio.sleep(SAMPLE_S)
 
     task = asyncio.create_task(sample())

@@ -12,7 +12,7 @@ FLUSHALL, CONFIG, KEYS, DEBUG or SHUTDOWN (-@dangerous). The `default` user is o
 Beyond its work a service user gets two read-only admin commands, for its checks only: `INFO
 memory` and `INFO persistence` (the sections its settings checks read, no other) and `ACL DRYRUN`
 (its permission self check). A Redis that refuses them still runs the services
-(shoplib.admin_checks); `CONFIG GET appendfsync` is not granted: reported once as unchecked.
+(shoplib.store.settings_checks); `CONFIG GET appendfsync` is not granted: reported once as unchecked.
 
 On a Redis Cluster (REDIS_CLUSTER=1) every user whose client is a cluster client also needs
 `CLUSTER SLOTS`: redis-py reads the slot map with it at connect and after each failover or
@@ -33,7 +33,7 @@ SERVICE_USERS = (ORDER, PAYMENT, NOTIFICATION)
 USERS = (*SERVICE_USERS, OPS, ADMIN)
 # What every service may do on its own keys; what nobody below admin may do; how it checks itself.
 # Categories overlap (FLUSHALL is @write, KEYS is @read): -@dangerous must come after them.
-# TIME: the one clock processes compare times on (shoplib.shared_clock), read inside the scripts.
+# TIME: the one clock processes compare times on (shoplib.store.shared_clock), read inside the scripts.
 _BASE = "+@connection +@read +@write +@stream -@dangerous +info|memory +info|persistence +time +acl|whoami +acl|dryrun"
 _SCRIPTS = "+evalsha +eval +script|load +script|exists"
 # Reading, acknowledging, reclaiming, group upkeep and trimming a consumed stream; no XADD, no XDEL.
@@ -51,7 +51,8 @@ CLUSTER = "+cluster|slots"  # the slot map a cluster client reads (module docstr
 
 def own_keys(service: str) -> list[str]:
     return [f"~{service}:*", f"~{service}-events*", "~dead-letters*", f"~health:{service}-*",
-            f"~health:consumer:{service}-*", f"~stream-failures:*{service}-service-group"]
+            f"~health:consumer:{service}-*", f"~stream-failures:*{service}-service-group",
+            f"~replicated:*:{service}"]  # REDIS_WAIT_REPLICAS's markers (shoplib.commit.replicated)
 
 
 def _hash(password: str) -> str:

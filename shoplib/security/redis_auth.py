@@ -2,7 +2,7 @@
 (never from the environment or the URL, so it is in no process listing and no log), the CA for
 `rediss://` (REDIS_TLS_CA_FILE) and, for a Redis that asks clients for a certificate
 (`tls-auth-clients yes`), the client's own (REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE). Read by
-shoplib.redis_conn for every client it makes, on one Redis or a cluster.
+shoplib.store.connections for every client it makes, on one Redis or a cluster.
 
 All are read again for each new connection, so a rotated password (ACL SETUSER with the new one,
 the file rewritten, the old one removed), a renewed CA or a renewed client certificate is used by

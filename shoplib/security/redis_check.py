@@ -16,10 +16,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from shoplib import log
-from shoplib.admin_checks import refusal
-from shoplib.grpc_server import StartRefused
+from shoplib.process.service import StartRefused
 from shoplib.security import acl
 from shoplib.security.redis_auth import username
+from shoplib.store.settings_checks import refusal
 
 _logger = log.get("shoplib.security.redis")
 

@@ -1,4 +1,4 @@
-"""The secure profile's hooks into shoplib.grpc_server and shoplib.grpc_client: which
+"""The secure profile's hooks into shoplib.process.service and shoplib.calls.outbound: which
 interceptors a server gets, how it listens, and how a service's channel is made.
 
 Off (no SECURE=1): plaintext, no checks, exactly as before. On: every server listens with TLS

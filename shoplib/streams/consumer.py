@@ -16,16 +16,17 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
 
-from shoplib import log, outage, partitions, redis_conn, topology
-from shoplib.outage import StoreGate
-from shoplib.redis_conn import as_pending
-from shoplib.streams import deadletter
+from shoplib import log
+from shoplib.commit.writes import Committer
+from shoplib.store import connections, outage, partitions
+from shoplib.store.connections import as_pending
+from shoplib.store.outage import StoreGate
+from shoplib.streams import deadletter, topology
 from shoplib.streams.entries import Decode, EntryWorker
 from shoplib.streams.maintenance import Maintenance
 from shoplib.streams.reads import GroupReader, text
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.streams.subscription import Entry, Handler, Subscription
-from shoplib.tx import Committer
 
 # Reconnect backoff when Redis is away: quick first tries, never more than this between tries.
 RECONNECT_MAX_WAIT_S = 2.0
@@ -63,7 +64,7 @@ class StreamConsumer:
         self._in_flight: set[asyncio.Future[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None  # set by _consume: asking costs a getpid (3.11)
         self._slot_freed = asyncio.Event()
-        self._reads = read_groups(subscription.streams, redis_conn.is_cluster(reader))
+        self._reads = read_groups(subscription.streams, connections.is_cluster(reader))
         self._reads_of_group = GroupReader(reader, subscription.group, subscription.consumer, self.settings.block_ms)
         self._entries = EntryWorker(client, committer, subscription, self.settings, self.gate, self._stopping,
                                     decode, dead_letter)
@@ -115,7 +116,7 @@ class StreamConsumer:
                 self._start(self._entries.work(entry, 1))
             # A sibling read failed and this one was cancelled during its blocked read, which
             # redis-py may swallow: without this it would read on, and `together` wait for ever.
-            redis_conn.stop_if_cancelled()
+            connections.stop_if_cancelled()
 
     def _free_slots(self) -> int:
         return self.settings.batch - len(self._in_flight)

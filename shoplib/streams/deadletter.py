@@ -9,12 +9,13 @@ from google.protobuf.message import DecodeError
 from redis.typing import EncodableT, FieldT
 from shop.v1 import events_pb2
 
-from shoplib import partitions, trace_resume
-from shoplib.bounds import DEAD_LETTER_MAXLEN, MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
-from shoplib.redis_conn import as_entries
+from shoplib.commit.writes import Ack, Committer, Value, Writes
+from shoplib.observability import later_work
+from shoplib.rules.bounds import DEAD_LETTER_MAXLEN, MAX_ENTRY_BYTES, MAX_ERROR_CHARS, MAX_ID_LENGTH
+from shoplib.store import partitions
+from shoplib.store.connections import as_entries
 from shoplib.streams import failures
 from shoplib.streams.settings import DEAD_LETTERS
-from shoplib.tx import Ack, Committer, Value, Writes
 
 
 def original_bytes(fields: dict[bytes, bytes]) -> bytes:
@@ -75,7 +76,7 @@ async def _redrive(client: aioredis.Redis, letters: str, entry_id: str, fields: 
                                        "subject": envelope.subject if envelope else "",
                                        "envelope": fields[b"original"]}
     ref = f"{partitions.partition_of_key(letters)}/{entry_id}"
-    with trace_resume.redriving(stream, ref, envelope) as redrive:
+    with later_work.redriving(stream, ref, envelope) as redrive:
         entry.update(redrive.fields)  # the re-drive's context, for each delivery to link to
         # Both keys share the partition's slot, so this transaction also runs on a cluster.
         async with client.pipeline(transaction=True) as pipe:

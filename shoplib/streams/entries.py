@@ -24,15 +24,17 @@ import redis.asyncio as aioredis
 from google.protobuf.message import Message
 from shop.v1 import events_pb2
 
-from shoplib import errors, events, log, metrics, outage, partitions, trace_context
-from shoplib.bounds import MAX_ERROR_CHARS
-from shoplib.outage import StoreGate
-from shoplib.streams import deadletter, failures
+from shoplib import catalogue, errors, log
+from shoplib.commit.writes import Ack, Committer, Writes
+from shoplib.observability import metrics
+from shoplib.rules.bounds import MAX_ERROR_CHARS
+from shoplib.store import outage, partitions
+from shoplib.store.outage import StoreGate
+from shoplib.streams import deadletter, failures, trace_context
 from shoplib.streams.deadlines import Deadlines
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.streams.stalls import LoopStalls
 from shoplib.streams.subscription import Entry, Subscription
-from shoplib.tx import Ack, Committer, Writes
 
 Decode = Callable[[dict[bytes, bytes]], tuple[events_pb2.EventEnvelope, Message]]
 # What a handler raises for an entry it refuses: retrying cannot help, so dead letters at once.
@@ -54,7 +56,7 @@ def _misplaced(envelope: events_pb2.EventEnvelope, stream: str) -> str | None:
     """Why an event is not on its stream (its type's, in its order's partition: its handler's
     writes must share the slot of the ack), or None."""
     try:
-        home = events.stream_of(envelope)
+        home = catalogue.stream_of(envelope)
     except ValueError as exc:
         return f"subject {envelope.subject!r} {exc}"
     return None if home == stream else f"{envelope.type} belongs on {home}, not {stream}"
@@ -71,7 +73,7 @@ class EntryWorker:
                  dead_letter: deadletter.DeadLetterSink | None = None) -> None:
         self._client, self._committer, self.sub, self.settings = client, committer, sub, settings
         self.gate, self._stopping = gate, stopping
-        self._decode = decode or events.decode
+        self._decode = decode or catalogue.decode
         self._dead_letter = dead_letter or deadletter.dead_letter
         # (stream, entry id) -> failures in a row in this process. The stream too: ids repeat
         # across streams, and with partitions an id often appears in several (same millisecond).
@@ -124,7 +126,7 @@ class EntryWorker:
             return
         try:
             envelope, payload = self._decode(fields)
-        except events.UndecodableEvent as exc:
+        except catalogue.UndecodableEvent as exc:
             return await self._undecodable(ack, deliveries, str(exc), fields)
         if misplaced := _misplaced(envelope, stream):
             return await self._undecodable(ack, deliveries, misplaced, fields)

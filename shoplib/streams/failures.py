@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from shoplib import partitions
-from shoplib.redis_conn import as_bytes
-from shoplib.tx import Ack, Writes
+from shoplib.commit.writes import Ack, Writes
+from shoplib.store import partitions
+from shoplib.store.connections import as_bytes
 
 # Records looked at per maintenance round: bounded work, and failures are rare.
 SWEEP_BATCH = 100

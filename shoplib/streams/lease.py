@@ -17,8 +17,9 @@ import uuid
 
 import redis.asyncio as aioredis
 
-from shoplib import log, outage
-from shoplib.grpc_server import ServiceSpec, StartRefused
+from shoplib import log
+from shoplib.process.service import ServiceSpec, StartRefused
+from shoplib.store import outage
 from shoplib.streams.subscription import Subscription
 
 # A holder that stops renewing (killed) frees its name after this; a restart of it waits as long at most.

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import log, metrics, outage, partitions, topology, trace_context
-from shoplib.outage import StoreGate
-from shoplib.streams import failures
+from shoplib import log
+from shoplib.observability import metrics
+from shoplib.store import outage, partitions
+from shoplib.store.outage import StoreGate
+from shoplib.streams import failures, topology, trace_context
 from shoplib.streams.reads import text
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.streams.trim import Trimmer

@@ -12,8 +12,8 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from shoplib.redis_conn import SOCKET_TIMEOUT_S
-from shoplib.redis_pipe import RedisPipe
+from shoplib.store.connections import SOCKET_TIMEOUT_S
+from shoplib.store.lean import RedisPipe
 from shoplib.streams.subscription import Entry
 
 # The reply of XREADGROUP as hiredis gives it: [stream, [[entry id, [field, value, ...] or None

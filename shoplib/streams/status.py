@@ -8,8 +8,9 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shoplib import partitions, shared_clock, topology
-from shoplib.redis_conn import as_entries
+from shoplib.store import partitions, shared_clock
+from shoplib.store.connections import as_entries
+from shoplib.streams import topology
 from shoplib.streams.settings import DEAD_LETTERS
 
 STREAMS = topology.STREAMS  # by base name; every partition's is shown

@@ -9,8 +9,8 @@ from typing import Any
 from google.protobuf.message import Message
 from shop.v1 import events_pb2
 
-from shoplib import topology
-from shoplib.tx import Ack
+from shoplib.commit.writes import Ack
+from shoplib.streams import topology
 
 # A handler takes the payload of the type it is registered under (the table's key), so its
 # parameter is that type, which a Callable over Message would refuse: the payload is Any here.

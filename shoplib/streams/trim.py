@@ -7,7 +7,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from shoplib import log, topology
+from shoplib import log
+from shoplib.streams import topology
 from shoplib.streams.settings import Protections
 
 _SCRIPT = Path(__file__).with_name("trim.lua").read_text()

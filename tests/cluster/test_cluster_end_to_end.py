@@ -18,9 +18,10 @@ from shop.v1 import types_pb2
 from notification_svc.adapters import notes_key
 from order_svc.adapters import PENDING, order_key, pending_key, redriven_key
 from payment_svc.adapters import ledger_key, payment_key
+from shopctl.local_redis.cluster import LocalCluster
 from shopctl.stack import Stack
-from shoplib import events, outage, partitions
-from shoplib.redis_cluster import LocalCluster
+from shoplib import catalogue
+from shoplib.store import outage, partitions
 from shoplib.streams import failures
 from shoplib.streams.settings import DEAD_LETTERS
 from tests.events.conftest import running_stack
@@ -56,7 +57,7 @@ def order_keys(order_id: str) -> list[str]:
     """Every key and stream one order touches, by the services' own key functions."""
     p = partitions.partition_of_order(order_id)
     streams = [partitions.stream(name, p) for name in
-               (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS, DEAD_LETTERS)]
+               (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS, catalogue.NOTIFICATION_EVENTS, DEAD_LETTERS)]
     return [order_key(order_id), payment_key(order_id), ledger_key(p), notes_key(order_id), notes_key(order_id, "1"),
             *[pending_key(mode, p) for mode in PENDING], redriven_key(p), failures.key("any-group", p), *streams]
 

@@ -27,10 +27,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 
-from shoplib import partitions, redis_conn
-from shoplib.redis_cluster import LocalCluster, NodeTls
+from shopctl.local_redis.cluster import LocalCluster, NodeTls
 from shoplib.security import redis_auth
 from shoplib.security.identities import REDIS
+from shoplib.store import connections, partitions
 from tests.security.certs import write_leaf
 
 pytestmark = [pytest.mark.e2e]
@@ -84,7 +84,7 @@ async def test_a_renewed_client_certificate_is_used_by_new_cluster_connections_a
                         "REDIS_TLS_CERT_FILE": str(cert), "REDIS_TLS_KEY_FILE": str(key)}.items():
         monkeypatch.setenv(name, value)
     async with contextlib.AsyncExitStack() as closing:
-        client = redis_conn.connect(cluster.url)
+        client = connections.connect(cluster.url)
         closing.push_async_callback(client.aclose)
         control = RedisCluster.from_url(cluster.url, ssl_ca_certs=str(tls_cluster.ca_file), ssl_certfile=str(cert),
                                         ssl_keyfile=str(key))
@@ -95,7 +95,7 @@ async def test_a_renewed_client_certificate_is_used_by_new_cluster_connections_a
         assert isinstance(client, RedisCluster)
         masters = {client.get_node_from_key(each).name for each in keys}
         assert len(masters) == len(cluster.nodes)  # every master has a connection to renew
-        node = redis_conn.node_client(client.get_node_from_key(keys[0]))  # what REDIS_WAIT_REPLICAS uses
+        node = connections.node_client(client.get_node_from_key(keys[0]))  # what REDIS_WAIT_REPLICAS uses
         closing.push_async_callback(node.aclose)
         assert await node.ping()
         used_s = time.time() - issued

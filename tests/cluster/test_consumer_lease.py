@@ -10,7 +10,7 @@ import redis
 
 import notification_svc.bootstrap
 import notification_svc.config
-from shoplib.grpc_server import Running, StartRefused
+from shoplib.process.service import Running, StartRefused
 from shoplib.streams import lease
 
 # The duplicate waits one lease period for the holder's lease to run out before it gives up.

@@ -19,11 +19,11 @@ import pytest
 import redis
 from redis.exceptions import NoPermissionError
 
+from shopctl.local_redis.cluster import LocalCluster
 from shopctl.stack import Stack, service_of
-from shoplib import redis_conn
-from shoplib.redis_cluster import LocalCluster
 from shoplib.security import acl
 from shoplib.security.identities import PAYMENT
+from shoplib.store import connections
 from tests.events.conftest import StackFactory, running_stack
 from tests.events.helpers import FAST_ENV, Clients, s, wait_until
 from tests.events.test_hardened_redis import (
@@ -203,7 +203,7 @@ async def test_without_cluster_slots_a_cluster_client_cannot_read_the_slot_map(
     for name, value in user_on_every_node(nodes, tmp_path, PAYMENT, acl.rules(PAYMENT)).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("REDIS_CLUSTER", "1")
-    client = redis_conn.connect(cluster.url)
+    client = connections.connect(cluster.url)
     try:
         with pytest.raises(NoPermissionError, match=r"'cluster\|slots'.*grant \+cluster\|slots"):
             await client.set("payment:{p0}:acl-check", "1")

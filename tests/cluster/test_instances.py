@@ -16,7 +16,7 @@ from shop.v1 import gateway_service_pb2_grpc as gw_grpc
 from shopctl import load
 from shopctl.instances import ScaledStack
 from shopctl.stack import StackError
-from shoplib import balancing
+from shoplib.calls import balancing
 
 pytestmark = pytest.mark.e2e
 

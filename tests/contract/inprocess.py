@@ -22,7 +22,7 @@ import order_svc.config
 import payment_svc.bootstrap
 import payment_svc.config
 from shopctl import secure
-from shoplib.grpc_server import Running
+from shoplib.process.service import Running
 
 # A service whose dependencies answer is ready after one health probe round (well under this).
 READY_TIMEOUT_S = 10.0

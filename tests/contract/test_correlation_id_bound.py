@@ -9,9 +9,9 @@ import pytest
 import redis
 from shop.v1 import events_pb2, gateway_service_pb2, gateway_service_pb2_grpc, types_pb2
 
-from shoplib import events
-from shoplib.bounds import MAX_CORRELATION_ID_LENGTH
+from shoplib import catalogue
 from shoplib.log import CORRELATION_HEADER
+from shoplib.rules.bounds import MAX_CORRELATION_ID_LENGTH
 from tests.events.helpers import in_partition
 from tests.support import PAID_LINES, new_id
 
@@ -31,10 +31,10 @@ async def placed_with(stub: gateway_service_pb2_grpc.GatewayServiceStub, redis_c
                                               lines=PAID_LINES, mode=types_pb2.FLOW_MODE_EVENTS),
         timeout=TIMEOUT_S, metadata=((CORRELATION_HEADER, correlation_id),))
     order_id = reply.order.order_id
-    for _, fields in redis_client.xrevrange(in_partition(events.ORDER_EVENTS, order_id), count=RECENT_ENTRIES):
+    for _, fields in redis_client.xrevrange(in_partition(catalogue.ORDER_EVENTS, order_id), count=RECENT_ENTRIES):
         if fields[b"subject"].decode() == order_id:
             return events_pb2.EventEnvelope.FromString(fields[b"envelope"]).correlation_id
-    raise AssertionError(f"no event of {order_id} in the newest {RECENT_ENTRIES} entries of {events.ORDER_EVENTS}")
+    raise AssertionError(f"no event of {order_id} in the newest {RECENT_ENTRIES} entries of {catalogue.ORDER_EVENTS}")
 
 
 @pytest.mark.parametrize("offered", KEPT, ids=["demo", "all-safe-marks", "at-the-bound"])

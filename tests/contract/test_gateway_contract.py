@@ -21,8 +21,9 @@ from shop.v1 import (
 )
 
 from order_svc import domain
-from shoplib import grpc_client, money
-from shoplib.bounds import MAX_REQUEST_BYTES
+from shoplib.calls import outbound
+from shoplib.rules import money
+from shoplib.rules.bounds import MAX_REQUEST_BYTES
 from tests.events.helpers import ledger
 from tests.support import DECLINED_LINES, PAID_LINES, line, new_id
 
@@ -136,7 +137,7 @@ async def test_an_invalid_order_is_invalid_argument_naming_each_field(gateway_st
     bad = place(customer=" ", lines=(line("sku-a", 0, 100, "EUX"), line("", 1, -5, "EUX")))
     error = await rpc_error(gateway_stub.PlaceOrder(bad, timeout=TIMEOUT_S))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [field for field, _ in grpc_client.field_violations(error)] == [
+    assert [field for field, _ in outbound.field_violations(error)] == [
         "customer_id", "lines[0].quantity", "lines[0].unit_price.currency_code", "lines[1].product_id",
         "lines[1].unit_price.currency_code", "lines[1].unit_price.amount_minor"]
     assert "Traceback" not in (error.details() or "")
@@ -148,7 +149,7 @@ async def test_an_order_without_lines_or_in_two_currencies_names_the_lines_field
         gateway_stub: Gateway, lines: tuple[types_pb2.OrderLine, ...]) -> None:
     error = await rpc_error(gateway_stub.PlaceOrder(place(lines=lines), timeout=TIMEOUT_S))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [field for field, _ in grpc_client.field_violations(error)] == ["lines"]
+    assert [field for field, _ in outbound.field_violations(error)] == ["lines"]
 
 
 @pytest.mark.parametrize("mode", [99, -1, 2**31 - 1])
@@ -160,14 +161,14 @@ async def test_a_mode_the_schema_does_not_name_is_invalid_argument_naming_mode(g
     request.mode = mode  # type: ignore[assignment]  # what a client of another schema version sends
     error = await rpc_error(gateway_stub.PlaceOrder(request, timeout=TIMEOUT_S))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
-    assert [field for field, _ in grpc_client.field_violations(error)] == ["mode"]
+    assert [field for field, _ in outbound.field_violations(error)] == ["mode"]
 
 
 async def test_an_order_whose_total_exceeds_int64_is_invalid_argument_not_internal(gateway_stub: Gateway) -> None:
     lines = tuple(line(f"sku-{i}", domain.MAX_QUANTITY, money.MAX_AMOUNT_MINOR) for i in range(domain.MAX_LINES))
     error = await rpc_error(gateway_stub.PlaceOrder(place(lines=lines), timeout=TIMEOUT_S))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [field for field, _ in grpc_client.field_violations(error)] == ["lines"]
+    assert [field for field, _ in outbound.field_violations(error)] == ["lines"]
 
 
 async def test_the_same_key_and_request_return_the_same_order_charged_once(
@@ -222,7 +223,7 @@ async def test_payment_service_refuses_a_charge_without_order_on_the_order_id_fi
     request = payment_service_pb2.ChargeRequest(customer_id="c", amount=money.money("EUR", 1))
     error = await rpc_error(payment_stub.Charge(request, timeout=TIMEOUT_S))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [field for field, _ in grpc_client.field_violations(error)] == ["order_id"]
+    assert [field for field, _ in outbound.field_violations(error)] == ["order_id"]
 
 
 async def test_payment_service_has_no_payment_for_an_order_never_charged(payment_stub: Payments) -> None:

@@ -16,9 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shop.v1 import payment_service_pb2, payment_service_pb2_grpc, types_pb2
 
 from payment_svc import handlers as payment_handlers
-from shoplib import money
-from shoplib.health import LIVENESS
-from shoplib.redis_server import free_port
+from shopctl.local_redis.server import free_port
+from shoplib.process.health import LIVENESS
+from shoplib.rules import money
 from tests.contract.inprocess import (
     READY_TIMEOUT_S,
     STOP_GRACE_S,

@@ -15,8 +15,8 @@ from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, types_pb2
 
 from order_svc.adapters import reservation_key
 from payment_svc.adapters import payment_key
-from shoplib.grpc_server import Running
-from shoplib.redis_server import free_port
+from shopctl.local_redis.server import free_port
+from shoplib.process.service import Running
 from tests.contract.inprocess import (
     STOP_GRACE_S,
     address,

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shoplib.grpc_server import Running
-from shoplib.redis_server import LocalRedis
+from shopctl.local_redis.server import LocalRedis
+from shoplib.process.service import Running
 from tests.contract.inprocess import STOP_GRACE_S, address, start_notification, wait_serving
 
 # Closing a socket is seen by Redis at once; allow for a slow machine.

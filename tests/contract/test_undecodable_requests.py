@@ -22,7 +22,7 @@ BODIES = {"bad-utf8-string": b"\x0a\x01\xff", "bad-tag": b"\xff"}
 CALL_TIMEOUT_S = 5.0
 OWN_SERVICES = {"gateway": gateway_service_pb2, "order": order_service_pb2, "payment": payment_service_pb2,
                 "notification": notification_service_pb2}
-# Every server also serves health and reflection (shoplib.grpc_server.build_server).
+# Every server also serves health and reflection (shoplib.process.service.build_server).
 STANDARD_SERVICES = [health_pb2.DESCRIPTOR.services_by_name["Health"],
                      reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]
 

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from shoplib.health import LIVENESS
+from shoplib.process.health import LIVENESS
 
 K8S_VERSION = "1.33.0"  # the oldest version still in upstream support when this was written
 MANIFESTS = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -60,7 +60,7 @@ def test_each_service_has_grpc_probes_on_its_port_and_a_headless_service() -> No
 
 def test_liveness_reads_its_own_health_name_so_an_outage_never_restarts_a_pod() -> None:
     """Readiness reads "" (NOT_SERVING while Redis or a callee is away); startup and liveness read
-    `liveness` (shoplib.health.LIVENESS: SERVING for as long as the process answers)."""
+    `liveness` (shoplib.process.health.LIVENESS: SERVING for as long as the process answers)."""
     for name, deployment in by_kind("Deployment").items():
         container = container_of(deployment)
         assert container["livenessProbe"]["grpc"].get("service") == LIVENESS, name
@@ -116,7 +116,7 @@ def test_the_dashboard_reads_only_families_the_services_declare_and_compares_the
 
     from prometheus_client import REGISTRY
 
-    from shoplib import metrics  # noqa: F401  # declares the families in the default registry
+    from shoplib.observability import metrics  # noqa: F401  # declares the families in the default registry
 
     declared = {name for family in REGISTRY.collect() for name in
                 (family.name, f"{family.name}_total", f"{family.name}_bucket", f"{family.name}_count")}

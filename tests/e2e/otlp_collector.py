@@ -1,6 +1,6 @@
 """An in-process OTLP collector: a real gRPC TraceService (opentelemetry-proto's) on a free loopback
 port, keeping every span the services' real OTLP exporters send it, in the shape of
-shoplib.trace_file's lines (so tests and `make trace` read spans alike)."""
+shoplib.observability.span_file's lines (so tests and `make trace` read spans alike)."""
 
 from __future__ import annotations
 

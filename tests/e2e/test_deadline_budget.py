@@ -28,7 +28,7 @@ import redis
 from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, types_pb2
 
 from shopctl.stack import Stack
-from shoplib import context
+from shoplib.calls import context
 from tests.support import PAID_LINES, new_id, retry_delay_s
 
 pytestmark = pytest.mark.e2e
@@ -198,15 +198,19 @@ def test_with_redis_paused_by_client_pause_every_caller_hears_unavailable_before
     assert_all_unavailable_in_time("redis CLIENT PAUSE, events, loaded", outcomes)
 
 
-def test_control_with_the_old_5_ms_per_hop_callers_get_deadline_exceeded(
+def test_control_with_the_old_5_ms_per_hop_callers_are_answered_past_their_deadline(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     """The control: FAULTS=thin_answer_reserve, same case under load; the protection is what
-    makes the difference, so this run must show DEADLINE_EXCEEDED."""
+    makes the difference, so this run must show callers answered past their deadline."""
     with _stack(Path(tmp_path_factory.mktemp("deadline-control")), {"FAULTS": "thin_answer_reserve"}) as thin:
         with cpu_burners(), stopped(thin.processes["payment"].pid):
             outcomes = place_at_once(thin.address("gateway"), types_pb2.FLOW_MODE_SYNC)
     report("control (5 ms per hop), payment SIGSTOP, sync, loaded", outcomes)
-    assert any(o.code is grpc.StatusCode.DEADLINE_EXCEEDED for o in outcomes)
+    # Caught by what the test asserts: a DEADLINE_EXCEEDED, or an answer the client's own clock
+    # saw after its deadline (a starved client's timer may fire late and still take an UNAVAILABLE
+    # that came 2 ms past it: measured in a newcomer's run, 20 UNAVAILABLE, the last at 2.002 s).
+    late = [o for o in outcomes if o.code is grpc.StatusCode.DEADLINE_EXCEEDED or o.elapsed_s >= DEADLINE_S]
+    assert late, [(o.code.name, round(o.elapsed_s, 3)) for o in outcomes]
 
 
 @contextmanager

@@ -15,9 +15,11 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 from shop.v1 import types_pb2
 
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import SERVICES, Stack
-from shoplib import events, metrics, topology
-from shoplib.redis_server import LocalRedis
+from shoplib import catalogue
+from shoplib.observability import metrics
+from shoplib.streams import topology
 from tests.events.helpers import FAST_ENV, Clients, wait_caught_up, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +105,7 @@ def _sampled_lag(stack: Stack, expected: int, lag_known: bool) -> str | None:
     entry to the paused consumer's blocked read. Where Redis cannot say the lag (6.2), the gauge
     must say unknown (NaN), never 0; then only pending can be awaited (0 after the drain)."""
     samples = scrape(stack, "order")
-    lag, pending = (value(samples, f"shop_stream_group_{family}_entries", stream=events.ORDER_EVENTS,
+    lag, pending = (value(samples, f"shop_stream_group_{family}_entries", stream=catalogue.ORDER_EVENTS,
                           group=topology.PAYMENT_GROUP) for family in ("lag", "pending"))
     if lag is None or pending is None:
         return None
@@ -146,11 +148,11 @@ def test_client_rpc_durations_count_every_outbound_call(scraped: Scraped) -> Non
 def test_events_handled_by_each_group_match_the_events_mode_orders(scraped: Scraped) -> None:
     handled = "shop_events_handled_total"
     payment, order, notification = (scraped.samples[n] for n in ("payment", "order", "notification"))
-    assert value(payment, handled, stream=events.ORDER_EVENTS, group=topology.PAYMENT_GROUP) == EVENTS_ORDERS
-    assert value(order, handled, stream=events.PAYMENT_EVENTS, group=topology.ORDER_GROUP) == EVENTS_ORDERS
-    assert value(notification, handled, stream=events.ORDER_EVENTS, group=topology.NOTIFICATION_GROUP) \
+    assert value(payment, handled, stream=catalogue.ORDER_EVENTS, group=topology.PAYMENT_GROUP) == EVENTS_ORDERS
+    assert value(order, handled, stream=catalogue.PAYMENT_EVENTS, group=topology.ORDER_GROUP) == EVENTS_ORDERS
+    assert value(notification, handled, stream=catalogue.ORDER_EVENTS, group=topology.NOTIFICATION_GROUP) \
         == EVENTS_ORDERS
-    assert value(notification, handled, stream=events.PAYMENT_EVENTS, group=topology.NOTIFICATION_GROUP) \
+    assert value(notification, handled, stream=catalogue.PAYMENT_EVENTS, group=topology.NOTIFICATION_GROUP) \
         == EVENTS_ORDERS
 
 
@@ -172,7 +174,7 @@ def test_group_state_is_sampled_by_the_producer_of_each_stream(scraped: Scraped)
     """A backlog while payment was paused; after the drain: no lag (or, where Redis cannot say,
     an unknown one), nothing pending, no pending age."""
     assert scraped.held_lag == (f"lag + pending {HELD_ORDERS}" if scraped.lag_known else "lag unknown")
-    for producer, stream in (("order", events.ORDER_EVENTS), ("payment", events.PAYMENT_EVENTS)):
+    for producer, stream in (("order", catalogue.ORDER_EVENTS), ("payment", catalogue.PAYMENT_EVENTS)):
         for group in topology.GROUPS[stream]:
             samples = scraped.samples[producer]
             lag = value(samples, "shop_stream_group_lag_entries", stream=stream, group=group)

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import DEFAULT_PORTS, Stack
-from shoplib.redis_server import LocalRedis
 from tests.events.helpers import FAST_ENV, new_id, wait_until
 
 pytestmark = [

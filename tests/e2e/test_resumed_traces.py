@@ -38,12 +38,14 @@ from shop.v1 import gateway_service_pb2, types_pb2
 
 from order_svc.adapters import pending_key
 from shopctl import trace_cmd
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack
-from shoplib import events, partitions, topology
-from shoplib.redis_server import LocalRedis
+from shoplib import catalogue
+from shoplib.observability.later_work import DEAD_LETTER
+from shoplib.store import partitions
+from shoplib.streams import topology
 from shoplib.streams.settings import DEAD_LETTERS
-from shoplib.trace_context import DELIVERY_COUNT, ENTRY_ID
-from shoplib.trace_resume import DEAD_LETTER
+from shoplib.streams.trace_context import DELIVERY_COUNT, ENTRY_ID
 from tests.e2e import otlp_collector
 from tests.e2e.otlp_collector import Collector
 from tests.events.helpers import (
@@ -182,7 +184,7 @@ def test_a_sync_order_resumed_by_the_reconciler_stays_in_its_trace(traced: Trace
 def _lose_placed_event(t: Traced, order_id: str) -> None:
     client = redis.Redis.from_url(t.stack.redis_url)
     try:
-        lost = [(stream, entry_id) for stream in client.scan_iter(match=f"{events.ORDER_EVENTS}*")
+        lost = [(stream, entry_id) for stream in client.scan_iter(match=f"{catalogue.ORDER_EVENTS}*")
                 for entry_id, fields in client.xrange(stream) if fields[b"subject"].decode() == order_id]
         assert len(lost) == 1, lost
         assert client.xdel(*lost[0]) == 1  # lost, as a trim by hand would lose it
@@ -268,7 +270,7 @@ def _dead_letter_of(t: Traced, order_id: str, group: str) -> tuple[str, dict[byt
     try:
         for p in partitions.every():
             for letter_id, fields in client.xrange(partitions.stream(DEAD_LETTERS, p)):
-                envelope = events.decode({b"envelope": fields[b"original"]})[0]
+                envelope = catalogue.decode({b"envelope": fields[b"original"]})[0]
                 if envelope.subject == order_id and fields[b"group"].decode() == group:
                     return f"{p}/{letter_id.decode()}", fields
     finally:
@@ -279,7 +281,7 @@ def _dead_letter_of(t: Traced, order_id: str, group: str) -> tuple[str, dict[byt
 def _redrive(t: Traced, ref: str) -> str:
     """`make dead-letters ARGS='redrive <ref>'`, as an operator runs it: the new entry's id."""
     env = {**os.environ, **t.stack.env, "REDIS_URL": t.stack.redis_url}
-    done = subprocess.run([sys.executable, "-m", "shoplib.streams", "dead-letters", "redrive", ref], env=env,
+    done = subprocess.run([sys.executable, "-m", "shopctl.streams_ops", "dead-letters", "redrive", ref], env=env,
                           capture_output=True, text=True, timeout=REDRIVE_TIMEOUT_S, check=True)
     [said] = [line for line in done.stdout.splitlines() if line.startswith(f"{ref} re-driven as ")]  # and tracing.on
     return said.rpartition(" ")[2]

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from shopctl.local_redis.server import free_port
 from shopctl.stack import MODULES, SERVICES, Stack, StackError
-from shoplib.redis_server import free_port
 
 pytestmark = pytest.mark.e2e
 

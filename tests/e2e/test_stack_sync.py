@@ -23,7 +23,7 @@ from shop.v1 import (
 from order_svc.adapters import reservation_key
 from payment_svc.adapters import payment_key
 from shopctl.stack import Stack
-from shoplib import grpc_client
+from shoplib.calls import outbound
 from tests.events.helpers import ledger
 from tests.support import DECLINED_LINES, PAID_LINES, error_info, line, new_id, retry_delay_s
 
@@ -112,7 +112,7 @@ def test_an_invalid_order_is_refused_with_its_field_violations_and_stores_nothin
     with pytest.raises(grpc.RpcError) as raised:
         gateway.PlaceOrder(request, timeout=TIMEOUT_S)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [field for field, _ in grpc_client.field_violations(raised.value)] == [  # type: ignore[arg-type]
+    assert [field for field, _ in outbound.field_violations(raised.value)] == [  # type: ignore[arg-type]
         "lines[0].quantity", "lines[1].product_id", "lines[1].unit_price.currency_code", "lines"]
     assert redis_client.get(reservation_key(request.idempotency_key)) is None
 

@@ -16,9 +16,10 @@ import pytest
 import redis
 from shop.v1 import events_pb2, gateway_service_pb2, types_pb2
 
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import SERVICES, Stack
-from shoplib import events, log, topology
-from shoplib.redis_server import LocalRedis
+from shoplib import catalogue, log
+from shoplib.streams import topology
 from tests.e2e import otlp_collector
 from tests.e2e.otlp_collector import Collector
 from tests.events.helpers import (
@@ -126,7 +127,7 @@ def test_a_sync_order_is_one_tree_of_calls_across_the_four_services(traced: Trac
 
 
 def _events_complete(spans: list[Span]) -> bool:
-    return len(_consumers(spans, events.ORDER_EVENTS)) == 2 and len(_consumers(spans, events.PAYMENT_EVENTS)) == 2
+    return len(_consumers(spans, catalogue.ORDER_EVENTS)) == 2 and len(_consumers(spans, catalogue.PAYMENT_EVENTS)) == 2
 
 
 def test_an_events_order_is_producers_and_their_consumers_through_the_stream_envelopes(traced: Traced) -> None:
@@ -139,12 +140,12 @@ def test_an_events_order_is_producers_and_their_consumers_through_the_stream_env
     created = _one(spans, name="create order-events", kind="PRODUCER")
     assert created["service"] == "order" and created["attributes"]["shop.order_id"] == order.order_id
     assert _one(spans, name="/shop.v1.OrderService/CreateOrder", kind="SERVER")["span_id"] == created["parent_id"]
-    placed = _consumers(spans, events.ORDER_EVENTS)
+    placed = _consumers(spans, catalogue.ORDER_EVENTS)
     assert set(placed) == {topology.PAYMENT_GROUP, topology.NOTIFICATION_GROUP}
     assert all(s["parent_id"] == created["span_id"] for s in placed.values()), "a consumer lost the producer"
     outcome = _one(spans, name="create payment-events", kind="PRODUCER")
     assert outcome["parent_id"] == placed[topology.PAYMENT_GROUP]["span_id"]
-    settled = _consumers(spans, events.PAYMENT_EVENTS)
+    settled = _consumers(spans, catalogue.PAYMENT_EVENTS)
     assert set(settled) == {topology.ORDER_GROUP, topology.NOTIFICATION_GROUP}
     assert all(s["parent_id"] == outcome["span_id"] for s in settled.values())
     for span in [*placed.values(), *settled.values()]:
@@ -196,13 +197,13 @@ def test_a_dead_lettered_entry_is_a_span_of_its_producers_trace(traced: Traced) 
     real_id, _, _ = _caller()
     order = _place(traced, types_pb2.FLOW_MODE_EVENTS, f"00-{real_id}-{secrets.token_hex(8)}-01", "trace-dead-0")
     delivered = wait_until(  # the payment group's delivery itself, not any consumer's: it is what is read next
-        lambda: _consumers(traced.collector.spans(real_id), events.ORDER_EVENTS).get(topology.PAYMENT_GROUP), WAIT_S,
+        lambda: _consumers(traced.collector.spans(real_id), catalogue.ORDER_EVENTS).get(topology.PAYMENT_GROUP), WAIT_S,
         "the payment group's delivery of a real order")
     stream = delivered["attributes"]["messaging.destination.name"]  # its partition's
     refused = events_pb2.OrderPlaced(order=types_pb2.Order(order_id=order.order_id, customer_id="", total=order.total))
     store = redis.Redis.from_url(traced.stack.redis_url)
     try:
-        store.xadd(stream, events.entry_fields(events.wrap(refused, "/tests/traces", traceparent=traceparent)))
+        store.xadd(stream, catalogue.entry_fields(catalogue.wrap(refused, "/tests/traces", traceparent=traceparent)))
     finally:
         store.close()
 
@@ -221,10 +222,10 @@ def _envelope_of(t: Traced, order_id: str) -> events_pb2.EventEnvelope:
     """The OrderPlaced envelope of `order_id`, from whichever partition of order-events holds it."""
     store = redis.Redis.from_url(t.stack.redis_url)
     try:
-        for stream in store.scan_iter(match=f"{events.ORDER_EVENTS}*"):
+        for stream in store.scan_iter(match=f"{catalogue.ORDER_EVENTS}*"):
             for _, fields in store.xrange(stream):
                 if fields[b"subject"].decode() == order_id:
-                    return events.decode(fields)[0]
+                    return catalogue.decode(fields)[0]
     finally:
         store.close()
     raise AssertionError(f"no OrderPlaced of {order_id}")

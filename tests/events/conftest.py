@@ -14,9 +14,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack
-from shoplib import partitions
-from shoplib.redis_server import LocalRedis
+from shoplib.store import partitions
 from tests.events.helpers import FAST_ENV, Clients
 
 

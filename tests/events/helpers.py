@@ -33,12 +33,13 @@ from shop.v1 import (
 
 from payment_svc.adapters import ledger_key
 from shopctl.stack import Stack
-from shoplib import events, partitions, redis_conn
-from shoplib.committers import PipelinedCommitter
+from shoplib import catalogue
+from shoplib.commit.committers import PipelinedCommitter
+from shoplib.commit.unit_of_work import StreamPublisher
+from shoplib.commit.writes import Committer, Writes
+from shoplib.store import connections, partitions
 from shoplib.streams.consumer import StreamConsumer, Subscription
 from shoplib.streams.settings import DEAD_LETTERS, ConsumerSettings
-from shoplib.tx import Committer, Writes
-from shoplib.uow import StreamPublisher
 
 # Every wait in these tests is bounded by this unless a test says otherwise: long enough for a
 # loaded 2-core machine, short enough that a lost event fails the test instead of hanging it.
@@ -58,8 +59,8 @@ TERMINAL = {types_pb2.ORDER_STATUS_PAID, types_pb2.ORDER_STATUS_PAYMENT_DECLINED
 # is every slot, so its tag is the plain {p0} (tests/unit/test_partitions.py holds it to that).
 # Spelled out: at import PARTITIONS is not 1 yet, and the tags of partition 0 of 16 differ.
 ALONE = "{p0}"
-ORDER_STREAM = f"{events.ORDER_EVENTS}:{ALONE}"
-PAYMENT_STREAM = f"{events.PAYMENT_EVENTS}:{ALONE}"
+ORDER_STREAM = f"{catalogue.ORDER_EVENTS}:{ALONE}"
+PAYMENT_STREAM = f"{catalogue.PAYMENT_EVENTS}:{ALONE}"
 DEAD_STREAM = f"{DEAD_LETTERS}:{ALONE}"
 LEDGER = f"payment:{ALONE}:ledger"
 
@@ -123,7 +124,7 @@ def s(value: bytes | str) -> str:
 # Streams: is everything processed?
 # ---------------------------------------------------------------------------------------------
 
-def lagging(client: redis.Redis, streams: tuple[str, ...] = (events.ORDER_EVENTS, events.PAYMENT_EVENTS)
+def lagging(client: redis.Redis, streams: tuple[str, ...] = (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS)
             ) -> list[str]:
     """The groups that have not read to the end of their stream, or still have entries pending."""
     behind = []
@@ -288,8 +289,8 @@ async def consuming(url: str, make: Callable[[aioredis.Redis, Committer], Subscr
                     settings: ConsumerSettings = FAST) -> AsyncIterator[StreamConsumer]:
     """A real StreamConsumer wired as the services wire theirs (pooled client, pipelined commit
     script, a separate connection for blocking reads), running as a task."""
-    client = redis_conn.connect(url)
-    reader = redis_conn.blocking_client(url, settings.block_ms / 1000)
+    client = connections.connect(url)
+    reader = connections.blocking_client(url, settings.block_ms / 1000)
     committer = PipelinedCommitter(client)
     consumer = StreamConsumer(client, reader, committer, make(client, committer), settings)
     task = asyncio.create_task(consumer.run())

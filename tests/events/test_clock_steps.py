@@ -26,8 +26,8 @@ from shop.v1 import gateway_service_pb2, types_pb2
 from order_svc.adapters import pending_key, redriven_key
 from order_svc.reconciler import INTERVAL_S
 from shopctl import faketime
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack
-from shoplib.redis_server import LocalRedis
 from tests.events.conftest import StackFactory
 from tests.events.helpers import PAID_LINES, TERMINAL, Clients, new_id, wait_until
 

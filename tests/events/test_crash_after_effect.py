@@ -10,9 +10,9 @@ import redis
 from shop.v1 import types_pb2
 
 from payment_svc.consumers import GROUP
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack
-from shoplib import events
-from shoplib.redis_server import LocalRedis
+from shoplib import catalogue
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
     ORDER_STREAM,
@@ -61,7 +61,7 @@ def test_worker_killed_between_effect_and_ack_is_reclaimed_without_double_charge
             types_pb2.NOTIFICATION_KIND_ORDER_RECEIVED, types_pb2.NOTIFICATION_KIND_PAYMENT_RECEIPT]
         # The redelivery finds the charge done and publishes its first outcome again (in case it
         # never arrived): the same payment, never a second one.
-        outcomes = [events.decode(f)[1] for _, f in sync_redis.xrange(PAYMENT_STREAM)
+        outcomes = [catalogue.decode(f)[1] for _, f in sync_redis.xrange(PAYMENT_STREAM)
                     if s(f[b"subject"]) == order.order_id]
         assert 1 <= len(outcomes) <= 2
         assert len({outcome.payment.payment_id for outcome in outcomes}) == 1, "a second payment was made"

@@ -12,12 +12,12 @@ from shop.v1 import events_pb2, types_pb2
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
 from payment_svc.adapters import payment_key
-from shoplib import events
-from shoplib.committers import RedisCommitter
-from shoplib.redis_server import LocalRedis
+from shopctl.local_redis.server import LocalRedis
+from shoplib import catalogue
+from shoplib.commit.committers import RedisCommitter
+from shoplib.commit.writes import Ack, Committer
 from shoplib.streams import deadletter, status
 from shoplib.streams.consumer import Subscription
-from shoplib.tx import Ack, Committer
 from tests.events.helpers import (
     DEAD_STREAM,
     FAST,
@@ -144,7 +144,7 @@ async def test_a_dead_letter_is_redriven_once_the_cause_is_fixed(
     assert set(remaining) == {bare_id}, "the re-driven dead letter is still there"
     assert [s(x) for x in await async_redis.lrange(LEDGER, 0, -1)] == [poison.order_id]
     redriven = await async_redis.xrange(ORDER_STREAM, new_id_, new_id_)
-    envelope, payload = events.decode(redriven[0][1])
+    envelope, payload = catalogue.decode(redriven[0][1])
     assert (envelope.subject, type(payload)) == (poison.order_id, events_pb2.OrderPlaced)
     assert s(redriven[0][1][b"subject"]) == poison.order_id  # readable beside the envelope, as when first published
 

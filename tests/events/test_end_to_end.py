@@ -9,9 +9,9 @@ import pytest
 import redis
 from shop.v1 import types_pb2
 
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack
-from shoplib import events
-from shoplib.redis_server import LocalRedis
+from shoplib import catalogue
 from tests.events.conftest import running_stack
 from tests.events.helpers import (
     DECLINED_LINES,
@@ -91,6 +91,6 @@ def test_events_mode_publishes_one_event_per_fact(clients: Clients, store: redis
     def types_for(stream: str) -> list[str]:
         return [f[b"type"].decode() for _, f in entries(store, stream) if f[b"subject"].decode() == order.order_id]
 
-    assert types_for(events.ORDER_EVENTS) == ["shop.order.placed.v1"]
-    assert types_for(events.PAYMENT_EVENTS) == ["shop.payment.succeeded.v1"]
-    assert types_for(events.NOTIFICATION_EVENTS) == ["shop.notification.sent.v1"] * 2
+    assert types_for(catalogue.ORDER_EVENTS) == ["shop.order.placed.v1"]
+    assert types_for(catalogue.PAYMENT_EVENTS) == ["shop.payment.succeeded.v1"]
+    assert types_for(catalogue.NOTIFICATION_EVENTS) == ["shop.notification.sent.v1"] * 2

@@ -23,9 +23,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 from shop.v1 import events_pb2, gateway_service_pb2, types_pb2
 
+from shopctl.local_redis.server import LocalRedis, python_module_command
 from shopctl.stack import Stack
-from shoplib import events, topology
-from shoplib.redis_server import LocalRedis, python_module_command
+from shoplib import catalogue
+from shoplib.streams import topology
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
     DEAD_STREAM,
@@ -93,7 +94,7 @@ def paused() -> Iterator[Callable[[Stack, str], None]]:
 def _poison_envelopes() -> dict[str, bytes]:
     """One member of each kind of entry that parses as an envelope but cannot become a handler call."""
     def placed(order_id: str = "ord_x") -> events_pb2.EventEnvelope:
-        return events.wrap(events_pb2.OrderPlaced(order=types_pb2.Order(order_id=order_id, customer_id="c")),
+        return catalogue.wrap(events_pb2.OrderPlaced(order=types_pb2.Order(order_id=order_id, customer_id="c")),
                            "/tests/poison")
 
     made = {}
@@ -128,7 +129,7 @@ def test_poison_inside_a_valid_envelope_is_dead_lettered_once_per_group_and_orde
         wait_caught_up(sync_redis)
         letters = _dead_letters(sync_redis)
         seen = Counter((s(f[b"entry_id"]), s(f[b"group"])) for f in letters)
-        expected = {(entry_id, group) for entry_id in poison for group in topology.GROUPS[events.ORDER_EVENTS]}
+        expected = {(entry_id, group) for entry_id in poison for group in topology.GROUPS[catalogue.ORDER_EVENTS]}
         assert set(seen) == expected and set(seen.values()) == {1}, f"not once per group: {seen}"
         for fields in letters:
             assert s(fields[b"error"]).startswith("undecodable: "), s(fields[b"error"])
@@ -210,7 +211,7 @@ def test_an_events_order_whose_event_was_lost_is_re_driven_and_counted(
         stack.start_service("payment")
 
         assert clients.follow(order.order_id, timeout=15)[-1].status == types_pb2.ORDER_STATUS_PAID
-        status = subprocess.run(python_module_command("shoplib.streams", "status"), capture_output=True, text=True,
+        status = subprocess.run(python_module_command("shopctl.streams_ops", "status"), capture_output=True, text=True,
                                 env={**os.environ, "REDIS_URL": local_redis.url}, timeout=30, check=True)
         assert "Events orders re-driven so far: 1" in status.stdout, status.stdout
 

@@ -17,8 +17,9 @@ from notification_svc import domain as notification_domain
 from notification_svc import handlers as notification_handlers
 from notification_svc.adapters import notes_key
 from payment_svc.adapters import payment_key
-from shoplib import events, partitions
-from shoplib.redis_server import LocalRedis
+from shopctl.local_redis.server import LocalRedis
+from shoplib import catalogue
+from shoplib.store import partitions
 from shoplib.streams.consumer import Subscription
 from shoplib.testing import MemoryStore
 from tests.events.helpers import DEAD_STREAM, async_wait_until, consuming, service_subscription
@@ -51,18 +52,18 @@ def _entry(name: str) -> dict[bytes, bytes]:
 
 def test_the_golden_files_cover_the_whole_catalogue() -> None:
     assert {p.name for p in GOLDEN.glob("*.bin")} == set(PAYLOADS)
-    assert set(PAYLOADS.values()) == set(events.BY_MESSAGE)
+    assert set(PAYLOADS.values()) == set(catalogue.BY_MESSAGE)
 
 
 @pytest.mark.parametrize("name", sorted(PAYLOADS))
 def test_every_golden_event_decodes(name: str) -> None:
-    envelope, payload = events.decode(_entry(name))
+    envelope, payload = catalogue.decode(_entry(name))
     assert type(payload) is PAYLOADS[name]
-    assert envelope.type == events.BY_MESSAGE[PAYLOADS[name]].name
+    assert envelope.type == catalogue.BY_MESSAGE[PAYLOADS[name]].name
     assert envelope.subject == ORDER_ID
     assert (envelope.specversion, envelope.datacontenttype) == ("1.0", "application/protobuf")
     assert envelope.dataschema == envelope.data.type_url
-    assert events.BY_MESSAGE[PAYLOADS[name]].subject(payload) == ORDER_ID
+    assert catalogue.BY_MESSAGE[PAYLOADS[name]].subject(payload) == ORDER_ID
 
 
 @pytest.mark.parametrize("service", sorted(SUBSCRIPTIONS))
@@ -71,13 +72,13 @@ def test_each_consumer_decodes_the_golden_events_of_its_table(service: str) -> N
     relevant = [name for name, kind in PAYLOADS.items() if kind in handlers]
     assert {PAYLOADS[n] for n in relevant} == set(handlers), "a handled event type has no golden file"
     for name in relevant:
-        _, payload = events.decode(_entry(name))
+        _, payload = catalogue.decode(_entry(name))
         assert handlers.get(type(payload)) is not None, f"{service} finds no handler for {name}"
 
 
 @pytest.mark.parametrize("name", sorted(n for n, k in PAYLOADS.items() if k in notification_handlers.EVENT_HANDLERS))
 async def test_the_notification_handlers_turn_golden_events_into_valid_notifications(name: str) -> None:
-    _, payload = events.decode(_entry(name))
+    _, payload = catalogue.decode(_entry(name))
     uow = notification_bootstrap.unit_of_work(reader=MemoryStore(), committer=MemoryStore())
     note = await notification_handlers.EVENT_HANDLERS[type(payload)](payload, uow)
     assert (note.order_id, note.customer_id) == (ORDER_ID, payload.order.customer_id if hasattr(payload, "order")
@@ -101,7 +102,7 @@ def test_an_envelope_from_a_newer_producer_keeps_its_unknown_field(name: str) ->
     """Fields are only ever added: today's consumer decodes tomorrow's envelope and, if it
     passes the envelope on (a re-drive), loses nothing."""
     newer = _with_unknown_field((GOLDEN / name).read_bytes(), UNKNOWN_FIELD, b"added-later")
-    envelope, payload = events.decode({**_entry(name), b"envelope": newer})
+    envelope, payload = catalogue.decode({**_entry(name), b"envelope": newer})
 
     assert type(payload) is PAYLOADS[name]
     [field] = list(unknown_fields.UnknownFieldSet(envelope))
@@ -113,7 +114,7 @@ async def test_the_real_consumers_act_on_golden_entries(local_redis: LocalRedis,
     """Beyond decoding: the payment and notification consumers process yesterday's bytes."""
     for name in ("order_placed.v1.bin", "payment_succeeded.v1.bin"):
         entry = _entry(name)
-        await async_redis.xadd(partitions.stream(events.BY_MESSAGE[PAYLOADS[name]].stream, 0), entry)
+        await async_redis.xadd(partitions.stream(catalogue.BY_MESSAGE[PAYLOADS[name]].stream, 0), entry)
 
     payments = service_subscription("payment", "payment-golden")
     notifications = service_subscription("notification", "notification-golden")

@@ -15,12 +15,12 @@ from shop.v1 import events_pb2, types_pb2
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
 from payment_svc.adapters import payment_key
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack
-from shoplib.committers import RedisCommitter
-from shoplib.redis_server import LocalRedis
+from shoplib.commit.committers import RedisCommitter
+from shoplib.commit.writes import Ack, Committer
 from shoplib.streams.consumer import Subscription
 from shoplib.streams.settings import ConsumerSettings
-from shoplib.tx import Ack, Committer
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
     LEDGER,

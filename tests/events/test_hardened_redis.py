@@ -18,9 +18,9 @@ import redis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shop.v1 import types_pb2
 
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack
-from shoplib.health import PROBE_INTERVAL_S
-from shoplib.redis_server import LocalRedis
+from shoplib.process.health import PROBE_INTERVAL_S
 from tests.events.conftest import StackFactory
 from tests.events.helpers import PAID_LINES, Clients, log_events, new_id, s, wait_until
 

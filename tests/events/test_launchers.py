@@ -12,7 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from shoplib.redis_server import LocalRedis, free_port
+from shopctl.local_redis.server import LocalRedis, free_port
 
 # Each start forks while calls are in flight; a start that fails one time in ten or more fails
 # this test nearly always (0.9^30 < 5%).

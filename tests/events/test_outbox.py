@@ -23,12 +23,13 @@ from order_svc import bootstrap as order_bootstrap
 from order_svc import handlers
 from order_svc.adapters import OrderUnitOfWork, order_key
 from order_svc.bootstrap import SOURCE
+from shopctl.local_redis.server import LocalRedis
 from shopctl.stack import Stack, wait_serving
-from shoplib import events, redis_conn
-from shoplib.committers import PipelinedCommitter, RedisCommitter
-from shoplib.redis_server import LocalRedis
-from shoplib.tx import Committer, Writes
-from shoplib.uow import StreamPublisher
+from shoplib import catalogue
+from shoplib.commit.committers import PipelinedCommitter, RedisCommitter
+from shoplib.commit.unit_of_work import StreamPublisher
+from shoplib.commit.writes import Committer, Writes
+from shoplib.store import connections
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
     PAID_LINES,
@@ -95,7 +96,7 @@ async def test_order_and_its_event_are_written_by_one_script_call(
     assert [c.split()[0] for c in by_client if c.split()[0] in {"EVALSHA", "EVAL"}] == ["EVALSHA"]
     assert not [c for c in by_client if c.split()[0] in {"SET", "XADD", "MULTI", "EXEC"}], by_client
     assert any(c.startswith(f"SET {order_key(order_id)} ") for c in by_script), by_script
-    assert any(c.startswith(f"XADD {in_partition(events.ORDER_EVENTS, order_id)} ") and order_id in c
+    assert any(c.startswith(f"XADD {in_partition(catalogue.ORDER_EVENTS, order_id)} ") and order_id in c
                for c in by_script), by_script
     evalsha = next(i for i, c in enumerate(commands) if c["command"].startswith("EVALSHA"))
     script_run = commands[evalsha + 1:evalsha + 1 + len(by_script)]
@@ -105,7 +106,7 @@ async def test_order_and_its_event_are_written_by_one_script_call(
 async def test_concurrent_placements_store_exactly_the_orders_they_publish(
         local_redis: LocalRedis, sync_redis: redis.Redis) -> None:
     """100 keys, each sent twice at once: 100 orders, 100 events, both answers name the same order."""
-    client = redis_conn.connect(local_redis.url)  # wired as the order service wires its own
+    client = connections.connect(local_redis.url)  # wired as the order service wires its own
     committer = PipelinedCommitter(client)
     requests = [_request(new_id("key")) for _ in range(100)]
     try:
@@ -116,7 +117,7 @@ async def test_concurrent_placements_store_exactly_the_orders_they_publish(
 
     first, second = replies[:100], replies[100:]
     assert [o.order_id for o in first] == [o.order_id for o in second]
-    published = subjects(sync_redis, events.ORDER_EVENTS)
+    published = subjects(sync_redis, catalogue.ORDER_EVENTS)
     assert len(published) == len(set(published)) == 100
     assert order_keys(sync_redis) == set(published) == {o.order_id for o in first}
 
@@ -139,7 +140,7 @@ def test_order_service_killed_under_load_leaves_no_order_without_its_event(
             after_restart = len(load.ok)
             wait_until(lambda: len(load.ok) >= after_restart + ORDERS_AFTER_RESTART, what="orders after restart")
 
-        published = subjects(sync_redis, events.ORDER_EVENTS)
+        published = subjects(sync_redis, catalogue.ORDER_EVENTS)
         stored = order_keys(sync_redis)
         assert len(published) == len(set(published)), "an order was published twice"
         assert stored == set(published), (

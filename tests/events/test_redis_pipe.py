@@ -1,4 +1,4 @@
-"""The lean commit connection (shoplib.redis_pipe) against a real redis-server: replies reach the
+"""The lean commit connection (shoplib.store.lean) against a real redis-server: replies reach the
 command that asked, error replies stay in their place, and every way Redis goes away is an outage
 error within the deadline, after which the connection comes back by itself."""
 
@@ -16,12 +16,12 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
-from shoplib import outage, redis_conn
-from shoplib.committers import PipelinedCommitter
-from shoplib.redis_pipe import Endpoint, RedisPipe
-from shoplib.redis_server import LocalRedis, free_port
-from shoplib.store_reads import PipeReads, reads_for
-from shoplib.tx import Writes
+from shopctl.local_redis.server import LocalRedis, free_port
+from shoplib.commit.committers import PipelinedCommitter
+from shoplib.commit.writes import Writes
+from shoplib.store import connections, outage
+from shoplib.store.lean import Endpoint, RedisPipe
+from shoplib.store.reads import PipeReads, reads_for
 
 SHORT_TIMEOUT_S = 0.3  # the pipe's reply deadline in the stall test
 
@@ -128,7 +128,7 @@ async def test_nothing_listening_is_a_connection_error_at_once() -> None:
     started = time.monotonic()
     with pytest.raises(redis.ConnectionError) as caught:
         await lean.execute([("PING",)])
-    assert time.monotonic() - started < redis_conn.CONNECT_TIMEOUT_S + 0.5
+    assert time.monotonic() - started < connections.CONNECT_TIMEOUT_S + 0.5
     assert outage.is_outage(caught.value)
 
 
@@ -148,7 +148,7 @@ async def test_it_logs_in_as_the_pool_does_and_a_wrong_password_is_refused_as_th
 
 
 async def test_the_endpoint_is_the_pools_and_none_where_the_pipe_does_not_apply(server: LocalRedis) -> None:
-    client = redis_conn.connect(server.url)
+    client = connections.connect(server.url)
     try:
         assert Endpoint.of(client) == Endpoint("127.0.0.1", server.port, 0)
     finally:
@@ -164,7 +164,7 @@ async def test_the_endpoint_is_the_pools_and_none_where_the_pipe_does_not_apply(
 
 
 async def test_the_stores_lean_reads_answer_as_redis_py_does(server: LocalRedis) -> None:
-    client = redis_conn.connect(server.url)
+    client = connections.connect(server.url)
     reads = reads_for(client)
     assert isinstance(reads, PipeReads)
     try:
@@ -185,7 +185,7 @@ async def test_the_stores_lean_reads_answer_as_redis_py_does(server: LocalRedis)
 async def test_commits_after_the_script_cache_was_emptied_run_once_each(server: LocalRedis) -> None:
     """NOSCRIPT (a restarted Redis) means the script did not run: the committer loads it and sends
     those commits again, and only those, so each is applied exactly once."""
-    client = redis_conn.connect(server.url)
+    client = connections.connect(server.url)
     committer = PipelinedCommitter(client)
     try:
         assert await committer.commit(_counted("warm")) is True  # connected, script cached
@@ -207,7 +207,7 @@ def _counted(key: str) -> Writes:
 
 
 async def test_a_commit_that_cannot_be_sent_fails_its_batch_at_once_not_for_ever(server: LocalRedis) -> None:
-    client = redis_conn.connect(server.url)
+    client = connections.connect(server.url)
     committer = PipelinedCommitter(client)
     try:
         assert await committer.commit(_counted("warm")) is True  # connected: the no-task path

@@ -1,4 +1,4 @@
-"""The lean connection's health (shoplib.redis_pipe) against a real redis-server: TCP keepalive is
+"""The lean connection's health (shoplib.store.lean) against a real redis-server: TCP keepalive is
 set on its socket; a connection dropped silently (a proxy that blackholes it) or killed by Redis
 is replaced before its next use instead of costing the 2 s command timeout; and a service's stop
 closes every lean connection it opened (counted with CLIENT LIST)."""
@@ -19,10 +19,10 @@ import uvloop
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from shop.v1 import gateway_service_pb2, gateway_service_pb2_grpc, types_pb2
 
-from shoplib import redis_conn, redis_pipe
-from shoplib.redis_conn import SOCKET_TIMEOUT_S
-from shoplib.redis_pipe import Endpoint, RedisPipe
-from shoplib.redis_server import LocalRedis
+from shopctl.local_redis.server import LocalRedis
+from shoplib.store import connections, lean
+from shoplib.store.connections import SOCKET_TIMEOUT_S
+from shoplib.store.lean import Endpoint, RedisPipe
 from tests.contract.inprocess import running_services
 from tests.events.helpers import PAID_LINES, new_id
 
@@ -116,7 +116,7 @@ async def test_a_silently_dropped_connection_is_replaced_before_use_not_after_th
         else:  # the control: without the idle check the command waits out its whole timeout
             with pytest.raises(RedisTimeoutError):
                 await pipe.execute([("GET", "blackholed")])
-            assert time.monotonic() - started >= SOCKET_TIMEOUT_S - redis_pipe.TIMER_RESOLUTION_S
+            assert time.monotonic() - started >= SOCKET_TIMEOUT_S - lean.TIMER_RESOLUTION_S
     finally:
         await pipe.close()
 
@@ -176,21 +176,21 @@ def test_tcp_keepalive_is_set_on_the_lean_connections_socket(local_redis: LocalR
     # on exit, which the session's loop (and grpc.aio, which asks for it) would then lack.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop) as runner:
         assert runner.run(options()) == {
-            "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": redis_conn.KEEPALIVE_IDLE_S,
-            "TCP_KEEPINTVL": redis_conn.KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": redis_conn.KEEPALIVE_PROBES}
+            "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": connections.KEEPALIVE_IDLE_S,
+            "TCP_KEEPINTVL": connections.KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": connections.KEEPALIVE_PROBES}
 
 
 @pytest.mark.skipif(not hasattr(socket, "TCP_KEEPIDLE"), reason="TCP_KEEPIDLE is Linux's (the services' host)")
 @pytest.mark.parametrize("blocking", [False, True], ids=["pool", "blocking-reads"])
 async def test_tcp_keepalive_is_set_on_redis_py_connections_too(local_redis: LocalRedis, blocking: bool) -> None:
-    client = redis_conn.blocking_client(local_redis.url, 1.0) if blocking else redis_conn.connect(local_redis.url)
+    client = connections.blocking_client(local_redis.url, 1.0) if blocking else connections.connect(local_redis.url)
     try:
         connection = await client.connection_pool.get_connection()
         # redis-py keeps the stream writer private; its transport's socket is the connection's
         sock = connection._writer.transport.get_extra_info("socket")  # type: ignore[union-attr]
         assert _keepalive(sock) == {
-            "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": redis_conn.KEEPALIVE_IDLE_S,
-            "TCP_KEEPINTVL": redis_conn.KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": redis_conn.KEEPALIVE_PROBES}
+            "SO_KEEPALIVE": 1, "TCP_KEEPIDLE": connections.KEEPALIVE_IDLE_S,
+            "TCP_KEEPINTVL": connections.KEEPALIVE_INTERVAL_S, "TCP_KEEPCNT": connections.KEEPALIVE_PROBES}
         await client.connection_pool.release(connection)
     finally:
         await client.aclose()
@@ -217,7 +217,7 @@ async def test_stopping_the_services_closes_every_lean_connection(local_redis: L
         return None
 
     if not closing:  # the control: stop as before, the lean connections left to the process's exit
-        monkeypatch.setattr(redis_pipe, "close_all", leave_open)
+        monkeypatch.setattr(lean, "close_all", leave_open)
     async with running_services(local_redis.url) as services:
         await _place_both_modes(services.address("gateway"))
         assert await _clients_besides(admin) > 0

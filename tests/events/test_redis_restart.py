@@ -11,9 +11,9 @@ import grpc
 import pytest
 import redis
 
+from shopctl.local_redis.server import LocalRedis, free_port
 from shopctl.stack import Stack
-from shoplib import events
-from shoplib.redis_server import LocalRedis, free_port
+from shoplib import catalogue
 from tests.events.conftest import StackFactory
 from tests.events.helpers import (
     TERMINAL,
@@ -92,7 +92,7 @@ def test_redis_stopped_and_restarted_loses_nothing_acknowledged(
         try:
             assert set(load.failed) == {grpc.StatusCode.UNAVAILABLE}, sorted(set(load.failures))
             _assert_each_settled_once(clients, store, set(load.ok))
-            assert order_keys(store) == set(subjects(store, events.ORDER_EVENTS))
+            assert order_keys(store) == set(subjects(store, catalogue.ORDER_EVENTS))
             _assert_processes_alive(stack)
         finally:
             store.close()
@@ -112,7 +112,7 @@ def test_redis_killed_and_restarted_keeps_what_survived_consistent(
             stored = order_keys(store)
             record_property("acknowledged_orders_lost_to_sigkill", len(set(load.ok) - stored))
             print(f"\nRedis SIGKILL: {len(set(load.ok) - stored)} of {len(load.ok)} acknowledged orders lost")
-            assert stored == set(subjects(store, events.ORDER_EVENTS)), "an order survived without its event"
+            assert stored == set(subjects(store, catalogue.ORDER_EVENTS)), "an order survived without its event"
             _assert_each_settled_once(clients, store, stored)
             _assert_processes_alive(stack)
         finally:

@@ -15,11 +15,13 @@ from shop.v1 import events_pb2
 from order_svc import domain as order_domain
 from payment_svc import consumers as payment_consumers
 from payment_svc.adapters import payment_key
-from shoplib import bounds, events, outage, tx
-from shoplib.committers import RedisCommitter
-from shoplib.redis_server import LocalRedis
+from shopctl.local_redis.server import LocalRedis
+from shoplib import catalogue
+from shoplib.commit.committers import RedisCommitter
+from shoplib.commit.writes import Ack, Writes
+from shoplib.rules import bounds
+from shoplib.store import outage
 from shoplib.streams import deadletter
-from shoplib.tx import Ack, Writes
 from tests.events.helpers import (
     DEAD_STREAM,
     FAST,
@@ -51,14 +53,14 @@ def _order() -> Any:
 def buggy_decode(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
     """Make the runtime itself fail (a bug of ours) on the entries whose subject is in the set."""
     doomed: set[str] = set()
-    real = events.decode
+    real = catalogue.decode
 
     def decode(fields: dict[bytes, bytes]) -> Any:
         if fields.get(b"subject", b"").decode() in doomed:
             raise KeyError("a bug in the runtime")
         return real(fields)
 
-    monkeypatch.setattr(events, "decode", decode)
+    monkeypatch.setattr(catalogue, "decode", decode)
     yield doomed
 
 
@@ -92,7 +94,7 @@ async def test_an_entry_larger_than_the_bound_is_dead_lettered_with_only_its_hea
 
 async def test_a_stream_at_its_backlog_bound_refuses_the_whole_commit_as_an_outage(
         async_redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tx, "STREAM_MAX_BACKLOG", 3)
+    monkeypatch.setattr("shoplib.commit.writes.STREAM_MAX_BACKLOG", 3)
     committer = RedisCommitter(async_redis)
     for n in range(3):
         writes = Writes()
@@ -150,8 +152,8 @@ async def test_an_event_on_a_stream_it_does_not_belong_to_is_dead_lettered_not_s
         local_redis: LocalRedis, async_redis: aioredis.Redis) -> None:
     from shop.v1 import types_pb2
 
-    misplaced = events.wrap(events_pb2.PaymentSucceeded(payment=types_pb2.Payment(order_id="ord_misplaced")), "/t")
-    await async_redis.xadd(ORDER_STREAM, events.entry_fields(misplaced))
+    misplaced = catalogue.wrap(events_pb2.PaymentSucceeded(payment=types_pb2.Payment(order_id="ord_misplaced")), "/t")
+    await async_redis.xadd(ORDER_STREAM, catalogue.entry_fields(misplaced))
     async with consuming(local_redis.url, _payments, FAST):
         letters = await async_wait_until(lambda: async_redis.xrange(DEAD_STREAM), what="the misplaced event dead")
     [(_, letter)] = letters

@@ -7,7 +7,7 @@ import time
 
 import redis.asyncio as aioredis
 
-from shoplib.redis_server import LocalRedis
+from shopctl.local_redis.server import LocalRedis
 from shoplib.streams import trim
 from tests.events.helpers import s
 

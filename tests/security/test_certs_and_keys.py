@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shopctl import certs, tokens
-from shoplib.grpc_server import Running, ServiceSpec
+from shoplib.process.service import Running, ServiceSpec
 from shoplib.security import auth, files
 from shoplib.security.identities import CERTIFICATES
 from tests.security.certs import new_key, private_pem, write_leaf

@@ -15,8 +15,10 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shop.v1 import payment_service_pb2, payment_service_pb2_grpc
 
-from shoplib import errors, grpc_client, money
-from shoplib.grpc_server import Running
+from shoplib import errors
+from shoplib.calls import outbound
+from shoplib.process.service import Running
+from shoplib.rules import money
 from shoplib.security import handshake
 from tests.contract.inprocess import address, start_notification, start_payment
 from tests.events.helpers import new_id
@@ -104,11 +106,11 @@ async def test_our_client_reports_a_refused_handshake_as_such_not_as_service_dow
     cert, key = write_leaf(tmp_path, "order", trustme.CA(), "order")
     monkeypatch.setenv("TLS_CERT_FILE", str(cert))
     monkeypatch.setenv("TLS_KEY_FILE", str(key))
-    async with grpc_client.channel(payment, "order", "payment") as channel:
+    async with outbound.channel(payment, "order", "payment") as channel:
         call = payment_service_pb2_grpc.PaymentServiceStub(channel).GetPayment(
             payment_service_pb2.GetPaymentRequest(order_id=new_id("ord")), timeout=TIMEOUT_S)
         with pytest.raises(errors.ServiceError) as caught:
-            await grpc_client.invoke("payment", "shop.v1.PaymentService/GetPayment", call)
+            await outbound.invoke("payment", "shop.v1.PaymentService/GetPayment", call)
     assert caught.value.code == "INTERNAL", caught.value.message
     assert "TLS handshake with the payment service was refused" in caught.value.message
 
@@ -116,10 +118,10 @@ async def test_our_client_reports_a_refused_handshake_as_such_not_as_service_dow
 async def test_a_service_reached_at_the_wrong_address_is_refused_by_its_identity(payment: str) -> None:
     """Order means to call notification, but the address answers with payment's certificate:
     the channel pins the identity, so the call never reaches the wrong service."""
-    async with grpc_client.channel(payment, "order", "notification") as channel:
+    async with outbound.channel(payment, "order", "notification") as channel:
         call = payment_service_pb2_grpc.PaymentServiceStub(channel).GetPayment(
             payment_service_pb2.GetPaymentRequest(order_id=new_id("ord")), timeout=TIMEOUT_S)
         with pytest.raises(errors.ServiceError) as caught:
-            await grpc_client.invoke("notification", "shop.v1.PaymentService/GetPayment", call)
+            await outbound.invoke("notification", "shop.v1.PaymentService/GetPayment", call)
     assert caught.value.code == "INTERNAL"
     assert "TLS handshake with the notification service was refused" in caught.value.message

@@ -9,13 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError
 
 from shopctl.secure import SecureRedis
-from shoplib import redis_conn
-from shoplib.grpc_server import StartRefused
+from shoplib.commit import replicated
+from shoplib.commit.committers import PipelinedCommitter
+from shoplib.commit.writes import Writes
+from shoplib.process.service import StartRefused
 from shoplib.security import acl, redis_check
 from shoplib.security.identities import PAYMENT
+from shoplib.store import connections
+from tests.support import new_id
 
 # A script as the commit script calls it: every key declared; appends to the stream it names.
 APPEND = "return redis.call('XADD', KEYS[2], '*', 'f', 'v')"
@@ -97,7 +102,7 @@ async def test_a_service_whose_user_lacks_a_permission_refuses_to_start_naming_i
         "+xack ", "").split())
     monkeypatch.setenv("REDIS_USERNAME", "payment-crippled")
     monkeypatch.setenv("REDIS_PASSWORD_FILE", str(server.password_file(acl.ADMIN)))  # the check runs as admin
-    client = redis_conn.connect(f"redis://admin@127.0.0.1:{server.port}/0")
+    client = connections.connect(f"redis://admin@127.0.0.1:{server.port}/0")
     try:
         with pytest.raises(StartRefused, match=r"'payment-crippled' lacks a permission this service needs: XACK"):
             await redis_check.check_permissions(client, PAYMENT)
@@ -115,3 +120,31 @@ def test_passwords_live_only_in_owner_only_files(server: SecureRedis) -> None:
 def test_the_default_user_is_off(server: SecureRedis) -> None:
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(port=server.port).ping()
+
+
+@pytest.mark.parametrize("service", acl.SERVICE_USERS)
+def test_each_service_user_may_write_its_own_replica_markers_and_wait_but_no_other_services(
+        server: SecureRedis, service: str) -> None:
+    """REDIS_WAIT_REPLICAS under SECURE=1: the marker a commit is followed by names its user."""
+    admin = client_as(server, acl.ADMIN)
+    key = f"{service}:{{p3}}:x"
+    assert admin.execute_command("ACL", "DRYRUN", service, "SET", replicated.marker(key, service), "1") == b"OK"
+    assert admin.execute_command("ACL", "DRYRUN", service, "WAIT", "1", "1000") == b"OK"
+    other = next(user for user in acl.SERVICE_USERS if user != service)
+    assert admin.execute_command("ACL", "DRYRUN", service, "SET", replicated.marker(key, other), "1") != b"OK"
+
+
+async def test_a_replicated_commit_goes_through_as_the_order_user(server: SecureRedis,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committer the services build with REDIS_WAIT_REPLICAS set, as the order user on the
+    secure profile's Redis (no replica here: WAIT 0, so the permissions are what is tried)."""
+    monkeypatch.setenv("REDIS_USERNAME", acl.ORDER)
+    client = aioredis.Redis(port=server.port, **server.credentials(acl.ORDER))
+    try:
+        committer = replicated.ReplicatedCommitter(PipelinedCommitter(client), client, 0, acl.ORDER)
+        writes = Writes()
+        writes.set(f"order:{{p3}}:{new_id('ord')}", "1")
+        assert await committer.commit(writes)
+        assert await client.exists(replicated.marker("order:{p3}:x", acl.ORDER)) == 1
+    finally:
+        await client.aclose()

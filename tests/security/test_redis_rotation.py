@@ -22,10 +22,10 @@ from redis.asyncio.connection import SSLConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shopctl.secure_redis import SecureRedis, service_env
-from shoplib import redis_conn
-from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.security import redis_auth
 from shoplib.security.identities import PAYMENT, REDIS
+from shoplib.store import connections
+from shoplib.store.lean import Endpoint, RedisPipe
 from tests.security.certs import write_leaf
 
 # The first client certificate's life: long enough to connect both clients before the renewal
@@ -59,7 +59,7 @@ def own(tls_redis: SecureRedis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def control(tls_redis: SecureRedis, password: str, ca: Path) -> aioredis.Redis:
     """A client as every one was before: the password read once, redis-py's SSL context kept."""
     return aioredis.Redis.from_url(tls_redis.url, username=PAYMENT, password=password, ssl_ca_certs=str(ca),
-                                   socket_timeout=redis_conn.SOCKET_TIMEOUT_S)
+                                   socket_timeout=connections.SOCKET_TIMEOUT_S)
 
 
 async def with_one_retry(pipe: RedisPipe) -> list[object]:
@@ -89,7 +89,7 @@ async def test_a_rotated_acl_password_is_used_by_the_next_connection(
         tls_redis: SecureRedis, admin: redis.Redis, own: tuple[Path, Path]) -> None:
     password, ca = own
     old, new = password.read_text(), secrets.token_urlsafe(24)
-    client = redis_conn.connect(tls_redis.url)
+    client = connections.connect(tls_redis.url)
     pipe = RedisPipe(Endpoint.of(client))  # type: ignore[arg-type]
     before = control(tls_redis, old, ca)
     try:
@@ -113,7 +113,7 @@ async def test_a_rotated_acl_password_is_used_by_the_next_connection(
 async def test_a_redis_certificate_from_a_new_ca_is_trusted_once_the_ca_file_is_renewed(
         tls_redis: SecureRedis, admin: redis.Redis, own: tuple[Path, Path], tmp_path: Path) -> None:
     _, ca = own
-    client = redis_conn.connect(tls_redis.url)
+    client = connections.connect(tls_redis.url)
     assert client.connection_pool.connection_class is redis_auth.FreshTlsConnection
     pipe = RedisPipe(Endpoint.of(client))  # type: ignore[arg-type]
     before = control(tls_redis, tls_redis.password_file(PAYMENT).read_text(), ca)
@@ -149,7 +149,7 @@ def test_an_unreadable_password_file_at_start_names_the_setting(own: tuple[Path,
 
 def test_the_password_is_in_no_repr(own: tuple[Path, Path], tls_redis: SecureRedis) -> None:
     password, _ = own
-    client = redis_conn.connect(tls_redis.url)
+    client = connections.connect(tls_redis.url)
     endpoint = Endpoint.of(client)
     assert password.read_text() not in repr(endpoint) + repr(client.connection_pool.connection_kwargs)
 
@@ -168,7 +168,7 @@ async def test_a_renewed_client_certificate_is_shown_by_the_next_connection_afte
     monkeypatch.setenv("REDIS_TLS_CERT_FILE", str(cert))
     monkeypatch.setenv("REDIS_TLS_KEY_FILE", str(key))
     admin.config_set("tls-auth-clients", "yes")
-    client = redis_conn.connect(tls_redis.url)
+    client = connections.connect(tls_redis.url)
     endpoint = Endpoint.of(client)
     assert endpoint is not None and endpoint.tls_cert_file == str(cert)  # the lean connection is kept, with it
     pipe = RedisPipe(endpoint)

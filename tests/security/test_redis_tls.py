@@ -10,9 +10,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from shopctl.secure_redis import SecureRedis, service_env
-from shoplib import redis_conn
-from shoplib.redis_pipe import Endpoint, RedisPipe
 from shoplib.security.identities import PAYMENT
+from shoplib.store import connections
+from shoplib.store.lean import Endpoint, RedisPipe
 
 
 async def test_a_service_connects_over_tls_with_its_user_and_the_ca(tls_redis: SecureRedis,
@@ -20,7 +20,7 @@ async def test_a_service_connects_over_tls_with_its_user_and_the_ca(tls_redis: S
     assert tls_redis.url.startswith("rediss://")
     for name, value in service_env(PAYMENT, tls_redis).items():
         monkeypatch.setenv(name, value)
-    client = redis_conn.connect(tls_redis.url)
+    client = connections.connect(tls_redis.url)
     try:
         assert await client.set("payment:{p1}:tls-check", "1")
         assert (await client.acl_whoami()) == "payment"
@@ -32,7 +32,7 @@ async def test_the_lean_commit_connection_uses_the_same_tls_user_and_ca(tls_redi
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in service_env(PAYMENT, tls_redis).items():
         monkeypatch.setenv(name, value)
-    client = redis_conn.connect(tls_redis.url)
+    client = connections.connect(tls_redis.url)
     endpoint = Endpoint.of(client)
     await client.aclose()
     assert endpoint is not None and endpoint.tls and endpoint.login()[0] == "payment"

@@ -19,9 +19,10 @@ import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import REGISTRY
 
-from shoplib import errors, grpc_client
-from shoplib.grpc_server import Running, ServiceSpec
-from shoplib.redis_server import free_port
+from shopctl.local_redis.server import free_port
+from shoplib import errors
+from shoplib.calls import outbound
+from shoplib.process.service import Running, ServiceSpec
 from shoplib.security import files, renewing_channel, tls
 from shoplib.security.files import TlsFiles
 from tests.security.certs import write_leaf
@@ -80,7 +81,7 @@ async def server(directory: Path) -> AsyncIterator[Restartable]:
 
 async def probe(channel: grpc.aio.Channel) -> None:
     call = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=CALL_TIMEOUT_S)
-    await grpc_client.invoke(SERVER, "grpc.health.v1.Health/Check", call)
+    await outbound.invoke(SERVER, "grpc.health.v1.Health/Check", call)
 
 
 async def failures_before_success(channel: grpc.aio.Channel, attempts: int = 2) -> list[str]:
@@ -104,7 +105,7 @@ def frozen_channel(address: str) -> grpc.aio.Channel:
 
 
 Channel = Callable[[str], grpc.aio.Channel]
-CHANNELS: dict[str, Channel] = {"renewing": lambda address: grpc_client.channel(address, CALLER, SERVER),
+CHANNELS: dict[str, Channel] = {"renewing": lambda address: outbound.channel(address, CALLER, SERVER),
                                 "control: made once": frozen_channel}
 
 
@@ -138,12 +139,12 @@ async def test_a_server_certificate_renewed_before_it_expired_is_served_without_
     write_leaf(directory, SERVER, ca, SERVER, lifetime_s=SHORT_LIFETIME_S)
     expires = time.time() + SHORT_LIFETIME_S
     await server.restart()  # the server starts with the short-lived certificate
-    async with grpc_client.channel(server.address, CALLER, SERVER) as first:
+    async with outbound.channel(server.address, CALLER, SERVER) as first:
         assert await failures_before_success(first, attempts=1) == []
     assert time.time() < expires, "the first call came after the short certificate expired: raise SHORT_LIFETIME_S"
     write_leaf(directory, SERVER, ca, SERVER)
     wait_past(expires)
-    async with grpc_client.channel(server.address, CALLER, SERVER) as after:  # a new connection
+    async with outbound.channel(server.address, CALLER, SERVER) as after:  # a new connection
         failed = await failures_before_success(after)
     assert len(failed) <= 1, failed  # seen once in ~10 runs under load: the first handshake refused
 
@@ -180,7 +181,7 @@ async def test_a_ca_changed_through_a_bundle_of_both_is_followed_by_server_and_c
 async def test_a_renewal_caught_half_written_keeps_the_previous_certificate(
         server: Restartable, directory: Path, ca: trustme.CA) -> None:
     """A certificate whose key is not written yet is not taken: calls go on with the previous one."""
-    async with grpc_client.channel(server.address, CALLER, SERVER) as channel:
+    async with outbound.channel(server.address, CALLER, SERVER) as channel:
         assert await failures_before_success(channel, attempts=1) == []
         other, _ = write_leaf(directory / "..", "elsewhere", ca, CALLER)
         (directory / f"{CALLER}.pem").write_bytes(other.read_bytes())  # the new certificate, the old key

@@ -9,9 +9,9 @@ from google.protobuf.message import Message
 
 from order_svc import bootstrap as order_bootstrap
 from order_svc.adapters import OrderUnitOfWork
+from shoplib.commit.unit_of_work import StreamPublisher
+from shoplib.commit.writes import Writes
 from shoplib.testing import MemoryStore
-from shoplib.tx import Writes
-from shoplib.uow import StreamPublisher
 
 
 class RecordingPublisher:

@@ -1,4 +1,4 @@
-"""Admin commands a hardened Redis refuses (shoplib.admin_checks): a refusal is reported once per
+"""Admin commands a hardened Redis refuses (shoplib.store.settings_checks): a refusal is reported once per
 setting and answered None; the command is not sent again before REFUSED_RECHECK_S; any other
 error reply stays the caller's."""
 
@@ -10,7 +10,7 @@ import pytest
 import structlog
 from redis.exceptions import NoPermissionError, ResponseError
 
-from shoplib.admin_checks import REFUSED_RECHECK_S, AdminChecks, refusal
+from shoplib.store.settings_checks import REFUSED_RECHECK_S, AdminChecks, refusal
 
 NOPERM = NoPermissionError("this user has no permissions to run the 'info' command")
 RENAMED = ResponseError("unknown command 'CONFIG', with args beginning with: 'GET' 'appendfsync'")

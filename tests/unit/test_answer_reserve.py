@@ -1,4 +1,4 @@
-"""The deadline budget of one hop (shoplib.context): the answer reserve, the outbound budget and
+"""The deadline budget of one hop (shoplib.calls.context): the answer reserve, the outbound budget and
 the interceptor's own answer before the caller's deadline."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from collections.abc import Awaitable
 import pytest
 import redis.asyncio as aioredis
 
-from shoplib import context, errors, interceptors
+from shoplib import errors
+from shoplib.calls import context, interceptors
 
 # Scheduling slack allowed for a cut-off to land after its bound (a loaded host delays timers).
 LATE_S = 0.25

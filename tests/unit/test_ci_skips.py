@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SESSION_TIMEOUT_S = 60  # a pytest session of two skipped tests starts and ends in about a second
 TWO_SKIPS = '''
 import pytest
-from shoplib.redis_server import TlsUnavailable
+from shopctl.local_redis.server import TlsUnavailable
 
 @pytest.fixture
 def tls_redis() -> None:

@@ -11,7 +11,7 @@ from shop.v1 import order_service_pb2, types_pb2
 from order_svc import handlers
 from order_svc.adapters import redriven_key
 from order_svc.reconciler import Reconciler
-from shoplib import partitions
+from shoplib.store import partitions
 from shoplib.testing import MemoryStore
 from tests.support import line, new_id
 from tests.unit.fakes import order_unit_of_work

@@ -15,7 +15,9 @@ from payment_svc import bootstrap as payment_bootstrap
 from payment_svc import consumers as payment_consumers
 from payment_svc.adapters import ledger_key
 from payment_svc.config import Settings as PaymentSettings
-from shoplib import events, partitions, topology
+from shoplib import catalogue
+from shoplib.store import partitions
+from shoplib.streams import topology
 from shoplib.testing import MemoryBroker, MemoryStore
 from tests.support import line, new_id
 from tests.unit.fakes import order_unit_of_work
@@ -54,7 +56,7 @@ async def test_an_events_order_is_charged_notified_and_settled_with_every_entry_
     assert acked == {(stream, group) for stream, groups in topology.GROUPS.items() for group in groups}
     assert [s for s in store.streams if store.streams[s]] == [
         partitions.stream(stream, partitions.partition_of_order(order.order_id))
-        for stream in (events.ORDER_EVENTS, events.PAYMENT_EVENTS, events.NOTIFICATION_EVENTS)]
+        for stream in (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS, catalogue.NOTIFICATION_EVENTS)]
 
 
 async def test_an_order_above_the_limit_is_declined_and_told_so() -> None:

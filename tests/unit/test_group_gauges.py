@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from shoplib import metrics
+from shoplib.observability import metrics
 from shoplib.streams import status
 from shoplib.streams.status import GroupView, StreamView
 

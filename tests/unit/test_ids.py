@@ -6,7 +6,7 @@ import os
 import re
 import uuid
 
-from shoplib import ids
+from shoplib.rules import ids
 
 MANY = ids.ID_BATCH * 3 + 1  # crosses batch refills
 

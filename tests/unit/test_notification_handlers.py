@@ -8,7 +8,8 @@ from shop.v1 import notification_service_pb2, types_pb2
 from notification_svc import bootstrap as notification_bootstrap
 from notification_svc import handlers
 from notification_svc.adapters import NotificationUnitOfWork
-from shoplib import errors, money
+from shoplib import errors
+from shoplib.rules import money
 from shoplib.testing import MemoryStore
 from tests.support import new_id
 

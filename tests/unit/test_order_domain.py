@@ -6,7 +6,7 @@ import pytest
 from shop.v1 import types_pb2
 
 from order_svc import domain
-from shoplib import bounds, money
+from shoplib.rules import bounds, money
 from tests.support import line
 
 SYNC = types_pb2.FLOW_MODE_SYNC

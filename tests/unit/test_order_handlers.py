@@ -9,8 +9,8 @@ from order_svc import bootstrap as order_bootstrap
 from order_svc import handlers
 from order_svc.adapters import UPDATES_CHANNEL, OrderUnitOfWork, order_key, outcome_event
 from shoplib import errors
+from shoplib.commit.unit_of_work import Publisher
 from shoplib.testing import MemoryStore
-from shoplib.uow import Publisher
 from tests.support import line, new_id
 from tests.unit.fakes import RecordingPublisher
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from redis import exceptions as rx
 
-from shoplib import outage, supervise, topology
-from shoplib.supervise import Supervisor
+from shoplib.process import supervise
+from shoplib.process.supervise import Supervisor
+from shoplib.store import outage
+from shoplib.streams import topology
 
 
 @pytest.mark.parametrize("exc", [
@@ -150,3 +153,24 @@ async def test_a_task_that_returns_on_its_own_is_restarted(monkeypatch: pytest.M
     supervisor.stopping = True
     task.cancel()
     assert runs >= 2
+
+
+def _cancelled_in(filename: str) -> BaseException:
+    """A cancellation whose traceback passes through code compiled as if from `filename`."""
+    scope: dict[str, object] = {}
+    code = compile("def wait():\n    raise CancelledError\n", filename, "exec")
+    exec(code, {"CancelledError": asyncio.CancelledError}, scope)
+    try:
+        scope["wait"]()  # type: ignore[operator]
+    except asyncio.CancelledError as exc:
+        return exc
+    raise AssertionError("not raised")
+
+
+def test_a_time_limit_that_cut_a_wait_on_the_store_is_told_apart_from_one_that_cut_a_handler() -> None:
+    shoplib_dir = Path(outage.__file__).parents[1]
+    for parts in outage._STORE_CLIENT_CODE:  # each named file exists: a move would otherwise go unseen
+        assert (shoplib_dir / Path(*parts)).is_file(), parts
+        assert outage.waited_on_store(_cancelled_in(str(shoplib_dir / Path(*parts))))
+    assert not outage.waited_on_store(_cancelled_in(str(shoplib_dir.parent / "payment_svc" / "handlers.py")))
+    assert not outage.waited_on_store(_cancelled_in(str(shoplib_dir / "streams" / "entries.py")))

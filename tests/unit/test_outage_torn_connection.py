@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from redis.exceptions import RedisClusterException
 
-from shoplib import outage
+from shoplib.store import outage
 
 
 def _raiser(filename: str, body: str) -> Callable[[], None]:

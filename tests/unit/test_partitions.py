@@ -12,11 +12,13 @@ from notification_svc.adapters import NotificationStore, notes_key
 from order_svc import domain
 from order_svc.adapters import OrderStore, order_key
 from payment_svc.adapters import PaymentStore
-from shoplib import config, fields, partitions
+from shoplib import config
+from shoplib.commit.unit_of_work import StreamPublisher
+from shoplib.commit.writes import UNKEYED, Ack, Value, Writes, script_arguments
+from shoplib.rules import fields
+from shoplib.store import partitions
 from shoplib.streams import deadletter
 from shoplib.testing import MemoryStore
-from shoplib.tx import UNKEYED, Ack, Value, Writes, script_arguments
-from shoplib.uow import StreamPublisher
 from tests.support import line, new_id
 
 FIRST_WRITE = 8  # commit.lua: ARGV[8..] are the writes (1-based)

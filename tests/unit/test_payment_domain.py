@@ -6,7 +6,7 @@ import pytest
 from shop.v1 import events_pb2, types_pb2
 
 from payment_svc import domain
-from shoplib import money
+from shoplib.rules import money
 
 RULES = domain.Rules(decline_above_minor=100_000)
 

@@ -8,7 +8,9 @@ from shop.v1 import events_pb2, payment_service_pb2, types_pb2
 from payment_svc import bootstrap as payment_bootstrap
 from payment_svc import domain, handlers
 from payment_svc.adapters import PaymentUnitOfWork, ledger_key
-from shoplib import errors, money, partitions
+from shoplib import errors
+from shoplib.rules import money
+from shoplib.store import partitions
 from shoplib.testing import MemoryStore
 from tests.support import new_id
 from tests.unit.fakes import RecordingPublisher

@@ -13,8 +13,9 @@ from order_svc.adapters import outcome_event, pending_key
 from order_svc.updates import OrderUpdates
 from payment_svc import bootstrap as payment_bootstrap
 from payment_svc import handlers as payment_handlers
-from shoplib import errors, partitions
-from shoplib.status_mapping import status_for
+from shoplib import errors
+from shoplib.calls.status_mapping import status_for
+from shoplib.store import partitions
 from shoplib.testing import MemoryStore
 from tests.support import line, new_id
 from tests.unit.fakes import order_unit_of_work
@@ -79,7 +80,7 @@ def test_a_downstream_bug_is_internal_upstream_without_its_contradicting_details
 
 
 def test_a_refused_currency_code_is_echoed_bounded() -> None:
-    from shoplib import money
+    from shoplib.rules import money
 
     [(field, description)] = money.violations("price", types_pb2.Money(currency_code="X" * 100_000))
     assert field == "price.currency_code" and len(description) < 100

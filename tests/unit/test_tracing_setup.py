@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shoplib import trace_context, trace_grpc, tracing
+from shoplib.calls import traced
+from shoplib.observability import tracing
+from shoplib.streams import trace_context
 
 
 @pytest.mark.parametrize(("env", "wanted"), [
@@ -26,12 +28,12 @@ def test_tracing_is_wanted_only_with_an_endpoint_or_a_trace_dir(monkeypatch: pyt
 def test_with_tracing_off_nothing_is_installed_and_envelopes_carry_no_traceparent() -> None:
     """The test process never configures tracing (only service processes do)."""
     assert not tracing.active()
-    assert trace_grpc.server_interceptors() == [] and trace_grpc.client_interceptors() == []
+    assert traced.server_interceptors() == [] and traced.client_interceptors() == []
     from shop.v1 import events_pb2, types_pb2
 
-    from shoplib import events
+    from shoplib import catalogue
 
-    envelope = events.wrap(events_pb2.OrderPlaced(order=types_pb2.Order(order_id="ord_p1_abc")), "/tests")
+    envelope = catalogue.wrap(events_pb2.OrderPlaced(order=types_pb2.Order(order_id="ord_p1_abc")), "/tests")
     trace_context.stamp(envelope)
     assert envelope.traceparent == ""
 

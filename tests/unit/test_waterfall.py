@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shopctl import trace_cmd, waterfall
-from shoplib import trace_file
+from shoplib.observability import span_file
 
 RECORDED = Path(__file__).with_name("recorded")
 ORDER = "ord_p1_7de80a33aab3491aa959d86d"
@@ -25,13 +25,13 @@ def folder(tmp_path: Path) -> Path:
 
 
 def test_an_order_is_found_in_the_trace_that_first_mentions_it(folder: Path) -> None:
-    spans = trace_file.read(folder)
+    spans = span_file.read(folder)
     assert waterfall.trace_of_order(spans, ORDER) == FIRST_TRACE  # not the later repeat's trace
     assert waterfall.trace_of_order(spans, "ord_p1_unknown") is None
 
 
 def test_rows_nest_each_span_under_its_parent_in_start_order(folder: Path) -> None:
-    rows = waterfall.rows([s for s in trace_file.read(folder) if s["trace_id"] == FIRST_TRACE])
+    rows = waterfall.rows([s for s in span_file.read(folder) if s["trace_id"] == FIRST_TRACE])
     assert len(rows) == 16
     assert (rows[0].service, rows[0].name, rows[0].depth, rows[0].start_ms) == (
         "gateway", "shop.v1.GatewayService/PlaceOrder", 0, 0.0)

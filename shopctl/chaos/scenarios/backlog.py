@@ -12,7 +12,8 @@ from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import with_signal
 from shopctl.chaos.recorder import Workload
 from shopctl.chaos.scenarios.base import SUBSCRIPTIONS, Env, Scenario
-from shoplib import events, partitions
+from shoplib import catalogue
+from shoplib.store import partitions
 
 # Processed entries older than this are trimmed (low, so that trimming shows within the run).
 RETAIN_MS = 1000
@@ -33,7 +34,7 @@ async def _memory(run: Run) -> int:
 async def _lag(run: Run) -> int:
     """Entries of order-events (every partition) the notification group has not read yet."""
     unread = 0
-    for stream in partitions.streams(events.ORDER_EVENTS):
+    for stream in partitions.streams(catalogue.ORDER_EVENTS):
         for group in await store.groups(run.client, stream):
             if group["name"] == NOTIFICATION_GROUP:
                 unread += len(await store.entries(run.client, stream, str(group["last-delivered-id"])))

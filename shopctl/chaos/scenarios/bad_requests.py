@@ -25,8 +25,8 @@ from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.recorder import Attempt
 from shopctl.chaos.scenarios.base import Env, Scenario
 from shopctl.chaos.validity import order_problems, request_problems
-from shoplib import money
-from shoplib.bounds import MAX_REQUEST_BYTES
+from shoplib.rules import money
+from shoplib.rules.bounds import MAX_REQUEST_BYTES
 
 CALL_TIMEOUT_S = 10.0
 PLACE_CODES = frozenset({"OK", "INVALID_ARGUMENT", "ALREADY_EXISTS", "RESOURCE_EXHAUSTED"})

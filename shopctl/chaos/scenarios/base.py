@@ -17,13 +17,13 @@ from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import Worker
 from shopctl.chaos.recorder import Recorder
 from shopctl.chaos.sizes import Sizes
-from shoplib import events
+from shoplib import catalogue
 
 # The group each service consumes with, and the streams it reads.
 SUBSCRIPTIONS = {
-    "payment": (PAYMENT_GROUP, (events.ORDER_EVENTS,)),
-    "notification": (NOTIFICATION_GROUP, (events.ORDER_EVENTS, events.PAYMENT_EVENTS)),
-    "order": (ORDER_GROUP, (events.PAYMENT_EVENTS,)),
+    "payment": (PAYMENT_GROUP, (catalogue.ORDER_EVENTS,)),
+    "notification": (NOTIFICATION_GROUP, (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS)),
+    "order": (ORDER_GROUP, (catalogue.PAYMENT_EVENTS,)),
 }
 # A worker under load holds entries most of the time; we wait this long for one that does.
 HOLDING_WAIT_S = 5.0

@@ -29,7 +29,7 @@ from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import with_signal
 from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import Env, Scenario, during_load
-from shoplib import partitions
+from shoplib.store import partitions
 
 ORDERS = {"full": 600, "quick": 150, "control": 100}
 HOUR_S = 3600

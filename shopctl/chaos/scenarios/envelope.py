@@ -15,13 +15,14 @@ from shopctl.chaos.harness import Outcome
 from shopctl.chaos.recorder import Workload
 from shopctl.chaos.scenarios.base import SUBSCRIPTIONS, Env, Scenario, during_load
 from shopctl.chaos.scenarios.poison import Poison, check_dead_letters, inject, undecodable
-from shoplib import events, money
+from shoplib import catalogue
+from shoplib.rules import money
 
 SOURCE = "/shopctl/chaos/envelope"
 # One member of each kind: payload bytes that are not the type (ff ff), an unknown payload type
 # URL, a subject that is not the payload's order, a payload without order id, an envelope without id.
 KINDS = ("payload_bytes", "unknown_type_url", "wrong_subject", "no_order_id", "no_event_id")
-STREAMS = (events.ORDER_EVENTS, events.PAYMENT_EVENTS)
+STREAMS = (catalogue.ORDER_EVENTS, catalogue.PAYMENT_EVENTS)
 # Poison lands in the first half of the orders, and the load goes on this long after the last one:
 # past the claim idle time (1 s) plus a maintenance round, so that a group stalled by an entry
 # (the control) has good entries waiting behind it.
@@ -33,7 +34,7 @@ CRASHES = ("consumer.crashed", "task.crashed", "consumer.entry_crashed")
 
 def _event(stream: str, order_id: str) -> Message:
     amount = money.money("EUR", 1_000)
-    if stream == events.ORDER_EVENTS:
+    if stream == catalogue.ORDER_EVENTS:
         return events_pb2.OrderPlaced(order=types_pb2.Order(
             order_id=order_id, customer_id="cust-envelope", total=amount, status=types_pb2.ORDER_STATUS_PENDING,
             mode=types_pb2.FLOW_MODE_EVENTS, idempotency_key="envelope"))
@@ -43,7 +44,7 @@ def _event(stream: str, order_id: str) -> Message:
 
 def _make(kind: str, stream: str) -> Poison:
     order_id = f"ord_envelope{uuid.uuid4().hex[:12]}"
-    envelope = events.wrap(_event(stream, "" if kind == "no_order_id" else order_id), SOURCE)
+    envelope = catalogue.wrap(_event(stream, "" if kind == "no_order_id" else order_id), SOURCE)
     if kind == "payload_bytes":
         envelope.data.CopyFrom(any_pb2.Any(type_url=envelope.data.type_url, value=b"\xff\xff"))
     elif kind == "unknown_type_url":
@@ -52,7 +53,7 @@ def _make(kind: str, stream: str) -> Poison:
         envelope.subject = f"ord_someone_else{uuid.uuid4().hex[:8]}"
     elif kind == "no_event_id":
         envelope.id = ""
-    poison = Poison(f"{kind}@{stream}", stream, events.entry_fields(envelope))
+    poison = Poison(f"{kind}@{stream}", stream, catalogue.entry_fields(envelope))
     assert undecodable(poison.fields), f"{poison.kind} decodes: not a poison entry"
     return poison
 

@@ -12,8 +12,9 @@ from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.procs import with_signal
 from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import Env, Scenario
-from shoplib import events, partitions
-from shoplib.topology import PAYMENT_GROUP
+from shoplib import catalogue
+from shoplib.store import partitions
+from shoplib.streams.topology import PAYMENT_GROUP
 
 # Processed entries older than this may be trimmed (low, so that the pause outlives it).
 RETAIN_MS = 1000
@@ -27,11 +28,11 @@ TRIMMERS = ("notification", "payment")
 
 async def _group_exists(run: Run) -> bool:
     return all([any(g["name"] == PAYMENT_GROUP for g in await store.groups(run.client, stream))
-                for stream in partitions.streams(events.ORDER_EVENTS)])
+                for stream in partitions.streams(catalogue.ORDER_EVENTS)])
 
 
 async def _lengths(run: Run) -> int:
-    return sum([int(await run.client.xlen(stream)) for stream in partitions.streams(events.ORDER_EVENTS)])
+    return sum([int(await run.client.xlen(stream)) for stream in partitions.streams(catalogue.ORDER_EVENTS)])
 
 
 async def _lose_group(run: Run, load: Recorder, orders: int) -> dict[str, object]:
@@ -43,7 +44,7 @@ async def _lose_group(run: Run, load: Recorder, orders: int) -> dict[str, object
     with_signal(payment.process, signal.SIGSTOP)
     try:
         destroyed = sum([int(await run.client.xgroup_destroy(stream, PAYMENT_GROUP))
-                         for stream in partitions.streams(events.ORDER_EVENTS)])  # in every partition
+                         for stream in partitions.streams(catalogue.ORDER_EVENTS)])  # in every partition
         run.fault("group_destroyed", destroyed)
         at, length = time.monotonic(), await _lengths(run)
         await load.finished.wait()
@@ -68,7 +69,7 @@ async def group_lost_while_trimming(sc: Scenario, env: Env, control: bool) -> Ou
         judgement, _ = await run.judge()
         judgement.failures += run.restarts(started)
         if lost.get("destroyed") and lost.get("placed_while_missing"):
-            run.prove(f"payment paused and {PAYMENT_GROUP} destroyed on {events.ORDER_EVENTS}; "
+            run.prove(f"payment paused and {PAYMENT_GROUP} destroyed on {catalogue.ORDER_EVENTS}; "
                       f"{lost['placed_while_missing']} orders placed while it was missing, left {lost['paused_s']}s "
                       f"(retention {RETAIN_MS} ms) while the others trimmed; group recreated before the resume: "
                       f"{lost['recreated_before_resume']}")

@@ -17,7 +17,9 @@ from shopctl.chaos import store
 from shopctl.chaos.harness import Outcome, Run
 from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import SUBSCRIPTIONS, Env, Scenario
-from shoplib import events, money, partitions
+from shoplib import catalogue
+from shoplib.rules import money
+from shoplib.store import partitions
 
 SOURCE = "/shopctl/chaos"
 EARLIEST, LATEST = 0.05, 0.9
@@ -47,32 +49,32 @@ def _fields(envelope: events_pb2.EventEnvelope, raw: bytes | None = None) -> dic
 
 def undecodable(fields: dict[str, str | bytes]) -> bool:
     try:
-        events.decode({k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()})
-    except events.UndecodableEvent:
+        catalogue.decode({k.encode(): v if isinstance(v, bytes) else v.encode() for k, v in fields.items()})
+    except catalogue.UndecodableEvent:
         return True
     return False
 
 
 def _make(kind: str, rng: random.Random) -> Poison:
-    placed = events.wrap(_order("cust-poison"), SOURCE)
+    placed = catalogue.wrap(_order("cust-poison"), SOURCE)
     if kind == "random_bytes":
-        return Poison(kind, events.ORDER_EVENTS, _fields(placed, rng.randbytes(rng.randint(1, 300))))
+        return Poison(kind, catalogue.ORDER_EVENTS, _fields(placed, rng.randbytes(rng.randint(1, 300))))
     if kind == "no_envelope":
-        return Poison(kind, events.ORDER_EVENTS, {"junk": rng.randbytes(rng.randint(1, 50))})
+        return Poison(kind, catalogue.ORDER_EVENTS, {"junk": rng.randbytes(rng.randint(1, 50))})
     if kind == "truncated":
         raw = placed.SerializeToString()
-        return Poison(kind, events.ORDER_EVENTS, _fields(placed, raw[:rng.randrange(len(raw))]))
+        return Poison(kind, catalogue.ORDER_EVENTS, _fields(placed, raw[:rng.randrange(len(raw))]))
     if kind == "unknown_type":
         placed.type = "shop.order.cancelled.v9"
-        return Poison(kind, events.ORDER_EVENTS, _fields(placed))
+        return Poison(kind, catalogue.ORDER_EVENTS, _fields(placed))
     if kind == "wrong_payload":  # says OrderPlaced, carries a payment
         placed.data.CopyFrom(_packed(events_pb2.PaymentSucceeded(payment=types_pb2.Payment(order_id="x"))))
-        return Poison(kind, events.ORDER_EVENTS, _fields(placed))
+        return Poison(kind, catalogue.ORDER_EVENTS, _fields(placed))
     if kind == "invalid_order":  # decodes, but no handler may accept it (no customer)
-        return Poison(kind, events.ORDER_EVENTS, _fields(events.wrap(_order(""), SOURCE)))
+        return Poison(kind, catalogue.ORDER_EVENTS, _fields(catalogue.wrap(_order(""), SOURCE)))
     payment = types_pb2.Payment(order_id=f"ord_poison{uuid.uuid4().hex[:14]}", customer_id="",
                                 amount=money.money("EUR", 1_000), status=types_pb2.PAYMENT_STATUS_SUCCEEDED)
-    return Poison(kind, events.PAYMENT_EVENTS, _fields(events.wrap(events_pb2.PaymentSucceeded(payment=payment),
+    return Poison(kind, catalogue.PAYMENT_EVENTS, _fields(catalogue.wrap(events_pb2.PaymentSucceeded(payment=payment),
                                                                    SOURCE)))
 
 

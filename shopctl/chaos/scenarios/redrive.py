@@ -11,7 +11,8 @@ from shopctl.chaos.harness import SETTLE_S, Outcome, Run
 from shopctl.chaos.procs import kill
 from shopctl.chaos.recorder import Recorder, Workload
 from shopctl.chaos.scenarios.base import Env, Scenario
-from shoplib import events, partitions, shared_clock
+from shoplib import catalogue
+from shoplib.store import partitions, shared_clock
 
 REDRIVEN_KEYS = "order:{p*}:stats:redriven"  # summed over the partitions
 # Events orders still PENDING this long are re-driven. Short, so that the delay plus a reconciler
@@ -24,7 +25,7 @@ STOP_AT, DELETE_AT = 0.2, 0.6  # of the orders: payment is down between the two,
 async def _delete_placed(run: Run, since: str, count: int) -> tuple[set[str], int]:
     """XDEL every OrderPlaced entry (after `since`) of `count` orders chosen at random."""
     placed = [(stream, entry_id, store.s(fields.get(b"subject", b"")))
-              for stream in partitions.streams(events.ORDER_EVENTS)
+              for stream in partitions.streams(catalogue.ORDER_EVENTS)
               for entry_id, fields in await store.entries(run.client, stream, since)
               if fields.get(b"type") == store.PLACED.encode()]
     subjects = sorted({subject for _, _, subject in placed})
@@ -63,6 +64,6 @@ async def lost_events_redriven(sc: Scenario, env: Env, control: bool) -> Outcome
                                 "was deleted")
         if orders:
             run.prove(f"payment stopped; the OrderPlaced entries of {len(orders)} orders ({entries} entries) deleted "
-                      f"from {events.ORDER_EVENTS} while it was down; {REDRIVEN_KEYS} = {redriven}")
+                      f"from {catalogue.ORDER_EVENTS} while it was down; {REDRIVEN_KEYS} = {redriven}")
         run.notes.update(deleted_orders=len(orders), deleted_entries=entries, redriven=redriven)
         return sc.outcome(run, judgement, control)

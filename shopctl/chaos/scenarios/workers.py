@@ -22,8 +22,9 @@ from shopctl.chaos.scenarios.base import (
     stop_task,
     supervise,
 )
-from shoplib import events, partitions
-from shoplib.redis_conn import as_pending
+from shoplib import catalogue
+from shoplib.store import partitions
+from shoplib.store.connections import as_pending
 
 VICTIMS = ("payment", "payment-b", "notification")
 # Faults land between these fractions of the run's orders: with work before and after each.
@@ -128,7 +129,7 @@ async def crash_after_effect(sc: Scenario, env: Env, control: bool) -> Outcome:
         await load.run()
         judgement, _ = await run.judge()
         await stop_task(supervisor)
-        still = {(stream, i) for stream in partitions.streams(events.ORDER_EVENTS)
+        still = {(stream, i) for stream in partitions.streams(catalogue.ORDER_EVENTS)
                  for i, _, _ in await store.pending_of(run.client, stream, PAYMENT_GROUP)}
         if unacked := sorted(set(faulted) & still):
             run.fail("redelivery", f"{len(unacked)} crashed entries never redelivered and acknowledged: {unacked[:3]}")
@@ -141,7 +142,7 @@ async def crash_after_effect(sc: Scenario, env: Env, control: bool) -> Outcome:
 
 async def _handed_while_stopped(run: Run, worker: Worker, stopped_for_s: float) -> set[str]:
     """Entries Redis delivered to the worker after it was stopped (its read was still blocked)."""
-    rows = [row for stream in partitions.streams(events.ORDER_EVENTS)
+    rows = [row for stream in partitions.streams(catalogue.ORDER_EVENTS)
             for row in as_pending(await run.client.xpending_range(stream, PAYMENT_GROUP, min="-", max="+", count=1000,
                                                                   consumername=worker.consumer))]
     return {store.s(r["message_id"]) for r in rows if r["time_since_delivered"] < stopped_for_s * 1000}
