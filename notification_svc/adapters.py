@@ -7,7 +7,7 @@ from typing import Protocol
 
 from shop.v1 import types_pb2
 
-from shoplib.commit.unit_of_work import Publisher, UnitOfWork
+from shoplib.commit.unit_of_work import BaseUnitOfWork, Publisher
 from shoplib.commit.writes import Ack, Committer, Once, Writes
 from shoplib.store import partitions
 from shoplib.store.connections import as_bytes
@@ -48,7 +48,7 @@ class NotificationStore:
         return notes_key(note.order_id, str(note.kind)), note.SerializeToString()
 
 
-class NotificationUnitOfWork(UnitOfWork[None]):
+class NotificationUnitOfWork(BaseUnitOfWork[None]):
     def __init__(self, reader: Reader, committer: Committer, publisher: Publisher[None],
                  ack: Ack | None = None) -> None:
         super().__init__(committer, publisher, ack)

@@ -48,7 +48,7 @@ def wire(settings: Settings, store: Store, *, committer: Committer | None = None
     subscription = consumers.subscription(f"notification-{settings.instance}", dispatcher(client, committer))
     consumer = stream_bootstrap.connect(settings.redis_url, client, committer, subscription, store.gate)
     name = notification_service_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name
-    return lease.guarded(ServiceSpec(  # a second live process with this consumer name is refused at start
+    return lease.one_live(ServiceSpec(  # a second live process with this consumer name is refused at start
         name="notification",
         port=settings.port,
         registrations=[lambda server: notification_service_pb2_grpc.add_NotificationServiceServicer_to_server(

@@ -21,7 +21,7 @@ from shop.v1 import (
 from shoplib import log
 from shoplib.calls import outbound
 from shoplib.commit.dispatch import Dispatcher
-from shoplib.commit.unit_of_work import Publisher, UnitOfWork
+from shoplib.commit.unit_of_work import BaseUnitOfWork, Publisher
 from shoplib.commit.writes import Ack, Committer, Once, Writes
 from shoplib.observability import later_work
 from shoplib.store import partitions, shared_clock
@@ -134,7 +134,7 @@ class OrderStore:
         return found
 
 
-class OrderUnitOfWork(UnitOfWork[types_pb2.Order]):
+class OrderUnitOfWork(BaseUnitOfWork[types_pb2.Order]):
     def __init__(self, reader: Reader, committer: Committer, publisher: Publisher[types_pb2.Order],
                  ack: Ack | None = None) -> None:
         super().__init__(committer, publisher, ack)

@@ -75,7 +75,7 @@ def wire(settings: Settings, store: Store, payment: grpc.aio.Channel, notificati
                                        consumers.subscription(f"order-{settings.instance}", events), store.gate)
     api = OrderServicer(unit_of_work, updates.watch, faults.validator(domain.violations))
 
-    return lease.guarded(ServiceSpec(  # a second live process with this consumer name is refused at start
+    return lease.one_live(ServiceSpec(  # a second live process with this consumer name is refused at start
         name="order",
         port=settings.port,
         registrations=[lambda server: order_service_pb2_grpc.add_OrderServiceServicer_to_server(api, server)],

@@ -10,7 +10,7 @@ from google.protobuf.message import Message
 from shop.v1 import events_pb2, notification_service_pb2, notification_service_pb2_grpc, types_pb2
 
 from shoplib.calls import outbound
-from shoplib.commit.unit_of_work import Publisher, UnitOfWork
+from shoplib.commit.unit_of_work import BaseUnitOfWork, Publisher
 from shoplib.commit.writes import Ack, Committer, Once, Writes
 from shoplib.store import partitions
 from shoplib.store.connections import as_bytes
@@ -50,7 +50,7 @@ class PaymentStore:
         return payment_key(payment.order_id), payment.SerializeToString()
 
 
-class PaymentUnitOfWork(UnitOfWork[None]):
+class PaymentUnitOfWork(BaseUnitOfWork[None]):
     def __init__(self, reader: Reader, committer: Committer, publisher: Publisher[None],
                  ack: Ack | None = None) -> None:
         super().__init__(committer, publisher, ack)

@@ -63,7 +63,7 @@ def wire(settings: Settings, store: Store, notification: grpc.aio.Channel, *,
     subscription = consumers.subscription(f"payment-{settings.instance}", dispatcher(client, committer, settings))
     consumer = stream_bootstrap.connect(settings.redis_url, client, committer, subscription, store.gate)
 
-    return lease.guarded(ServiceSpec(  # a second live process with this consumer name is refused at start
+    return lease.one_live(ServiceSpec(  # a second live process with this consumer name is refused at start
         name="payment",
         port=settings.port,
         registrations=[lambda server: payment_service_pb2_grpc.add_PaymentServiceServicer_to_server(api, server)],

@@ -20,7 +20,7 @@ import structlog
 from shoplib import errors, log
 from shoplib.calls import context, traced
 from shoplib.calls.interceptor_base import RebuildingInterceptor
-from shoplib.calls.request_guard import NotARequest, guarded, request_type
+from shoplib.calls.request_guard import NotARequest, parse_guarded, request_type
 from shoplib.calls.status_mapping import Status, status_for
 from shoplib.observability import metrics
 from shoplib.store import outage
@@ -183,7 +183,7 @@ def _rebuild(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcM
     (context, log, error mapping). gRPC's own services (/grpc.*) keep their behaviour otherwise."""
     parse = handler.request_deserializer
     undecodable = NotARequest(request_type(parse, method) if parse else method)
-    codec = {"request_deserializer": guarded(parse, undecodable) if parse else None,
+    codec = {"request_deserializer": parse_guarded(parse, undecodable) if parse else None,
              "response_serializer": handler.response_serializer}
     observed = not method.startswith("/grpc.")
     if handler.unary_unary:

@@ -33,7 +33,7 @@ def request_type(deserializer: Callable[[bytes], Any], method: str) -> str:
     return str(descriptor.full_name) if descriptor is not None else f"request of {method}"
 
 
-def guarded(deserializer: Callable[[bytes], Any], undecodable: NotARequest) -> Callable[[bytes], Any]:
+def parse_guarded(deserializer: Callable[[bytes], Any], undecodable: NotARequest) -> Callable[[bytes], Any]:
     def parse(data: bytes) -> Any:
         try:
             return deserializer(data)

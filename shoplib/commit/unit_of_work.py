@@ -41,7 +41,7 @@ class StreamPublisher:
     def stage(self, emitted: Sequence[Message], writes: Writes) -> None:
         for event in emitted:
             envelope = catalogue.wrap(event, self._source)
-            trace_context.stamp(envelope)  # its traceparent, committed with the event
+            trace_context.inject(envelope)  # its traceparent, committed with the event
             writes.xadd(catalogue.stream_of(envelope), catalogue.entry_fields(envelope))
 
     async def after_commit(self, emitted: Sequence[Message]) -> None:
@@ -61,7 +61,7 @@ class NoPublisher(StreamPublisher):
         return None
 
 
-class UnitOfWork(Generic[R]):
+class BaseUnitOfWork(Generic[R]):
     """`writes` is the one list every repository of this unit stages into; `commit` sends it."""
 
     def __init__(self, committer: Committer, publisher: Publisher[R], ack: Ack | None = None) -> None:

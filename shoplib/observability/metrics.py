@@ -88,7 +88,7 @@ def producing(port: int, gate: StoreGate, client: aioredis.Redis, stream: str) -
     return Exposed(port, gate, client, [(stream, group) for group in topology.GROUPS[stream]])
 
 
-class Endpoint:
+class MetricsServer:
     """/metrics over HTTP, in its own thread (prometheus-client's server)."""
 
     def __init__(self, host: str, port: int) -> None:

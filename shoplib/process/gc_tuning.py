@@ -17,7 +17,7 @@ import gc
 YOUNG_THRESHOLD = 10_000
 
 
-def settle() -> None:
+def freeze_startup() -> None:
     """Collect once, then freeze what start-up made (modules, descriptors, the wired service: it
     lives as long as the process), so no later collection scans it; and collect the youngest
     generation every YOUNG_THRESHOLD allocations (the older generations' ratios stay CPython's)."""

@@ -96,12 +96,12 @@ class Running:
         self.refused: asyncio.Future[StartRefused] = asyncio.get_running_loop().create_future()
         self.endpoint = self._expose(spec)
 
-    def _expose(self, spec: ServiceSpec) -> metrics.Endpoint | None:
+    def _expose(self, spec: ServiceSpec) -> metrics.MetricsServer | None:
         exposed = spec.exposed
         if not exposed.port:
             return None
         try:
-            endpoint = metrics.Endpoint(spec.host, exposed.port)
+            endpoint = metrics.MetricsServer(spec.host, exposed.port)
         except OSError as exc:
             raise SystemExit(f"{spec.name}: cannot serve metrics on {spec.host}:{exposed.port}: {exc}") from None
         metrics.report_state(spec.name, lambda: self.monitor.serving, exposed.gate)
@@ -181,7 +181,7 @@ async def serve(spec: ServiceSpec) -> None:
     """Run until SIGTERM or SIGINT, then stop gracefully."""
     running = Running(spec)
     await running.start()
-    gc_tuning.settle()  # what start-up made is never scanned again; fewer young collections
+    gc_tuning.freeze_startup()  # what start-up made is never scanned again; fewer young collections
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

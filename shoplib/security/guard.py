@@ -36,7 +36,7 @@ def _checked(inner: Callable[..., Any], check: Check) -> Callable[..., Any]:
     return single
 
 
-def guarded(handler: Handler, check: Check) -> Handler:
+def checked(handler: Handler, check: Check) -> Handler:
     """`handler` with the same codec and kind, its behaviour running `check` first."""
     codec = {"request_deserializer": handler.request_deserializer,
              "response_serializer": handler.response_serializer}
@@ -66,5 +66,5 @@ class CheckingInterceptor(grpc.aio.ServerInterceptor):
         known = self._guarded.get(details.method)
         if known is None or known[0] is not handler:
             check = self.check_for(details.method)
-            known = self._guarded[details.method] = (handler, guarded(handler, check) if check else handler)
+            known = self._guarded[details.method] = (handler, checked(handler, check) if check else handler)
         return known[1]

@@ -82,7 +82,7 @@ class ConsumerLease:
             _logger.warning("consumer.lease_not_released", error=outage.describe(exc))
 
 
-def guarded(spec: ServiceSpec, client: aioredis.Redis, subscription: Subscription) -> ServiceSpec:
+def one_live(spec: ServiceSpec, client: aioredis.Redis, subscription: Subscription) -> ServiceSpec:
     """`spec` with its consumer's lease claimed at start, renewed while it runs, released on stop
     (before the hooks that close `client`)."""
     lease = ConsumerLease(client, subscription)

@@ -45,7 +45,7 @@ _W3C = TraceContextTextMapPropagator()
 _OFF: AbstractContextManager[None] = contextlib.nullcontext()
 
 
-def stamp(envelope: events_pb2.EventEnvelope) -> None:
+def inject(envelope: events_pb2.EventEnvelope) -> None:
     """Set the envelope's `traceparent` to a PRODUCER span for it, a child of the current span."""
     if not tracing.active():
         return

@@ -6,7 +6,7 @@ from shop.v1 import events_pb2, order_service_pb2, types_pb2
 
 from order_svc import handlers
 from shoplib import catalogue
-from shoplib.commit.unit_of_work import StreamPublisher, UnitOfWork
+from shoplib.commit.unit_of_work import BaseUnitOfWork, StreamPublisher
 from shoplib.store import partitions
 from shoplib.testing import MemoryStore
 from tests.support import line, new_id
@@ -28,7 +28,7 @@ def decoded(entry: dict[str, bytes]) -> tuple[events_pb2.EventEnvelope, object]:
 async def test_an_emitted_order_placed_is_staged_as_one_xadd_to_order_events() -> None:
     store = MemoryStore()
     order = types_pb2.Order(order_id=new_id("ord"), customer_id="cust-1")
-    uow = UnitOfWork(store, StreamPublisher(SOURCE))
+    uow = BaseUnitOfWork(store, StreamPublisher(SOURCE))
     uow.emit(events_pb2.OrderPlaced(order=order))
     assert await uow.commit()
     assert list(store.streams) == [in_partition(catalogue.ORDER_EVENTS, order.order_id)]
@@ -41,7 +41,7 @@ async def test_an_emitted_order_placed_is_staged_as_one_xadd_to_order_events() -
 async def test_a_staged_entry_decodes_back_to_its_envelope_and_event() -> None:
     store = MemoryStore()
     event = events_pb2.OrderPlaced(order=types_pb2.Order(order_id=new_id("ord"), customer_id="cust-1"))
-    uow = UnitOfWork(store, StreamPublisher(SOURCE))
+    uow = BaseUnitOfWork(store, StreamPublisher(SOURCE))
     uow.emit(event)
     await uow.commit()
     [entry] = store.streams[in_partition(catalogue.ORDER_EVENTS, event.order.order_id)]
@@ -56,7 +56,7 @@ async def test_a_staged_entry_decodes_back_to_its_envelope_and_event() -> None:
 
 async def test_payment_outcomes_go_to_payment_events() -> None:
     store = MemoryStore()
-    uow = UnitOfWork(store, StreamPublisher(SOURCE))
+    uow = BaseUnitOfWork(store, StreamPublisher(SOURCE))
     payment = types_pb2.Payment(order_id=new_id("ord"))
     uow.emit(events_pb2.PaymentSucceeded(payment=payment))
     uow.emit(events_pb2.PaymentDeclined(payment=payment))
