@@ -109,7 +109,7 @@ def _hooks_off() -> None:
             pass
 
     request = types_pb2.Order(order_id="ord_p1_x")
-    for name, hook in (("stamp (per event staged)", lambda: trace_context.stamp(envelope)),
+    for name, hook in (("inject (per event staged)", lambda: trace_context.inject(envelope)),
                        ("consuming (per delivery)", consume),
                        ("annotate (per served call)", lambda: traced.annotate("cid", request))):
         ns = timeit.timeit(hook, number=HOOK_CALLS) / HOOK_CALLS * 1e9

@@ -34,7 +34,7 @@ def test_with_tracing_off_nothing_is_installed_and_envelopes_carry_no_traceparen
     from shoplib import catalogue
 
     envelope = catalogue.wrap(events_pb2.OrderPlaced(order=types_pb2.Order(order_id="ord_p1_abc")), "/tests")
-    trace_context.stamp(envelope)
+    trace_context.inject(envelope)
     assert envelope.traceparent == ""
 
 
