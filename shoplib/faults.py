@@ -39,13 +39,12 @@ import functools
 import os
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:
     from shoplib.commit.writes import Ack, Committer, Value, Writes
     from shoplib.store.outage import StoreGate
-    from shoplib.streams.settings import ConsumerSettings
+    from shoplib.streams.consumer import ConsumerParts
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -162,13 +161,65 @@ def validator(real: Callable[..., list[tuple[str, str]]]) -> Callable[..., list[
     return (lambda *_: []) if "skip_validation" in ARMED else real
 
 
-def consumer_settings(real: ConsumerSettings) -> ConsumerSettings:
-    """The consumer's protections, less those a control run switches off."""
-    off = ARMED.keys()
-    return replace(real, protections=replace(
-        real.protections, reclaim="no_reclaim" not in off, isolate_entries="unguarded_entries" not in off,
-        hold_on_outage="outage_as_failure" not in off, trim_floor="trim_pending" not in off,
-        declared_groups="trim_ignores_topology" not in off))
+def consumer_parts() -> ConsumerParts:
+    """The consumer's parts, with the protection a control run takes out replaced by a part
+    without it (no flag is read per entry or per round: the part itself is another)."""
+    from shoplib.streams.consumer import ConsumerParts
+    from shoplib.streams.entries import EntryWorker
+    from shoplib.streams.maintenance import Maintenance
+    from shoplib.streams.trim import Trimmer
+
+    worker = [mixin for name, mixin in (("unguarded_entries", _Unisolated), ("outage_as_failure", _OutageAsFailure))
+              if name in ARMED]
+    trimmer = [mixin for name, mixin in (("trim_pending", _NoFloor), ("trim_ignores_topology", _NoTopology))
+               if name in ARMED]
+    return ConsumerParts(
+        worker=type("FaultyEntryWorker", (*worker, EntryWorker), {}) if worker else EntryWorker,
+        maintenance=type("NoReclaimMaintenance", (_NoReclaim, Maintenance), {}) if "no_reclaim" in ARMED
+        else Maintenance,
+        trimmer=type("FaultyTrimmer", (*trimmer, Trimmer), {}) if trimmer else Trimmer)
+
+
+class _Unisolated:
+    """unguarded_entries: an entry's error escapes its task (no isolation, no outage wait)."""
+
+    async def work(self: Any, entry: Any, deliveries: int) -> None:
+        return cast(None, await self._settle(entry, deliveries))
+
+
+class _OutageAsFailure:
+    """outage_as_failure: a store refusing writes, or a time limit cut by an outage or a stalled
+    loop, counts against the entry (spends its deliveries)."""
+
+    async def _raise_if_not_at_fault(self: Any, exc: TimeoutError, lost_before: float, limit: float) -> None:
+        return None
+
+    @staticmethod
+    def _held_by_outage(exc: Exception) -> bool:
+        return False
+
+
+class _NoReclaim:
+    """no_reclaim: entries of dead or stuck consumers are never taken over."""
+
+    def _reclaim_allowed(self: Any) -> bool:
+        return False
+
+
+class _NoFloor:
+    """trim_pending: trimming ignores what groups still have to process (trim.lua's override)."""
+
+    def _args(self: Any, stream: str, retain_ms: int) -> list[str]:
+        args = cast("list[str]", super()._args(stream, retain_ms))  # type: ignore[misc]
+        return [args[0], "1", *args[2:]]
+
+
+class _NoTopology:
+    """trim_ignores_topology: trimming looks only at the groups that exist, not the declared ones."""
+
+    def _args(self: Any, stream: str, retain_ms: int) -> list[str]:
+        args = cast("list[str]", super()._args(stream, retain_ms))  # type: ignore[misc]
+        return args[:2]
 
 
 def decoder(real: Callable[[dict[bytes, bytes]], Any]) -> Callable[[dict[bytes, bytes]], Any]:

@@ -19,8 +19,8 @@ from shoplib.streams.settings import ConsumerSettings
 def connect(redis_url: str, client: aioredis.Redis, committer: Committer, subscription: Subscription,
             gate: StoreGate | None = None) -> StreamConsumer:
     """A consumer with settings from STREAM_* variables and its own connection for blocking reads."""
-    settings = faults.consumer_settings(ConsumerSettings.from_env())
+    settings = ConsumerSettings.from_env()
     reader = connections.blocking_client(redis_url, settings.block_ms / 1000)
     return StreamConsumer(client, reader, committer, subscription, settings, faults.gate(gate) if gate else None,
                           decode=faults.decoder(catalogue.decode), dead_letter=traced.dead_letter(
-                              faults.dead_letter(deadletter.dead_letter)))
+                              faults.dead_letter(deadletter.dead_letter)), parts=faults.consumer_parts())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,6 +28,7 @@ from shoplib.streams.maintenance import Maintenance
 from shoplib.streams.reads import GroupReader, text
 from shoplib.streams.settings import ConsumerSettings
 from shoplib.streams.subscription import Entry, Handler, Subscription
+from shoplib.streams.trim import Trimmer
 
 # Reconnect backoff when Redis is away: quick first tries, never more than this between tries.
 RECONNECT_MAX_WAIT_S = 2.0
@@ -52,11 +54,21 @@ async def together(works: Iterable[Coroutine[Any, Any, None]]) -> None:
         raise failed.exceptions[0] from None
 
 
+@dataclass(frozen=True)
+class ConsumerParts:
+    """The parts of a consumer that hold its protections: the real ones, or (a chaos control run,
+    chosen in bootstrap by shoplib.faults.consumer_parts) one with a protection taken out."""
+
+    worker: type[EntryWorker] = EntryWorker  # each entry: isolated, outages waited out
+    maintenance: type[Maintenance] = Maintenance  # reclaim, idle consumers, trimming
+    trimmer: type[Trimmer] = Trimmer  # keeps what declared groups still need
+
+
 class StreamConsumer:
     def __init__(self, client: aioredis.Redis, reader: aioredis.Redis, committer: Committer,
                  subscription: Subscription, settings: ConsumerSettings | None = None,
                  gate: StoreGate | None = None, decode: Decode | None = None,
-                 dead_letter: deadletter.DeadLetterSink | None = None) -> None:
+                 dead_letter: deadletter.DeadLetterSink | None = None, parts: ConsumerParts | None = None) -> None:
         self._client, self._reader, self._committer = client, reader, committer
         self.sub, self.settings = subscription, settings or ConsumerSettings()
         self.gate = gate or StoreGate(outage.write_probe(client, f"health:consumer:{subscription.consumer}"))
@@ -66,10 +78,11 @@ class StreamConsumer:
         self._slot_freed = asyncio.Event()
         self._reads = read_groups(subscription.streams, connections.is_cluster(reader))
         self._reads_of_group = GroupReader(reader, subscription.group, subscription.consumer, self.settings.block_ms)
-        self._entries = EntryWorker(client, committer, subscription, self.settings, self.gate, self._stopping,
-                                    decode, dead_letter)
-        self._maintenance = Maintenance(client, subscription, self.settings, self.gate, self._stopping,
-                                        self._process)
+        parts = parts or ConsumerParts()
+        self._entries = parts.worker(client, committer, subscription, self.settings, self.gate, self._stopping,
+                                     decode, dead_letter)
+        self._maintenance = parts.maintenance(client, subscription, self.settings, self.gate, self._stopping,
+                                              self._process, parts.trimmer)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -91,8 +91,6 @@ class EntryWorker:
     async def work(self, entry: Entry, deliveries: int) -> None:
         """Work on one entry until it is settled or left pending for a later delivery. Never
         raises: an outage is waited out here; anything else is a failure of this entry."""
-        if not self.settings.protections.isolate_entries:
-            return await self._settle(entry, deliveries)
         try:
             await self._work_held_out(entry, deliveries)
         finally:
@@ -172,13 +170,11 @@ class EntryWorker:
         except TimeoutError as exc:
             limit = self._patient.limit_s if self._held and (ack.stream, ack.entry_id) in self._held \
                 else self.settings.handler_timeout_s
-            if self.settings.protections.hold_on_outage:
-                await self._raise_if_store_down()
-                self._raise_if_held_up(exc, lost_before, limit)
+            await self._raise_if_not_at_fault(exc, lost_before, limit)
             await self._failure(ack, deliveries, f"TimeoutError: handler took longer than {limit:.1f}s")
             return
         except Exception as exc:
-            if outage.is_outage(exc) and self.settings.protections.hold_on_outage:
+            if self._held_by_outage(exc):
                 raise
             await self._failure(ack, deliveries, f"{type(exc).__name__}: {exc}")
             return
@@ -189,6 +185,17 @@ class EntryWorker:
             await failures.forget(self._client, ack)
         if log.debugging():
             _logger.debug("event.handled", ms=round((time.perf_counter() - started) * 1000, 2), deliveries=deliveries)
+
+    async def _raise_if_not_at_fault(self, exc: TimeoutError, lost_before: float, limit: float) -> None:
+        """A time limit that cut the handler off for want of the store (its outage error is raised)
+        or of the loop (HeldUp): not the entry's fault, so no delivery is spent on it."""
+        await self._raise_if_store_down()
+        self._raise_if_held_up(exc, lost_before, limit)
+
+    @staticmethod
+    def _held_by_outage(exc: Exception) -> bool:
+        """A store refusing writes is waited out, never counted against the entry."""
+        return outage.is_outage(exc)
 
     async def _raise_if_store_down(self) -> None:
         """A handler cut off by its deadline while the store cannot take writes (a master failing

@@ -30,10 +30,10 @@ _logger = log.get("shoplib.consumer")
 
 class Maintenance:
     def __init__(self, client: aioredis.Redis, sub: Subscription, settings: ConsumerSettings, gate: StoreGate,
-                 stopping: asyncio.Event, process: Process) -> None:
+                 stopping: asyncio.Event, process: Process, trimmer: type[Trimmer] = Trimmer) -> None:
         self._client, self._sub, self._settings, self._gate = client, sub, settings, gate
         self._stopping, self._process = stopping, process
-        self._trimmer = Trimmer(client, settings.protections)
+        self._trimmer = trimmer(client)
         self._wanted = topology.in_partitions({base: (sub.group,) for base in sub.streams})
         self._trimmed = [s for base in topology.trimmed_by(sub.group, sub.streams) for s in partitions.streams(base)]
         self._next = 0.0
@@ -82,10 +82,9 @@ class Maintenance:
         await topology.ensure_groups(self._client, self._wanted)
 
     def _reclaim_allowed(self) -> bool:
-        """Not in control runs without reclaim, and not within a claim period after an outage:
-        entries idle through the outage are still being retried by the consumers holding them."""
-        settled = time.monotonic() - self._gate.opened_at > self._settings.claim_idle_ms / 1000
-        return settled and self._settings.protections.reclaim
+        """Not within a claim period after an outage: entries idle through the outage are still
+        being retried by the consumers holding them (a control run's maintenance never reclaims)."""
+        return time.monotonic() - self._gate.opened_at > self._settings.claim_idle_ms / 1000
 
     async def _reclaim(self, stream: str, reply: Any) -> None:
         """Take over entries idle past the claim threshold (dead, stuck or failed consumers),

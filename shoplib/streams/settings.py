@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from shoplib import config
 
 DEAD_LETTERS = "dead-letters"
-
-
-@dataclass(frozen=True)
-class Protections:
-    """The consumer's protections, all on; the chaos suite's control runs switch one off through
-    bootstrap (shoplib.faults.consumer_settings) to show that its checker catches the loss."""
-
-    reclaim: bool = True  # take over entries of dead or stuck consumers
-    isolate_entries: bool = True  # an entry's error never escapes its task
-    hold_on_outage: bool = True  # a store refusing writes is waited out, not counted as a failure
-    trim_floor: bool = True  # trimming keeps what groups still need
-    declared_groups: bool = True  # trimming recreates missing declared groups first
 
 
 @dataclass(frozen=True)
@@ -38,7 +26,6 @@ class ConsumerSettings:
     retain_ms: int = 300_000
     # A consumer idle this long with nothing pending is removed from its group.
     consumer_idle_delete_ms: int = 3_600_000
-    protections: Protections = field(default_factory=Protections)
 
     def __post_init__(self) -> None:
         positive = {"STREAM_BATCH": self.batch, "STREAM_BLOCK_MS": self.block_ms,

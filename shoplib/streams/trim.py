@@ -9,7 +9,6 @@ from redis.exceptions import NoScriptError
 
 from shoplib import log
 from shoplib.streams import topology
-from shoplib.streams.settings import Protections
 
 _SCRIPT = Path(__file__).with_name("trim.lua").read_text()
 _logger = log.get("shoplib.trim")
@@ -18,14 +17,14 @@ _logger = log.get("shoplib.trim")
 class Trimmer:
     """Runs trim.lua (atomic: group check, floor and XTRIM in one step)."""
 
-    def __init__(self, client: aioredis.Redis, protections: Protections | None = None) -> None:
+    def __init__(self, client: aioredis.Redis) -> None:
         self._client, self._script = client, client.register_script(_SCRIPT)
-        self._protections = protections or Protections()
 
     def _args(self, stream: str, retain_ms: int) -> list[str]:
-        ignore = "" if self._protections.trim_floor else "1"
-        groups = topology.groups_of(stream) if self._protections.declared_groups else ()
-        return [str(retain_ms), ignore, *groups]  # the cutoff comes from the server's clock, in the script
+        """ARGV of trim.lua: the age kept, no override of the floor (what groups still need is
+        kept), the declared groups (recreated first where missing). The cutoff comes from the
+        server's clock, in the script. A control run's trimmer (shoplib.faults) changes these."""
+        return [str(retain_ms), "", *topology.groups_of(stream)]
 
     async def trim(self, stream: str, retain_ms: int) -> int:
         """Trim entries older than `retain_ms` that every declared group has processed; returns
