@@ -1,6 +1,6 @@
 """The whole stack as real processes under SECURE=1 (mTLS on every hop, tokens at the gateway,
 one ACL user per service in its own Redis): both modes still do their whole job, Redis refused
-none of it, no log line carries a secret, and the README's secure grpcurl calls work as written."""
+none of it, no log line carries a secret, and the secure grpcurl calls of docs/operations.md work as written."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from shopctl import secure, tokens
 from shopctl.load import PAID_LINE
 from shopctl.stack import DEFAULT_PORTS, Stack
 from shoplib.security import acl, files
-from tests.e2e.test_readme_grpcurl import GRPCURL, README, Ran
+from tests.e2e.test_readme_grpcurl import GRPCURL, OPERATIONS, Ran
 from tests.events.helpers import FAST_ENV, new_id, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -89,7 +89,7 @@ def test_each_service_does_its_whole_job_under_its_own_user(secured: Secured, mo
 
 
 def readme_secure_calls() -> list[str]:
-    text = README.read_text()
+    text = OPERATIONS.read_text()
     block = text[text.index("```sh\ngrpcurl -cacert"):]
     block = block[len("```sh\n"):block.index("```", len("```sh\n"))].replace("\\\n", " ")
     return [call.strip() for call in re.split(r"\n(?=grpcurl )", block) if call.strip()]
