@@ -71,7 +71,7 @@ def table(bench: str, figures: dict[str, float], rows: list[Figure]) -> str:
     source = (f"before: {before_file.name}, commit {kept.get('commit')}, load average {kept.get('load_average')}"
               if before else f"no {before_file.name}: nothing to compare with")
     now = f"now: load average {os.getloadavg()[0]:.2f}; CPU per order grows with the machine's load, so compare " \
-          "like with like (README, Speed: runs interleaved with the old commit)"
+          "like with like (docs/measurements.md, Speed: runs interleaved with the old commit)"
     return "\n".join([*lines, f"({source}; {now})"])
 
 

@@ -1,5 +1,5 @@
 """deploy/k8s/ is valid Kubernetes: every document against the schemas of one named version
-(kubernetes-validate, strict: unknown fields are errors), and wired as the README says."""
+(kubernetes-validate, strict: unknown fields are errors), and wired as docs/operations.md (Kubernetes) says."""
 
 from __future__ import annotations
 
