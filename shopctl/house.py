@@ -116,8 +116,8 @@ async def _one_order() -> dict[str, tuple[int, int]]:
     the broker delivers, attributed to the service of the group it went to."""
     from shop.v1 import order_service_pb2, types_pb2
 
+    from order_svc import bootstrap as order_bootstrap
     from order_svc import handlers as order_handlers
-    from order_svc.adapters import OrderUnitOfWork
     from shoplib.commit.unit_of_work import StreamPublisher
     from shoplib.testing import MemoryStore
     from tests.unit.test_events_flow_in_memory import broker
@@ -128,8 +128,8 @@ async def _one_order() -> dict[str, tuple[int, int]]:
         idempotency_key="house", customer_id="c", mode=types_pb2.FLOW_MODE_EVENTS,
         lines=[types_pb2.OrderLine(product_id="sku", quantity=1, unit_price=price)])
     per_process = {service: SwitchCounter() for service in ("order", "payment", "notification")}
-    await _traced(order_handlers.place_order(request, OrderUnitOfWork(store, store, StreamPublisher("/house"))),
-                  per_process["order"])
+    unit_of_work = order_bootstrap.unit_of_work(reader=store, committer=store, publisher=StreamPublisher("/house"))
+    await _traced(order_handlers.place_order(request, unit_of_work), per_process["order"])
     events, group = broker(store), "order"
     while group is not None:
         counter = SwitchCounter()
