@@ -105,7 +105,7 @@ class Run:
             await self._close_processes()
             raise
         self.client = self.store_client()
-        self.channel = grpc.aio.insecure_channel(self.stack.address("gateway"))
+        self.channel = grpc.aio.insecure_channel(self.stack.reach("gateway"))
         self.gateway = gw_grpc.GatewayServiceStub(self.channel)
         self.pids = {label: w.process.pid for label, w in self.stack.workers.items()}
         return self

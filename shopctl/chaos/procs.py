@@ -61,6 +61,7 @@ class Worker:
     port: int
     process: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
+    reach: str = ""  # where the runner dials it, when not on 127.0.0.1 (a worker on a host: shopctl.chaos.hosted)
 
     @property
     def consumer(self) -> str:
@@ -68,7 +69,7 @@ class Worker:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return self.reach or f"127.0.0.1:{self.port}"
 
 
 class ChaosStack(Stack):
@@ -93,10 +94,15 @@ class ChaosStack(Stack):
         assert self.log_dir is not None
         full_env = {**self.service_env(service), "SERVICE_INSTANCE": instance,
                     f"{service.upper()}_PORT": str(port), **env}
-        process = spawn([sys.executable, "-m", MODULES[service]], full_env, self.log_dir / f"{service}-{instance}.log")
+        process = spawn(self.command(label, [sys.executable, "-m", MODULES[service]]), full_env,
+                        self.log_dir / f"{service}-{instance}.log")
         self.workers[label] = Worker(label, service, instance, port, process, env)
         self.processes[label] = process
         return self.workers[label]
+
+    def command(self, label: str, argv: list[str]) -> list[str]:
+        """How `label`'s process is started: argv itself here (on a host: shopctl.chaos.hosted)."""
+        return argv
 
     def add_worker(self, label: str, service: str, instance: str) -> Worker:
         return self.launch(label, service, instance, free_port())

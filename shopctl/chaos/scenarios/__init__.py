@@ -1,4 +1,5 @@
-"""The scenarios of issues 5 (1-10) and 8 (11-14), each with the control run that shows its checker can fail."""
+"""The scenarios of issues 5 (1-10), 8 (11-14) and 23 (18), each with the control run that shows its
+checker can fail."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from shopctl.chaos.scenarios.base import Env, Scenario
 from shopctl.chaos.scenarios.clock_step import clock_steps
 from shopctl.chaos.scenarios.envelope import poison_in_envelope
 from shopctl.chaos.scenarios.grouplost import group_lost_while_trimming
+from shopctl.chaos.scenarios.partitioned import order_partitioned
 from shopctl.chaos.scenarios.poison import poison_events
 from shopctl.chaos.scenarios.publish import publish_crash
 from shopctl.chaos.scenarios.redis_down import redis_restarts
@@ -41,6 +43,8 @@ SCENARIOS = (
              "trim ignores topology (trim_ignores_topology)", "stuck", group_lost_while_trimming),
     Scenario(14, "lost-events-redriven", "lost events re-driven", "no re-drive (no_redrive)", "stuck",
              lost_events_redriven),
+    Scenario(18, "order-partitioned", "order cut from Redis",
+             "thin answer reserve (thin_answer_reserve)", "codes", order_partitioned),
 )
 
 # Run by `make chaos` after the cluster scenarios, and by `--only 17`; not by the reduced `--quick`
