@@ -39,7 +39,7 @@ help:
 	@echo "make bench-secure              secure profile (mTLS, tokens, ACLs) against plaintext, in one run"
 	@echo "make trace ORDER=ord_...       that order's waterfall (spans kept by TRACE=1 make up / demo-*)"
 	@echo "make bench-observability       what metrics and traces cost (both modes, on vs off)"
-	@echo "make bench-scale               single Redis vs cluster, 1 vs 2 instances (CPU per order)"
+	@echo "make bench-scale               single Redis vs cluster, 1 vs 2 instances: durable twin and real (CPU per order)"
 	@echo "make gen                       regenerate gen/ from protos/"
 	@echo "make chaos | compare           fault suite with controls | both modes side by side"
 	@echo "make typecheck | house         mypy strict | the code in figures (sizes, file switches)"

@@ -29,6 +29,7 @@ marker and WAIT N.
 Here each commit is one EVALSHA of a script with no checks (no backlog bound, no pending check,
 no argument table beyond the writes), on a lean connection (shoplib.store.lean) where all the
 commands of one event-loop turn travel in one write: the cheapest correct form of the same work.
+On a Redis Cluster the same commits go over bench.common.cluster_store's transports.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from shop.v1 import types_pb2
@@ -158,16 +160,27 @@ class _Queued:
     future: asyncio.Future[list[Reply]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+class Pipe(Protocol):
+    """Where a batch of commands goes: RedisPipe on one Redis (bench.common.cluster_store on a cluster)."""
+
+    def send_now(self, commands: Sequence[Sequence[Arg]]) -> asyncio.Future[list[Reply]] | None: ...
+
+    async def execute(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]: ...
+
+    async def close(self) -> None: ...
+
+
 class LeanStore:
     """Commits (and reads) on one lean connection: what is asked in one event-loop turn goes out
     in one write, as shoplib.commit.committers.PipelinedCommitter sends its commits. With
-    REDIS_WAIT_REPLICAS > 0, each commit is then waited for as shoplib.commit.replicated does it."""
+    REDIS_WAIT_REPLICAS > 0, each commit is then waited for as shoplib.commit.replicated does it.
+    `pipe`: another transport for the batches (a cluster's)."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        pipe = RedisPipe.of(client)
-        assert pipe is not None, "the durable twins run on one plain Redis"
+    def __init__(self, client: aioredis.Redis, pipe: Pipe | None = None) -> None:
+        pipe = pipe or RedisPipe.of(client)
+        assert pipe is not None, "a plain Redis, or a pipe for the cluster"
         self._client, self._pipe = client, pipe
-        self._replicas = config.optional("REDIS_WAIT_REPLICAS", 0, int)
+        self.replicas = config.optional("REDIS_WAIT_REPLICAS", 0, int)
         self._queue: list[_Queued] = []
         self._sending: set[asyncio.Future[list[Reply]]] = set()
 
@@ -176,11 +189,14 @@ class LeanStore:
 
     async def commit(self, commit: Commit) -> None:
         await self.call(commit.command())
-        if self._replicas:
-            acknowledged = (await self._send([("SET", marker(commit.keys[0]), "1"),
-                                              ("WAIT", self._replicas, WAIT_TIMEOUT_MS)]))[1]
-            if int(acknowledged) < self._replicas:
-                raise RuntimeError(f"NOREPLICAS {acknowledged} of {self._replicas}")
+        if self.replicas:
+            acknowledged = await self.wait_replicas(commit.keys[0])
+            if int(acknowledged) < self.replicas:
+                raise RuntimeError(f"NOREPLICAS {acknowledged} of {self.replicas}")
+
+    async def wait_replicas(self, key: str) -> Reply:
+        """SET of the slot's marker and WAIT, in one batch on this store's connection: replicas acked."""
+        return (await self._send([("SET", marker(key), "1"), ("WAIT", self.replicas, WAIT_TIMEOUT_MS)]))[1]
 
     async def call(self, command: Sequence[Arg]) -> Reply:
         [reply] = await self._send([command])

@@ -32,6 +32,7 @@ class BareServers(ABC):
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._with_redis = redis
         self.redis: LocalRedis | None = None
+        self.env: dict[str, str] = {}  # on top of this process's environment, for every process spawned
 
     @property
     def redis_url(self) -> str:
@@ -56,7 +57,7 @@ class BareServers(ABC):
     def spawn(self, role: str, *args: str, serves: str | None = None) -> None:
         """The process of `role` on its port; `serves`: the handlers it runs, when not the role's."""
         command = python_module_command(self.module, "--bare-server", serves or role, str(self.ports[role]), *args)
-        self.processes[role] = subprocess.Popen(command, cwd=ROOT)
+        self.processes[role] = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.env})
 
     def __enter__(self) -> Self:
         try:

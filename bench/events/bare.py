@@ -28,6 +28,7 @@ from shop.v1 import types_pb2
 
 from bench.common import durable
 from bench.common.bare import BareGateway, BareOrderReads, Closer, Context, serve
+from bench.common.cluster_store import Transport
 from bench.common.durable import LeanStore
 from bench.common.processes import BareServers
 from bench.events.lean import LeanConsumer
@@ -64,10 +65,16 @@ async def _lean(url: str, server: grpc.aio.Server, role: str) -> Sequence[Closer
     os.environ.setdefault("LOG_LEVEL", "WARNING")  # creating the groups logs a line per stream: not our output
     log.configure(f"bench-{role}")
     client = connections.connect(url)  # the services' own pool settings, nothing else
-    store = await durable.connect(url)
-    if role == "durable-order":
+    return await lean_role(client, await durable.connect(url), server, role.removeprefix("durable-"))
+
+
+async def lean_role(client: aioredis.Redis, store: LeanStore, server: grpc.aio.Server, role: str, instance: int = 1,
+                    transport: Transport = "lean") -> Sequence[Closer]:
+    """The lean consumer of `role` on `store` (and the order hop, for the order); closing it
+    closes `store` and `client` too."""
+    if role == "order":
         od_grpc.add_OrderServiceServicer_to_server(DurableOrder(store), server)
-    consumer = await LeanConsumer(client, store, role.removeprefix("durable-")).start()
+    consumer = await LeanConsumer(client, store, role, instance, transport).start()
 
     async def close() -> None:
         consumer.cancel()
