@@ -35,6 +35,10 @@ pytestmark = pytest.mark.e2e
 
 CALLS = 20
 DEADLINE_S = 2.0
+# What every answer must leave of the caller's deadline. The reserve answers with 0.47 s or more to
+# spare on a loaded 2-core host (measured: last answers 1.31-1.53 s of 2.0); with 5 ms per hop the
+# order service's own cut-off lies 20 ms before the deadline, so its answers land inside this.
+MARGIN_S = 0.1
 # Two burners: one per core of the 2-core hosts this runs on (more cores: still a loaded host).
 BURNERS = 2
 # Each burner ends by itself after this long, whatever becomes of the test that started it.
@@ -129,8 +133,8 @@ def assert_all_unavailable_in_time(case: str, outcomes: list[Outcome]) -> None:
     assert codes == {"UNAVAILABLE": CALLS}, (codes, {o.details for o in outcomes})
     assert all(o.retry_s is not None and o.retry_s > 0 for o in outcomes), "an UNAVAILABLE without RetryInfo"
     # UNAVAILABLE itself says the answer beat the deadline (else the client's own timer ends the
-    # call DEADLINE_EXCEEDED); the client's clock says so too.
-    assert max(o.elapsed_s for o in outcomes) < DEADLINE_S
+    # call DEADLINE_EXCEEDED); the client's clock says so too, with a margin left.
+    assert max(o.elapsed_s for o in outcomes) < DEADLINE_S - MARGIN_S
 
 
 def _stack(log_dir: Path, env: dict[str, str] | None = None) -> Stack:
@@ -206,10 +210,11 @@ def test_control_with_the_old_5_ms_per_hop_callers_are_answered_past_their_deadl
         with cpu_burners(), stopped(thin.processes["payment"].pid):
             outcomes = place_at_once(thin.address("gateway"), types_pb2.FLOW_MODE_SYNC)
     report("control (5 ms per hop), payment SIGSTOP, sync, loaded", outcomes)
-    # Caught by what the test asserts: a DEADLINE_EXCEEDED, or an answer the client's own clock
-    # saw after its deadline (a starved client's timer may fire late and still take an UNAVAILABLE
-    # that came 2 ms past it: measured in a newcomer's run, 20 UNAVAILABLE, the last at 2.002 s).
-    late = [o for o in outcomes if o.code is grpc.StatusCode.DEADLINE_EXCEEDED or o.elapsed_s >= DEADLINE_S]
+    # Caught by what the test asserts: a DEADLINE_EXCEEDED, or an answer the client's clock saw
+    # within MARGIN_S of its deadline or past it. Whether a 5 ms reserve misses the deadline itself
+    # is a race with the host's load (measured: 10 of 20 DEADLINE_EXCEEDED, the last answer at
+    # 2.006 s; 20 UNAVAILABLE, the last at 2.002 s), but it always answers at its very end.
+    late = [o for o in outcomes if o.code is grpc.StatusCode.DEADLINE_EXCEEDED or o.elapsed_s >= DEADLINE_S - MARGIN_S]
     assert late, [(o.code.name, round(o.elapsed_s, 3)) for o in outcomes]
 
 
